@@ -1,0 +1,49 @@
+"""Service settings: one frozen object, built at each entry point from the environment and ``.env``.
+
+Nothing else in redblue reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path.home() / ".cache" / "redblue"
+KAFKA_PORT = 19092
+KAFKA_CONTROLLER_PORT = 19093
+REDIS_PORT = 16379
+
+
+class Settings(BaseSettings):
+    """Where the services are. Every field can be set as ``REDBLUE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="REDBLUE_", env_file=".env", frozen=True, extra="ignore")
+
+    home: Path = Field(DEFAULT_HOME, description="caches, the local stack's data and logs")
+    kafka_bootstrap: str = f"127.0.0.1:{KAFKA_PORT}"
+    redis_url: str = f"redis://127.0.0.1:{REDIS_PORT}/0"
+    mlflow_tracking_uri: str = ""
+    topic_prefix: str = "redblue"
+    redis_prefix: str = "redblue"
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The tracking URI; by default the local stack's sqlite store."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'stack' / 'mlflow' / 'mlflow.db'}"
+
+
+class AlpacaCredentials(BaseSettings):
+    """One team's Alpaca paper account, read from ``REDBLUE_<TEAM>_ALPACA_KEY`` / ``_SECRET``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    key: SecretStr
+    secret: SecretStr
+    paper: bool = True
+    url_override: str | None = None
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,256 @@
+"""The events themselves (version 1 of each contract).
+
+Market time and wall time are kept apart: every event says which trading day it is about
+(``date`` / ``as_of`` / ``target``) and carries ``produced_at``, the UTC wall-clock moment it
+was made. Wall-clock fields never enter a simulation's output files, so reruns are identical.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Symbol = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.\-]{0,9}$")]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,47}$")]
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Side = Literal["buy", "sell"]
+
+
+class SchemaError(ValueError):
+    """A message that does not satisfy its contract; ``str(err)`` is the reason."""
+
+
+class Event(BaseModel):
+    """Base of every contract: immutable, no unknown fields, typed on the wire."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    produced_at: datetime
+
+
+class Bar(Event):
+    """The daily bar of ``symbol`` for trading day ``date``; it exists only after that close.
+
+    Prices are split-adjusted and not dividend-adjusted (``adjustment="split"``), as Yahoo's
+    "Close" column; ``ts_event`` is the session close (UTC) at which the bar became final.
+    """
+
+    TYPE: ClassVar[str] = "bar"
+    symbol: Symbol
+    date: date
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Annotated[int, Field(ge=0)]
+    adjustment: Literal["split", "split_dividend", "none"] = "split"
+    source: str
+    ts_event: datetime
+
+    @model_validator(mode="after")
+    def _consistent_range(self) -> Bar:
+        if self.high < max(self.open, self.close, self.low) or self.low > min(self.open, self.close):
+            raise ValueError(
+                f"inconsistent bar {self.symbol} {self.date}: high {self.high} / low {self.low} "
+                f"do not bound open {self.open} and close {self.close}"
+            )
+        if self.ts_event.date() < self.date:
+            raise ValueError(f"bar {self.symbol} {self.date} claims to be final before its day ({self.ts_event})")
+        return self
+
+
+class Forecast(Event):
+    """A prediction, made from bars up to and including ``as_of``, of the close on ``target``."""
+
+    TYPE: ClassVar[str] = "forecast"
+    run: Name
+    team: Name
+    model: Name
+    model_version: str
+    symbol: Symbol
+    as_of: date
+    target: date
+    predicted_close: Price
+    last_close: Price
+
+    @model_validator(mode="after")
+    def _target_after_as_of(self) -> Forecast:
+        if self.target <= self.as_of:
+            raise ValueError(f"forecast target {self.target} is not after as_of {self.as_of}")
+        return self
+
+    @property
+    def key(self) -> str:
+        """Identity of the forecast within its run (one per team, model, symbol and target)."""
+        return f"{self.team}/{self.model}/{self.symbol}/{self.target.isoformat()}"
+
+
+class BarProcessed(Event):
+    """Written by the processor after all forecasts made from ``bar``: the bar is now known.
+
+    ``failed`` names the models (``team/model``) that could not forecast from this bar.
+    """
+
+    TYPE: ClassVar[str] = "bar_processed"
+    run: Name
+    bar: Bar
+    forecasts: Annotated[int, Field(ge=0)]
+    failed: tuple[str, ...] = ()
+
+
+class Order(Event):
+    """A market order decided from the forecast as of ``as_of``, to execute at ``target``'s open.
+
+    ``status`` is what the broker gateway answered: ``submitted``, ``duplicate`` (the
+    ``client_order_id`` was already known: it was sent before) or ``rejected`` (see ``reason``).
+    """
+
+    TYPE: ClassVar[str] = "order"
+    run: Name
+    team: Name
+    model: Name
+    symbol: Symbol
+    side: Side
+    quantity: Annotated[int, Field(gt=0)]
+    as_of: date
+    target: date
+    reference_price: Price
+    client_order_id: Annotated[str, Field(min_length=1, max_length=48)]
+    status: Literal["submitted", "duplicate", "rejected"]
+    reason: str = ""
+
+
+class Fill(Event):
+    """An execution of an order on trading day ``date`` at ``price`` (slippage included)."""
+
+    TYPE: ClassVar[str] = "fill"
+    run: Name
+    team: Name
+    symbol: Symbol
+    client_order_id: Annotated[str, Field(min_length=1, max_length=48)]
+    side: Side
+    quantity: Annotated[int, Field(gt=0)]
+    price: Price
+    commission: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    date: date
+
+    @property
+    def cash_flow(self) -> float:
+        """Cash this fill moved into (+) or out of (-) the account, commission included."""
+        sign = -1.0 if self.side == "buy" else 1.0
+        return sign * self.quantity * self.price - self.commission
+
+
+class PositionMark(Event):
+    """A team's position in ``symbol`` marked to market at ``as_of``'s close.
+
+    ``net_cash_flow`` is the sum of every fill's cash flow in this symbol up to and including
+    ``as_of``, so the symbol's contribution to the team's P&L is ``net_cash_flow + market_value``
+    and team equity is the initial cash plus the sum of those contributions.
+    """
+
+    TYPE: ClassVar[str] = "position_mark"
+    run: Name
+    team: Name
+    symbol: Symbol
+    as_of: date
+    quantity: Annotated[int, Field(ge=0)]
+    close: Price
+    net_cash_flow: Annotated[float, Field(allow_inf_nan=False)]
+
+    @property
+    def market_value(self) -> float:
+        return self.quantity * self.close
+
+
+class DeadLetter(Event):
+    """A message that could not be used, with the reason and its original bytes (base64)."""
+
+    TYPE: ClassVar[str] = "dead_letter"
+    stage: str
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    reason: str
+    original_b64: str
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        stage: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+        produced_at: datetime,
+    ) -> DeadLetter:
+        return cls(
+            stage=stage,
+            source_topic=topic,
+            partition=partition,
+            offset=offset,
+            key=None if key is None else key.decode("utf-8", "replace"),
+            reason=reason,
+            original_b64=base64.b64encode(value or b"").decode("ascii"),
+            produced_at=produced_at,
+        )
+
+    @property
+    def original(self) -> bytes:
+        return base64.b64decode(self.original_b64)
+
+
+_REGISTRY: dict[str, type[Event]] = {
+    cls.TYPE: cls for cls in (Bar, Forecast, BarProcessed, Order, Fill, PositionMark, DeadLetter)
+}
+
+
+def encode(event: Event) -> bytes:
+    """Validate ``event`` again (it may have been built with ``model_construct``) and serialise it."""
+    try:
+        checked = type(event).model_validate(event.model_dump())
+    except ValidationError as err:
+        raise SchemaError(_reason(err)) from err
+    envelope = {"type": checked.TYPE, "v": checked.VERSION, "data": checked.model_dump(mode="json")}
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode(raw: bytes | None, expect: tuple[type[Event], ...] | None = None) -> Event:
+    """Parse and validate one message; raise :class:`SchemaError` with a readable reason."""
+    if raw is None:
+        raise SchemaError("empty message (no value)")
+    try:
+        envelope: Any = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SchemaError(f"not JSON: {err}") from err
+    if not isinstance(envelope, dict) or set(envelope) != {"type", "v", "data"}:
+        raise SchemaError("not an event envelope: expected an object with keys type, v, data")
+    cls = _REGISTRY.get(str(envelope["type"]))
+    if cls is None:
+        raise SchemaError(f"unknown event type {envelope['type']!r}")
+    if envelope["v"] != cls.VERSION:
+        raise SchemaError(f"unsupported version {envelope['v']!r} of {cls.TYPE} (this code reads {cls.VERSION})")
+    if expect is not None and cls not in expect:
+        raise SchemaError(f"unexpected event type {cls.TYPE!r} here (expected {', '.join(c.TYPE for c in expect)})")
+    try:
+        return cls.model_validate(envelope["data"])
+    except ValidationError as err:
+        raise SchemaError(_reason(err)) from err
+
+
+def _reason(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "event"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
