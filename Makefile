@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both are idempotent: they
+# create the Python 3.12 environment once per machine (outside the clone), fetch and start the
+# local stack (Kafka, Redis, MLflow) if it is not running, then do their work.
+SHELL := /bin/bash
+RB := bin/redblue
+VENV = $(shell scripts/bootstrap.sh)
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: demo test setup up down status lint unit integration bench
+
+setup:
+	@scripts/bootstrap.sh >/dev/null
+
+up: setup
+	@$(RB) stack up
+
+down:
+	@$(RB) stack down
+
+status:
+	@$(RB) stack status
+
+demo: up
+	$(RB) simulate --start 2024-01-02 --days 180
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/python -m pytest tests/unit -q
+
+integration: up
+	$(VENV)/bin/python -m pytest tests/integration -q
+
+test: up lint
+	$(VENV)/bin/python -m pytest tests -q
+
+bench: up
+	$(VENV)/bin/python bench/pipeline.py

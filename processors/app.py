@@ -1,0 +1,92 @@
+"""The Faust processor: ONE worker serves every model of the arena.
+
+The agent is a short loop: decode the bar (or dead-letter it), move the symbol's window (a
+Faust table, so it survives restarts), call the pure :func:`processors.forecasting.step`, send
+the forecasts and the ``bar_processed`` marker keyed by symbol.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from processors.forecasting import Horizon, step
+from processors.models import ServedModel, serve_arena
+from redblue.arena import Arena
+from redblue.calendar import get_calendar
+from redblue.clock import utc_now
+from redblue.settings import Settings
+from schemas import Bar, DeadLetter, SchemaError, decode, encode, topic_name
+from schemas.topics import BARS, DEADLETTER, FORECASTS
+
+log = logging.getLogger(__name__)
+
+
+def app_id(run: str) -> str:
+    """The Faust app (and consumer group) of a run; its internal topics start with this too."""
+    return f"redblue-processor-{run}"
+
+
+def create_app(settings: Settings, run: str, arena: Arena, horizon: Horizon) -> faust.App:
+    """Build the worker's app for one run (no connection is opened until it starts)."""
+    app = faust.App(
+        app_id(run),
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        topic_partitions=BARS.partitions,
+        web_enabled=False,
+        datadir=str(settings.home / "faust" / run),
+        consumer_auto_offset_reset="earliest",
+        producer_linger_ms=1,
+    )
+    bars = app.topic(topic_name(settings.topic_prefix, run, BARS), value_type=bytes, value_serializer="raw")
+    forecasts = app.topic(topic_name(settings.topic_prefix, run, FORECASTS), value_type=bytes, value_serializer="raw")
+    dead = app.topic(topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw")
+    windows = app.Table("windows", default=list, partitions=BARS.partitions, value_serializer="json")
+    models = serve_arena(arena)
+    _log_models(models)
+    calendar = get_calendar(arena.calendar)
+
+    @app.agent(bars)
+    async def process(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                bar = decode(message.value, (Bar,))
+            except SchemaError as err:
+                letter = DeadLetter.of(
+                    stage="processor", topic=message.topic, partition=message.partition, offset=message.offset,
+                    key=message.key, value=message.value, reason=str(err), produced_at=utc_now(),
+                )
+                log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, err)
+                await dead.send(key=message.topic.encode(), value=encode(letter))
+                continue
+            assert isinstance(bar, Bar)
+            window = [Bar.model_validate(b) for b in windows[bar.symbol]]
+            result = step(
+                run, window, bar, models, size=arena.window, calendar=calendar, horizon=horizon, now=utc_now()
+            )
+            if result.verdict != "ok":
+                log.info("skipped %s %s: %s", bar.symbol, bar.date, result.verdict)
+                continue
+            windows[bar.symbol] = [b.model_dump(mode="json") for b in result.window]
+            for out in result.events:
+                await forecasts.send(key=bar.symbol.encode(), value=encode(out))
+
+    return app
+
+
+def _log_models(models: list[ServedModel]) -> None:
+    for model in models:
+        if model.forecaster is None:
+            log.error("model %s cannot be served: %s (the others go on)", model.key, model.error)
+        else:
+            log.info("serving %s (%s) for %s", model.key, model.forecaster.version, ",".join(model.symbols))
+
+
+def run_worker(app: faust.App, loglevel: str = "warn") -> None:
+    """Run the worker in this process until it is stopped (SIGTERM/SIGINT)."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,142 @@
+"""The processor's pure core: a bar arrives, the window moves, every model forecasts."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from processors.models import ServedModel
+from redblue.calendar import CalendarError, TradingCalendar
+from schemas import Bar, BarProcessed, Forecast
+
+log = logging.getLogger(__name__)
+
+Verdict = Literal["ok", "duplicate", "stale", "conflict", "not_a_session"]
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """Which targets a run forecasts: ``first``..``last`` inclusive (``None``: open-ended, live)."""
+
+    first: date | None = None
+    last: date | None = None
+
+    def covers(self, target: date) -> bool:
+        return (self.first is None or target >= self.first) and (self.last is None or target <= self.last)
+
+
+def advance(window: Sequence[Bar], bar: Bar, size: int, calendar: TradingCalendar) -> tuple[list[Bar], Verdict]:
+    """The window after ``bar`` (at most ``size`` bars), and whether ``bar`` was new.
+
+    A bar equal to one already seen is a ``duplicate`` (a replayed message); one with the same
+    day but other values is a ``conflict``; one older than the newest is ``stale``.
+    """
+    if not calendar.is_session(bar.date):
+        return list(window), "not_a_session"
+    if window and bar.date <= window[-1].date:
+        seen = next((b for b in window if b.date == bar.date), None)
+        if seen is not None and _same_values(seen, bar):
+            return list(window), "duplicate"
+        return list(window), "conflict" if seen is not None else "stale"
+    return [*window, bar][-size:], "ok"
+
+
+def _same_values(a: Bar, b: Bar) -> bool:
+    return (a.open, a.high, a.low, a.close, a.volume) == (b.open, b.high, b.low, b.close, b.volume)
+
+
+def forecast(
+    run: str,
+    window: Sequence[Bar],
+    models: Sequence[ServedModel],
+    calendar: TradingCalendar,
+    horizon: Horizon,
+    now: datetime,
+) -> tuple[list[Forecast], list[str]]:
+    """Every model's forecast of the session after ``window[-1]``, and the models that failed.
+
+    Only the window is passed to a model, so nothing dated after the as-of day can be seen.
+    """
+    last = window[-1]
+    try:
+        target = calendar.next_session(last.date)
+    except CalendarError:
+        return [], []
+    if not horizon.covers(target):
+        return [], []
+    made: list[Forecast] = []
+    failed: list[str] = []
+    for model in models:
+        if last.symbol not in model.symbols:
+            continue
+        result = _one(run, model, window, target, now)
+        if isinstance(result, Forecast):
+            made.append(result)
+        elif result:
+            failed.append(model.key)
+            log.warning("model %s failed on %s %s: %s", model.key, last.symbol, last.date, result)
+    return made, failed
+
+
+def _one(run: str, model: ServedModel, window: Sequence[Bar], target: date, now: datetime) -> Forecast | str:
+    """A forecast, an error message, or "" when the model needs more history than there is."""
+    if model.forecaster is None:
+        return model.error
+    if len(window) < model.forecaster.min_history:
+        return ""
+    try:
+        predicted = float(model.forecaster.predict(window))
+    except Exception as err:  # a broken model must not stop the others
+        return f"{type(err).__name__}: {err}"
+    if not math.isfinite(predicted) or predicted <= 0:
+        return f"invalid prediction {predicted!r}"
+    last = window[-1]
+    return Forecast(
+        run=run,
+        team=model.team,
+        model=model.name,
+        model_version=model.forecaster.version,
+        symbol=last.symbol,
+        as_of=last.date,
+        target=target,
+        predicted_close=predicted,
+        last_close=last.close,
+        produced_at=now,
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one bar did: the new window, the events to publish (in order) and the verdict."""
+
+    window: list[Bar]
+    events: list[Forecast | BarProcessed]
+    verdict: Verdict
+
+
+def step(
+    run: str,
+    window: Sequence[Bar],
+    bar: Bar,
+    models: Sequence[ServedModel],
+    *,
+    size: int,
+    calendar: TradingCalendar,
+    horizon: Horizon,
+    now: datetime,
+) -> Step:
+    """Advance the window with ``bar``; if it is new, forecast and then mark the bar processed.
+
+    The ``BarProcessed`` marker comes after the forecasts it completes, on the same key, so a
+    consumer sees every forecast made from bar D before it learns bar D.
+    """
+    moved, verdict = advance(window, bar, size, calendar)
+    if verdict != "ok":
+        return Step(moved, [], verdict)
+    made, failed = forecast(run, moved, models, calendar, horizon, now)
+    marker = BarProcessed(run=run, bar=bar, forecasts=len(made), failed=tuple(failed), produced_at=now)
+    return Step(moved, [*made, marker], verdict)

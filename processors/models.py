@@ -1,0 +1,125 @@
+"""Forecasting models served by the processor: the interface and the baselines.
+
+A model turns the window of past bars (oldest first, the last one is the as-of day) into the
+predicted close of the next trading day. It never sees anything else, so it cannot look ahead.
+Baselines: ``persistence`` (tomorrow = today), ``drift`` (mean past log return) and ``trend``
+(least-squares line through the last log closes). Trained team models (Ludwig, served from the
+MLflow registry) implement the same interface.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redblue.arena import Arena, ModelSpec
+from schemas import Bar
+
+
+class ModelError(RuntimeError):
+    """A model could not be built or could not forecast; the message says which and why."""
+
+
+class Forecaster(Protocol):
+    """What the processor calls: ``predict`` gets at least ``min_history`` bars."""
+
+    version: str
+    min_history: int
+
+    def predict(self, window: Sequence[Bar]) -> float: ...
+
+
+@dataclass(frozen=True)
+class Persistence:
+    version: str = "persistence-1"
+    min_history: int = 1
+
+    def predict(self, window: Sequence[Bar]) -> float:
+        return window[-1].close
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Tomorrow's close = today's close grown by the mean log return of the last ``lookback`` days."""
+
+    lookback: int = 20
+    version: str = "drift-1"
+
+    @property
+    def min_history(self) -> int:
+        return self.lookback + 1
+
+    def predict(self, window: Sequence[Bar]) -> float:
+        closes = [b.close for b in window[-(self.lookback + 1) :]]
+        mean = (math.log(closes[-1]) - math.log(closes[0])) / self.lookback
+        return closes[-1] * math.exp(mean)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Extrapolates a least-squares line through the last ``lookback`` log closes one day ahead."""
+
+    lookback: int = 10
+    version: str = "trend-1"
+
+    @property
+    def min_history(self) -> int:
+        return self.lookback
+
+    def predict(self, window: Sequence[Bar]) -> float:
+        ys = [math.log(b.close) for b in window[-self.lookback :]]
+        n = len(ys)
+        x_mean, y_mean = (n - 1) / 2, sum(ys) / n
+        sxx = sum((x - x_mean) ** 2 for x in range(n))
+        slope = sum((x - x_mean) * (y - y_mean) for x, y in enumerate(ys)) / sxx if sxx else 0.0
+        return math.exp(y_mean + slope * (n - x_mean))
+
+
+BASELINES: dict[str, Callable[..., Forecaster]] = {"persistence": Persistence, "drift": Drift, "trend": Trend}
+
+
+def build_baseline(spec: ModelSpec) -> Forecaster:
+    """A baseline from its arena entry; unknown kinds or parameters raise :class:`ModelError`."""
+    factory = BASELINES.get(spec.kind)
+    if factory is None:
+        raise ModelError(f"model {spec.name!r}: unknown kind {spec.kind!r} (known: {', '.join(sorted(BASELINES))})")
+    try:
+        model = factory(**spec.params)
+    except TypeError as err:
+        raise ModelError(f"model {spec.name!r}: bad params {spec.params}: {err}") from err
+    if model.min_history < 1:
+        raise ModelError(f"model {spec.name!r}: lookback must be at least 1")
+    return model
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One (team, model) as the processor serves it: for which symbols, and the forecaster or why not."""
+
+    team: str
+    name: str
+    symbols: tuple[str, ...]
+    forecaster: Forecaster | None
+    error: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.team}/{self.name}"
+
+
+Builder = Callable[[ModelSpec], Forecaster]
+
+
+def serve_arena(arena: Arena, builders: dict[str, Builder] | None = None) -> list[ServedModel]:
+    """Build every model of the arena; one that fails to build is kept with its error, not dropped."""
+    extra: dict[str, Any] = builders or {}
+    served = []
+    for team, spec in arena.all_models():
+        build = extra.get(spec.kind, build_baseline)
+        try:
+            served.append(ServedModel(team, spec.name, arena.symbols_of(spec), build(spec)))
+        except ModelError as err:
+            served.append(ServedModel(team, spec.name, arena.symbols_of(spec), None, str(err)))
+    return served

@@ -1,0 +1,95 @@
+"""The ``redblue`` command line: one entry point for the stack, simulations and every service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from redblue.settings import Settings
+
+
+class UsageError(ValueError):
+    """Bad command-line input; printed without a traceback."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    return tuple(s.strip().upper() for s in text.split(",") if s.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="redblue", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the local Kafka, Redis and MLflow")
+    stack.add_argument("action", choices=["up", "down", "status"])
+
+    sim = sub.add_parser("simulate", help="run a historical simulation through the whole pipeline")
+    sim.add_argument("--start", type=_date, default=date(2024, 1, 2), help="first target day (default 2024-01-02)")
+    sim.add_argument("--days", type=int, default=180, help="number of target trading days (default 180)")
+    _arena_args(sim)
+    sim.add_argument("--data", type=Path, default=None, help="directory of SYMBOL.csv bar files (default data/bars)")
+    sim.add_argument("--run-id", default=None, help="run id (default: derived from the inputs; re-running replaces it)")
+    sim.add_argument("--out", type=Path, default=None, help="output directory (default out/RUN_ID)")
+    sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
+
+    board = sub.add_parser("leaderboard", help="query a run's leaderboard in Redis")
+    board.add_argument("--run", required=True)
+    board.add_argument("--by", default="mae", help="mae, rmse, mape, mase, direction, pnl, return, sharpe, max_drawdown")
+    board.add_argument("--top", type=int, default=20)
+    board.add_argument("--arena", type=Path, default=None)
+
+    proc = sub.add_parser("process", help="run the Faust prediction processor of a run (one worker, every model)")
+    _service_args(proc)
+    proc.add_argument("--first-target", type=_date, default=None)
+    proc.add_argument("--last-target", type=_date, default=None)
+
+    for name, text in (("trade", "run the trader of a run"), ("score", "run the scorer of a run")):
+        _service_args(sub.add_parser(name, help=text))
+
+    replay = sub.add_parser("replay", help="emit bars of a date range onto a run's bars topic")
+    replay.add_argument("--run", required=True)
+    replay.add_argument("--start", type=_date, required=True)
+    replay.add_argument("--days", type=int, required=True)
+    _arena_args(replay)
+    replay.add_argument("--data", type=Path, default=None)
+    return parser
+
+
+def _arena_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arena", type=Path, default=None, help="arena file (default arenas/reference.yaml)")
+    parser.add_argument("--symbols", type=_symbols, default=None, help="e.g. AAPL,AMZN,SAP (default: the arena's)")
+
+
+def _service_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="run id (e.g. live)")
+    _arena_args(parser)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from redblue import commands
+
+    try:
+        settings = Settings()
+        return commands.dispatch(args, settings)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except commands.EXPECTED_ERRORS as err:
+        print(f"redblue: {err}", file=sys.stderr)
+        return 2

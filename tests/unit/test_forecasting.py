@@ -1,0 +1,121 @@
+"""The processor's pure core: window, baselines, horizon, and no look-ahead."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pytest
+
+from processors.forecasting import Horizon, advance, forecast, step
+from processors.models import Drift, ModelError, Persistence, ServedModel, Trend, build_baseline, serve_arena
+from redblue.arena import ModelSpec, load_arena
+from redblue.calendar import get_calendar
+from schemas import BarProcessed, Forecast
+from tests.factories import T0, bar
+
+CAL = get_calendar("XNYS")
+SESSIONS = CAL.sessions(date(2023, 11, 1), date(2024, 2, 1))
+
+
+def series(symbol: str = "AAPL", n: int = 30, start: float = 100.0, growth: float = 0.01) -> list:
+    return [bar(symbol, d, start * (1 + growth) ** i) for i, d in enumerate(SESSIONS[:n])]
+
+
+def served(team: str, name: str, model: object, symbols: tuple[str, ...] = ("AAPL",)) -> ServedModel:
+    return ServedModel(team, name, symbols, model)  # type: ignore[arg-type]
+
+
+def test_baselines_on_a_geometric_series() -> None:
+    window = series(growth=0.01)
+    assert Persistence().predict(window) == window[-1].close
+    assert Drift(lookback=5).predict(window) == pytest.approx(window[-1].close * 1.01)
+    assert Trend(lookback=5).predict(window) == pytest.approx(window[-1].close * 1.01)
+
+
+def test_unknown_kind_and_bad_params_are_model_errors() -> None:
+    with pytest.raises(ModelError, match="unknown kind"):
+        build_baseline(ModelSpec(name="x", kind="oracle"))
+    with pytest.raises(ModelError, match="bad params"):
+        build_baseline(ModelSpec(name="x", kind="drift", params={"window": 3}))
+
+
+def test_a_broken_model_is_served_with_its_error_and_others_go_on() -> None:
+    arena = load_arena()
+    arena = arena.model_copy(update={"baselines": (*arena.baselines, ModelSpec(name="bad", kind="oracle"))})
+    models = serve_arena(arena)
+    made, failed = forecast("r", series(), models, CAL, Horizon(), T0)
+    assert failed == ["baseline/bad"]
+    assert {f.model for f in made} == {"persistence", "drift", "trend"}
+
+
+def test_forecast_targets_the_next_session_over_a_holiday() -> None:
+    window = [b for b in series(n=40) if b.date <= date(2023, 12, 22)]
+    made, _ = forecast("r", window, [served("baseline", "p", Persistence())], CAL, Horizon(), T0)
+    assert made[0].as_of == date(2023, 12, 22) and made[0].target == date(2023, 12, 26)
+
+
+def test_horizon_limits_targets() -> None:
+    window = series(n=20)
+    models = [served("baseline", "p", Persistence())]
+    target = CAL.next_session(window[-1].date)
+    assert forecast("r", window, models, CAL, Horizon(first=target, last=target), T0)[0]
+    assert forecast("r", window, models, CAL, Horizon(last=window[-1].date), T0)[0] == []
+
+
+def test_models_wait_for_enough_history() -> None:
+    made, failed = forecast("r", series(n=5), [served("red", "d", Drift(lookback=20))], CAL, Horizon(), T0)
+    assert made == [] and failed == []
+
+
+def test_invalid_prediction_is_a_failure_not_a_forecast() -> None:
+    class Nan:
+        version, min_history = "1", 1
+
+        def predict(self, window: object) -> float:
+            return math.nan
+
+    made, failed = forecast("r", series(), [served("red", "nan", Nan())], CAL, Horizon(), T0)
+    assert made == [] and failed == ["red/nan"]
+
+
+def test_window_verdicts() -> None:
+    window = series(n=3)
+    moved, verdict = advance(window, bar("AAPL", SESSIONS[3], 1.0), size=3, calendar=CAL)
+    assert verdict == "ok" and len(moved) == 3 and moved[-1].date == SESSIONS[3]
+    assert advance(window, window[-1], 3, CAL)[1] == "duplicate"
+    assert advance(window, bar("AAPL", window[-1].date, 55.0), 3, CAL)[1] == "conflict"
+    assert advance(window, bar("AAPL", date(2023, 10, 2), 55.0), 3, CAL)[1] == "stale"
+    assert advance(window, bar("AAPL", date(2023, 12, 25), 55.0), 3, CAL)[1] == "not_a_session"
+
+
+def test_step_puts_the_marker_after_the_forecasts() -> None:
+    window = series(n=10)
+    new = bar("AAPL", SESSIONS[10], 120.0)
+    result = step("r", window, new, [served("baseline", "p", Persistence())], size=60, calendar=CAL,
+                  horizon=Horizon(), now=T0)
+    assert [type(e) for e in result.events] == [Forecast, BarProcessed]
+    assert result.events[-1].bar == new  # type: ignore[union-attr]
+    assert step("r", result.window, new, [], size=60, calendar=CAL, horizon=Horizon(), now=T0).events == []
+
+
+@pytest.mark.parametrize("kind", ["persistence", "drift", "trend"])
+def test_no_look_ahead_future_bars_do_not_change_a_forecast(kind: str) -> None:
+    """Poison every bar after the as-of day: the forecast made as of that day must not move."""
+    model = served("t", kind, build_baseline(ModelSpec(name=kind, kind=kind)))
+    history = series(n=40)
+    as_of = 30
+    clean = _forecast_as_of(history, as_of, model)
+    poisoned = history[: as_of + 1] + [bar("AAPL", b.date, b.close * 50) for b in history[as_of + 1 :]]
+    assert _forecast_as_of(poisoned, as_of, model) == clean
+
+
+def _forecast_as_of(history: list, as_of: int, model: ServedModel) -> list[Forecast]:
+    """Feed bars one by one through ``step`` (as the processor does) and keep forecasts as of ``as_of``."""
+    window: list = []
+    kept: list[Forecast] = []
+    for b in history:
+        result = step("r", window, b, [model], size=60, calendar=CAL, horizon=Horizon(), now=T0)
+        window = result.window
+        kept += [e for e in result.events if isinstance(e, Forecast) and e.as_of == history[as_of].date]
+    return kept

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from schemas import Bar, BarProcessed, DeadLetter, Forecast, SchemaError, decode, encode, topic_name
+from schemas.topics import BARS, check_run_id
+from tests.factories import T0, bar
+
+
+def forecast(**over: object) -> Forecast:
+    fields: dict[str, object] = {
+        "run": "r1", "team": "red", "model": "drift", "model_version": "1", "symbol": "AAPL",
+        "as_of": date(2024, 1, 2), "target": date(2024, 1, 3), "predicted_close": 101.0,
+        "last_close": 100.0, "produced_at": T0,
+    }
+    return Forecast.model_validate({**fields, **over})
+
+
+def test_round_trip_every_event() -> None:
+    b = bar("AAPL", date(2024, 1, 2), 100.0)
+    for event in (b, forecast(), BarProcessed(run="r1", bar=b, forecasts=2, failed=("red/x",), produced_at=T0)):
+        assert decode(encode(event)) == event
+
+
+def test_envelope_names_type_and_version() -> None:
+    envelope = json.loads(encode(forecast()))
+    assert envelope["type"] == "forecast" and envelope["v"] == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json", "not JSON"),
+        (b'{"a": 1}', "not an event envelope"),
+        (b'{"type": "nope", "v": 1, "data": {}}', "unknown event type"),
+        (b'{"type": "bar", "v": 99, "data": {}}', "unsupported version 99"),
+        (None, "empty message"),
+    ],
+)
+def test_decode_rejects_with_reason(raw: bytes | None, reason: str) -> None:
+    with pytest.raises(SchemaError, match=reason):
+        decode(raw)
+
+
+def test_bar_with_high_below_close_is_rejected() -> None:
+    good = json.loads(encode(bar("AAPL", date(2024, 1, 2), 100.0)))
+    good["data"]["high"] = 50.0
+    with pytest.raises(SchemaError, match="inconsistent bar"):
+        decode(json.dumps(good).encode())
+
+
+def test_negative_price_and_missing_field_are_named() -> None:
+    data = json.loads(encode(bar("AAPL", date(2024, 1, 2), 100.0)))
+    data["data"]["close"] = -1
+    del data["data"]["volume"]
+    with pytest.raises(SchemaError) as err:
+        decode(json.dumps(data).encode())
+    assert "close" in str(err.value) and "volume" in str(err.value)
+
+
+def test_forecast_target_must_follow_as_of() -> None:
+    with pytest.raises(ValueError, match="not after"):
+        forecast(target=date(2024, 1, 2))
+
+
+def test_decode_checks_expected_types() -> None:
+    with pytest.raises(SchemaError, match="unexpected event type 'forecast'"):
+        decode(encode(forecast()), (Bar,))
+
+
+def test_encode_refuses_an_invalid_event() -> None:
+    broken = Forecast.model_construct(**{**forecast().model_dump(), "predicted_close": float("nan")})
+    with pytest.raises(SchemaError, match="predicted_close"):
+        encode(broken)
+
+
+def test_dead_letter_keeps_original_bytes() -> None:
+    letter = DeadLetter.of(
+        stage="p", topic="t", partition=0, offset=5, key=b"AAPL", value=b"\xff\x00raw", reason="bad", produced_at=T0
+    )
+    assert decode(encode(letter)).original == b"\xff\x00raw"  # type: ignore[attr-defined]
+
+
+def test_topic_names_are_per_run_and_checked() -> None:
+    assert topic_name("redblue", "sim-1", BARS) == "redblue.sim-1.bars"
+    with pytest.raises(ValueError, match="invalid run id"):
+        check_run_id("has space")
