@@ -57,8 +57,14 @@ def create_app(settings: Settings, run: str, arena: Arena, horizon: Horizon) -> 
                 bar = decode(message.value, (Bar,))
             except SchemaError as err:
                 letter = DeadLetter.of(
-                    stage="processor", topic=message.topic, partition=message.partition, offset=message.offset,
-                    key=message.key, value=message.value, reason=str(err), produced_at=utc_now(),
+                    stage="processor",
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    value=message.value,
+                    reason=str(err),
+                    produced_at=utc_now(),
                 )
                 log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, err)
                 await dead.send(key=message.topic.encode(), value=encode(letter))

@@ -15,18 +15,22 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redblue.arena import Arena, ModelSpec
+from redblue.errors import RedblueError
 from schemas import Bar
 
 
-class ModelError(RuntimeError):
+class ModelError(RedblueError):
     """A model could not be built or could not forecast; the message says which and why."""
 
 
 class Forecaster(Protocol):
     """What the processor calls: ``predict`` gets at least ``min_history`` bars."""
 
-    version: str
-    min_history: int
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def min_history(self) -> int: ...
 
     def predict(self, window: Sequence[Bar]) -> float: ...
 

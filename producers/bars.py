@@ -11,17 +11,17 @@ import csv
 import hashlib
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from redblue.calendar import TradingCalendar
+from redblue.errors import RedblueError
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "bars"
 COLUMNS = ("date", "open", "high", "low", "close", "adj_close", "volume")
 
 
-class DataError(ValueError):
+class DataError(RedblueError, ValueError):
     """A bar file is missing, malformed, or does not cover what a run needs."""
 
 
@@ -42,7 +42,9 @@ def bar_file(data_dir: Path, symbol: str) -> Path:
     path = data_dir / f"{symbol}.csv"
     if not path.is_file():
         available = sorted(p.stem for p in data_dir.glob("*.csv")) if data_dir.is_dir() else []
-        raise DataError(f"no bar file for {symbol}: {path} does not exist (available: {', '.join(available) or 'none'})")
+        raise DataError(
+            f"no bar file for {symbol}: {path} does not exist (available: {', '.join(available) or 'none'})"
+        )
     return path
 
 
@@ -54,7 +56,7 @@ def read_rows(data_dir: Path, symbol: str) -> list[Row]:
         if reader.fieldnames is None or not set(COLUMNS) <= set(reader.fieldnames):
             raise DataError(f"{path}: header must contain {','.join(COLUMNS)} (found {reader.fieldnames})")
         rows = [_parse(path, n, raw, symbol) for n, raw in enumerate(reader, start=2)]
-    for n, (a, b) in enumerate(zip(rows, rows[1:], strict=False), start=3):
+    for n, (a, b) in enumerate(pairwise(rows), start=3):
         if b.date <= a.date:
             raise DataError(f"{path}:{n}: date {b.date} is not after the previous row's {a.date}")
     return rows
@@ -123,4 +125,3 @@ def data_fingerprint(data_dir: Path, symbols: tuple[str, ...]) -> str:
         digest.update(symbol.encode())
         digest.update(bar_file(data_dir, symbol).read_bytes())
     return digest.hexdigest()[:12]
-

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from redblue.errors import RedblueError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARENA = REPO_ROOT / "arenas" / "reference.yaml"
 BASELINE_TEAM = "baseline"
@@ -20,7 +22,7 @@ _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,23}$")]
 
 
-class ArenaError(ValueError):
+class ArenaError(RedblueError, ValueError):
     """The arena file is missing or invalid; the message says where and why."""
 
 

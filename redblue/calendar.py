@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 import exchange_calendars as xc
 import pandas as pd
 
+from redblue.errors import RedblueError
 
-class CalendarError(ValueError):
+
+class CalendarError(RedblueError, ValueError):
     """A date outside the calendar, or a day that is not a trading session."""
 
 
@@ -22,7 +24,7 @@ class TradingCalendar:
         except xc.errors.InvalidCalendarName as err:
             raise CalendarError(f"unknown exchange calendar {name!r}") from err
         self.name = name
-        self._sessions = [ts.date() for ts in self._cal.sessions]
+        self._sessions: list[date] = [ts.date() for ts in self._cal.sessions]
         self._index = {d: i for i, d in enumerate(self._sessions)}
 
     def is_session(self, day: date) -> bool:
@@ -51,7 +53,8 @@ class TradingCalendar:
         ts = pd.Timestamp(day)
         if ts > self._cal.last_session:
             raise CalendarError(f"{day} lies after the end of the {self.name} calendar")
-        return self._cal.date_to_session(ts, direction="next").date()
+        session: date = self._cal.date_to_session(ts, direction="next").date()
+        return session
 
     def sessions(self, first: date, last: date) -> list[date]:
         """Every session from ``first`` to ``last`` inclusive."""
@@ -61,8 +64,8 @@ class TradingCalendar:
     def close_time(self, day: date) -> datetime:
         """When the session ``day`` closed (UTC): the moment its daily bar became final."""
         self._position(day)
-        ts = self._cal.session_close(pd.Timestamp(day))
-        return ts.to_pydatetime().astimezone(timezone.utc)
+        close: datetime = self._cal.session_close(pd.Timestamp(day)).to_pydatetime()
+        return close.astimezone(UTC)
 
 
 @lru_cache(maxsize=4)

@@ -9,11 +9,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from redblue.errors import RedblueError
 from redblue.settings import Settings
-
-
-class UsageError(ValueError):
-    """Bad command-line input; printed without a traceback."""
 
 
 def _date(text: str) -> date:
@@ -46,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="query a run's leaderboard in Redis")
     board.add_argument("--run", required=True)
-    board.add_argument("--by", default="mae", help="mae, rmse, mape, mase, direction, pnl, return, sharpe, max_drawdown")
+    board.add_argument(
+        "--by", default="mae", help="mae, rmse, mape, mase, direction, pnl, return, sharpe, max_drawdown"
+    )
     board.add_argument("--top", type=int, default=20)
     board.add_argument("--arena", type=Path, default=None)
 
@@ -80,7 +79,8 @@ def _service_args(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from redblue import commands
 
@@ -90,6 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except commands.EXPECTED_ERRORS as err:
+    except RedblueError as err:
         print(f"redblue: {err}", file=sys.stderr)
         return 2

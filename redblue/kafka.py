@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from redblue.clock import Clock, utc_now
+from redblue.errors import RedblueError
 from redblue.settings import Settings
 from schemas import TOPICS, DeadLetter, Event, SchemaError, TopicSpec, decode, encode, topic_name
 from schemas.topics import DEADLETTER
@@ -24,7 +25,7 @@ from schemas.topics import DEADLETTER
 log = logging.getLogger(__name__)
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(RedblueError):
     """The broker did not answer or refused an operation."""
 
 
@@ -71,10 +72,14 @@ def ensure_topics(settings: Settings, run: str) -> list[str]:
     return list(wanted)
 
 
-def delete_run(settings: Settings, run: str, extra_prefixes: Sequence[str] = ()) -> list[str]:
-    """Delete every topic of ``run`` (and of ``extra_prefixes``, e.g. the processor's internal ones)."""
+def delete_run(
+    settings: Settings, run: str, extra_prefixes: Sequence[str] = (), groups: Sequence[str] = ()
+) -> list[str]:
+    """Delete every topic of ``run`` (and of ``extra_prefixes``, e.g. the processor's internal
+    ones) and the consumer ``groups`` that read them, so a run id can start again from nothing."""
     check_broker(settings)
     admin = _admin(settings)
+    _delete_groups(admin, groups)
     prefixes = (f"{settings.topic_prefix}.{run}.", *extra_prefixes)
     names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefixes)]
     if names:
@@ -85,6 +90,17 @@ def delete_run(settings: Settings, run: str, extra_prefixes: Sequence[str] = ())
                 log.warning("could not delete topic %s: %s", name, err)
     _wait_gone(admin, names)
     return names
+
+
+def _delete_groups(admin: AdminClient, groups: Sequence[str]) -> None:
+    if not groups:
+        return
+    for group, future in admin.delete_consumer_groups(list(groups), request_timeout=30).items():
+        try:
+            future.result(timeout=30)
+        except KafkaException as err:
+            if err.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP):
+                log.warning("could not delete consumer group %s: %s", group, err)
 
 
 def _wait_gone(admin: AdminClient, names: list[str], attempts: int = 50) -> None:
@@ -136,6 +152,34 @@ class EventProducer:
 Handler = Callable[[Event], list[Outgoing]]
 
 
+@dataclass(frozen=True)
+class Received:
+    """A consumed message, translated out of confluent-kafka's types."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def _received(msg: Message, stage: str) -> Received | None:
+    """The message, or None (logged) for a consumer error / end-of-partition notice."""
+    error = msg.error()
+    if error is not None:
+        if error.code() != KafkaError._PARTITION_EOF:
+            log.warning("%s: consumer error %s", stage, error)
+        return None
+    key = msg.key()
+    return Received(
+        topic=msg.topic() or "",
+        partition=msg.partition() or 0,
+        offset=msg.offset() or 0,
+        key=key.encode() if isinstance(key, str) else key,
+        value=msg.value() if not isinstance(msg.value(), str) else str(msg.value()).encode(),
+    )
+
+
 @dataclass
 class ConsumerStats:
     consumed: int = 0
@@ -178,7 +222,9 @@ def consume(
             if not messages:
                 continue
             for msg in messages:
-                _one(msg, producer, handle, expect, stage, stats, clock)
+                received = _received(msg, stage)
+                if received is not None:
+                    _one(received, producer, handle, expect, stage, stats, clock)
             producer.flush()
             consumer.commit(asynchronous=False)
     finally:
@@ -187,7 +233,7 @@ def consume(
 
 
 def _one(
-    msg: Message,
+    msg: Received,
     producer: EventProducer,
     handle: Handler,
     expect: tuple[type[Event], ...],
@@ -195,30 +241,26 @@ def _one(
     stats: ConsumerStats,
     clock: Clock,
 ) -> None:
-    if msg.error() is not None:
-        if msg.error().code() != KafkaError._PARTITION_EOF:
-            log.warning("%s: consumer error %s", stage, msg.error())
-        return
     stats.consumed += 1
     try:
-        event = decode(msg.value(), expect)
+        event = decode(msg.value, expect)
     except SchemaError as err:
         stats.dead_lettered += 1
-        producer.send(Outgoing(DEADLETTER, msg.topic(), dead_letter(msg, stage, str(err), clock)))
-        log.warning("%s: dead-lettered %s[%d]@%d: %s", stage, msg.topic(), msg.partition(), msg.offset(), err)
+        producer.send(Outgoing(DEADLETTER, msg.topic, dead_letter(msg, stage, str(err), clock)))
+        log.warning("%s: dead-lettered %s[%d]@%d: %s", stage, msg.topic, msg.partition, msg.offset, err)
         return
     for out in handle(event):
         producer.send(out)
 
 
-def dead_letter(msg: Message, stage: str, reason: str, clock: Clock) -> DeadLetter:
+def dead_letter(msg: Received, stage: str, reason: str, clock: Clock) -> DeadLetter:
     return DeadLetter.of(
         stage=stage,
-        topic=msg.topic(),
-        partition=msg.partition(),
-        offset=msg.offset(),
-        key=msg.key(),
-        value=msg.value(),
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key,
+        value=msg.value,
         reason=reason,
         produced_at=clock(),
     )
@@ -231,7 +273,11 @@ def read_topic(settings: Settings, run: str, spec: TopicSpec, timeout: float = 3
     """
     name = topic_name(settings.topic_prefix, run, spec)
     consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"redblue-reader-{run}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"redblue-reader-{run}",
+            "enable.auto.commit": False,
+        }
     )
     try:
         meta = consumer.list_topics(name, timeout=10).topics[name]
@@ -250,13 +296,14 @@ def _drain(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Any
     while len(done) < len(ends):
         if utc_now().timestamp() > deadline:
             raise KafkaUnavailable(f"timed out reading topic; partitions done {sorted(done)} of {sorted(ends)}")
-        for msg in consumer.consume(num_messages=1000, timeout=0.5):
-            if msg.error() is not None:
+        for raw in consumer.consume(num_messages=1000, timeout=0.5):
+            msg = _received(raw, "reader")
+            if msg is None:
                 continue
             try:
-                by_partition[msg.partition()].append(decode(msg.value()))
+                by_partition[msg.partition].append(decode(msg.value))
             except SchemaError as err:
-                by_partition[msg.partition()].append(err)
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                done.add(msg.partition())
+                by_partition[msg.partition].append(err)
+            if msg.offset + 1 >= ends[msg.partition]:
+                done.add(msg.partition)
     return [event for p in sorted(by_partition) for event in by_partition[p]]

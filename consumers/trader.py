@@ -1,0 +1,76 @@
+"""The trader service: consumes a run's forecasts topic, publishes orders, fills and marks.
+
+``bootstrap_trader`` wires the gateways: a replay always gets simulated brokers (it cannot reach
+a paper or live account); a live run gets each team's configured account.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import date
+
+from consumers.broker import BrokerGateway
+from consumers.simulated_broker import SimulatedBroker
+from consumers.trading import Trader
+from redblue.arena import Arena
+from redblue.clock import Clock, utc_now
+from redblue.kafka import ConsumerStats, Outgoing, consume
+from redblue.settings import Settings
+from schemas import BarProcessed, Event, Forecast, Order, PositionMark
+from schemas.topics import FILLS, FORECASTS, ORDERS
+
+GatewayFactory = Callable[[str], BrokerGateway]
+
+
+def simulated_gateways(run: str, arena: Arena, clock: Clock) -> dict[str, BrokerGateway]:
+    """One simulated account per team, with the arena's costs and starting cash."""
+    return {team: SimulatedBroker(run, team, arena.costs, arena.strategy.initial_cash, clock) for team in arena.teams}
+
+
+def bootstrap_trader(
+    run: str, arena: Arena, *, clock: Clock = utc_now, gateways: dict[str, BrokerGateway] | None = None
+) -> Trader:
+    return Trader(run, arena, gateways if gateways is not None else simulated_gateways(run, arena, clock), clock)
+
+
+def routed(events: list[Event], first_as_of: date | None = None) -> list[Outgoing]:
+    """Where each trader output goes: orders to ``orders``, fills and marks to ``fills``.
+
+    Marks before ``first_as_of`` (the warm-up of a replay, where nothing can trade) are dropped.
+    """
+    out = []
+    for event in events:
+        if isinstance(event, PositionMark) and first_as_of is not None and event.as_of < first_as_of:
+            continue
+        spec = ORDERS if isinstance(event, Order) else FILLS
+        out.append(Outgoing(spec, getattr(event, "symbol", ""), event))
+    return out
+
+
+def run_trader(
+    settings: Settings,
+    run: str,
+    trader: Trader,
+    stop: threading.Event,
+    first_as_of: date | None = None,
+) -> ConsumerStats:
+    """Consume until ``stop`` is set."""
+
+    def handle(event: Event) -> list[Outgoing]:
+        if isinstance(event, Forecast):
+            trader.on_forecast(event)
+            return []
+        assert isinstance(event, BarProcessed)
+        return routed(trader.on_bar_processed(event), first_as_of)
+
+    return consume(
+        settings,
+        run,
+        group=f"redblue-trader-{run}",
+        specs=[FORECASTS],
+        expect=(Forecast, BarProcessed),
+        handle=handle,
+        stop=stop,
+        stage="trader",
+    )

@@ -1,0 +1,179 @@
+"""The trader: turns one run's forecasts into orders, and broker fills into marked positions.
+
+It is driven by the forecasts topic in partition order: the forecasts made from bar D of a
+symbol arrive before that bar's ``bar_processed`` marker. On the marker the trader, for each
+team in name order, (1) collects the fills that happened at D's open, (2) marks the team's
+position at D's close, (3) decides from the team's forecast as of D and submits the order that
+will execute at D+1's open. Same events in, same events out: wall time only comes from ``clock``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol, runtime_checkable
+
+from consumers.broker import BrokerGateway, OrderRequest, Side, SubmitResult
+from consumers.simulated_broker import Rejection
+from consumers.strategy import client_order_id, decide
+from redblue.arena import Arena
+from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
+
+
+@runtime_checkable
+class ReportsRejections(Protocol):
+    """A gateway that can reject an accepted order when it is due (e.g. for lack of cash)."""
+
+    def take_rejections(self) -> list[Rejection]:
+        """The rejections not taken before."""
+        ...
+
+
+@dataclass
+class _Book:
+    """One team's position in one symbol, built from its fills."""
+
+    quantity: int = 0
+    net_cash_flow: float = 0.0
+    pending: dict[str, int] = field(default_factory=dict)  # client_order_id -> shares not yet filled
+
+
+class Trader:
+    """The trading logic of one run for every team of the arena (baselines never trade)."""
+
+    def __init__(
+        self, run: str, arena: Arena, gateways: dict[str, BrokerGateway], clock: Callable[[], datetime]
+    ) -> None:
+        if set(gateways) != set(arena.teams):
+            raise ValueError(f"need one gateway per team {sorted(arena.teams)}, got {sorted(gateways)}")
+        self._run = run
+        self._arena = arena
+        self._gateways = gateways
+        self._clock = clock
+        self._forecasts: dict[tuple[str, str, date], Forecast] = {}
+        self._books: dict[tuple[str, str], _Book] = {}
+        self._last_bar: dict[str, date] = {}
+
+    def on_forecast(self, f: Forecast) -> None:
+        """Keep ``f`` if it is from a team's trading model and its bar is still to come.
+
+        The first forecast per (team, symbol, as_of) wins; later ones are ignored, as are
+        forecasts whose bar was already processed (they can no longer act at the next open).
+        """
+        self._check_run(f.run)
+        team = self._arena.teams.get(f.team)
+        if team is None or f.model != team.trading_model or self._seen(f.symbol, f.as_of):
+            return
+        self._forecasts.setdefault((f.team, f.symbol, f.as_of), f)
+
+    def on_bar_processed(self, bp: BarProcessed) -> list[Event]:
+        """Fills, a position mark and the new orders, per team in name order, for ``bp.bar``.
+
+        Per team the events are ``[fills..., mark, orders...]``, where the orders are first those
+        the broker rejected when they came due, then the one decided from this bar (if any).
+        A bar not newer than the last one processed for its symbol (a redelivery) yields nothing.
+        """
+        self._check_run(bp.run)
+        bar = bp.bar
+        if self._seen(bar.symbol, bar.date):
+            return []
+        self._last_bar[bar.symbol] = bar.date
+        return [event for team in sorted(self._gateways) for event in self._step(team, bar)]
+
+    def _step(self, team: str, bar: Bar) -> list[Event]:
+        gateway = self._gateways[team]
+        fills = gateway.on_bar(bar)
+        for fill in fills:
+            self._apply(team, fill)
+        rejected = [self._rejected(team, r) for r in _take_rejections(gateway)]
+        order = self._order(team, bar)
+        return [*fills, self._mark(team, bar), *rejected, *([order] if order else [])]
+
+    def _apply(self, team: str, fill: Fill) -> None:
+        book = self._book(team, fill.symbol)
+        book.quantity += fill.quantity if fill.side == "buy" else -fill.quantity
+        book.net_cash_flow += fill.cash_flow
+        left = book.pending.pop(fill.client_order_id, 0) - fill.quantity
+        if left > 0:  # a partial fill: the rest is still pending
+            book.pending[fill.client_order_id] = left
+
+    def _rejected(self, team: str, rejection: Rejection) -> Order:
+        order = rejection.order
+        self._book(team, order.symbol).pending.pop(order.client_order_id, None)
+        return self._order_event(order, SubmitResult("rejected", rejection.reason))
+
+    def _mark(self, team: str, bar: Bar) -> PositionMark:
+        book = self._book(team, bar.symbol)
+        return PositionMark(
+            run=self._run,
+            team=team,
+            symbol=bar.symbol,
+            as_of=bar.date,
+            quantity=book.quantity,
+            close=bar.close,
+            net_cash_flow=book.net_cash_flow,
+            produced_at=self._clock(),
+        )
+
+    def _order(self, team: str, bar: Bar) -> Order | None:
+        forecast = self._forecasts.pop((team, bar.symbol, bar.date), None)
+        if forecast is None:
+            return None
+        book = self._book(team, bar.symbol)
+        decision = decide(forecast, book.quantity, bool(book.pending), self._arena.strategy)
+        if decision.side is None:
+            return None
+        request = self._request(forecast, decision.side, decision.quantity)
+        result = self._gateways[team].submit(request)
+        if result.status != "rejected":  # "duplicate": sent before, so it is pending all the same
+            book.pending[request.client_order_id] = request.quantity
+        return self._order_event(request, result)
+
+    def _request(self, forecast: Forecast, side: Side, quantity: int) -> OrderRequest:
+        return OrderRequest(
+            run=self._run,
+            team=forecast.team,
+            model=forecast.model,
+            symbol=forecast.symbol,
+            side=side,
+            quantity=quantity,
+            as_of=forecast.as_of,
+            target=forecast.target,
+            reference_price=forecast.last_close,
+            client_order_id=client_order_id(
+                self._run, forecast.team, forecast.model, forecast.symbol, forecast.target, side
+            ),
+        )
+
+    def _order_event(self, order: OrderRequest, result: SubmitResult) -> Order:
+        return Order(
+            run=order.run,
+            team=order.team,
+            model=order.model,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            as_of=order.as_of,
+            target=order.target,
+            reference_price=order.reference_price,
+            client_order_id=order.client_order_id,
+            status=result.status,
+            reason=result.reason,
+            produced_at=self._clock(),
+        )
+
+    def _book(self, team: str, symbol: str) -> _Book:
+        return self._books.setdefault((team, symbol), _Book())
+
+    def _seen(self, symbol: str, day: date) -> bool:
+        last = self._last_bar.get(symbol)
+        return last is not None and day <= last
+
+    def _check_run(self, run: str) -> None:
+        if run != self._run:
+            raise ValueError(f"event of run {run!r} reached the trader of run {self._run!r}")
+
+
+def _take_rejections(gateway: BrokerGateway) -> list[Rejection]:
+    return gateway.take_rejections() if isinstance(gateway, ReportsRejections) else []
