@@ -24,6 +24,14 @@ from schemas.topics import BARS, DEADLETTER, FORECASTS
 log = logging.getLogger(__name__)
 
 
+# Verdicts that mean corrupt market data: dead-lettered with this reason. A plain duplicate
+# (a redelivered or replayed bar) and a stale bar are skipped without a letter.
+REJECTED = {
+    "conflict": "conflicting bar: {bar.symbol} {bar.date} was already processed with other values",
+    "not_a_session": "{bar.date} is not a trading day of the arena's calendar ({bar.symbol})",
+}
+
+
 def app_id(run: str) -> str:
     """The Faust app (and consumer group) of a run; its internal topics start with this too."""
     return f"redblue-processor-{run}"
@@ -44,36 +52,41 @@ def create_app(settings: Settings, run: str, arena: Arena, horizon: Horizon) -> 
     bars = app.topic(topic_name(settings.topic_prefix, run, BARS), value_type=bytes, value_serializer="raw")
     forecasts = app.topic(topic_name(settings.topic_prefix, run, FORECASTS), value_type=bytes, value_serializer="raw")
     dead = app.topic(topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw")
-    windows = app.Table("windows", default=list, partitions=BARS.partitions, value_serializer="json")
+    windows = app.Table("windows", default=list, partitions=BARS.partitions)
     models = serve_arena(arena)
     _log_models(models)
     calendar = get_calendar(arena.calendar)
 
+    async def reject(message: Any, reason: str) -> None:
+        letter = DeadLetter.of(
+            stage="processor",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            reason=reason,
+            produced_at=utc_now(),
+        )
+        log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, reason)
+        await dead.send(key=message.topic.encode(), value=encode(letter))
+
     @app.agent(bars)
     async def process(stream: Any) -> None:
         async for event in stream.events():
-            message = event.message
             try:
-                bar = decode(message.value, (Bar,))
+                bar = decode(event.message.value, (Bar,))
             except SchemaError as err:
-                letter = DeadLetter.of(
-                    stage="processor",
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
-                    reason=str(err),
-                    produced_at=utc_now(),
-                )
-                log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, err)
-                await dead.send(key=message.topic.encode(), value=encode(letter))
+                await reject(event.message, str(err))
                 continue
             assert isinstance(bar, Bar)
             window = [Bar.model_validate(b) for b in windows[bar.symbol]]
             result = step(
                 run, window, bar, models, size=arena.window, calendar=calendar, horizon=horizon, now=utc_now()
             )
+            if result.verdict in REJECTED:
+                await reject(event.message, REJECTED[result.verdict].format(bar=bar))
+                continue
             if result.verdict != "ok":
                 log.info("skipped %s %s: %s", bar.symbol, bar.date, result.verdict)
                 continue

@@ -1,0 +1,63 @@
+"""The Faust agent, fed through ``agent.test_context()`` (no broker): decode, window, forecast, send."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from processors.app import create_app
+from processors.forecasting import Horizon
+from redblue.arena import load_arena
+from redblue.calendar import get_calendar
+from redblue.settings import Settings
+from schemas import BarProcessed, DeadLetter, Forecast, decode, encode
+from tests.factories import bar
+
+SESSIONS = get_calendar().sessions(date(2024, 1, 2), date(2024, 3, 1))
+
+
+def run_agent(tmp_path: Path, messages: list[bytes]) -> dict[str, list[Any]]:
+    settings = Settings(home=tmp_path)
+    app = create_app(settings, "t1", load_arena(), Horizon())
+    app.finalize()
+    app.conf.store = "memory://"
+    (agent,) = app.agents.values()
+    sent: dict[str, list[Any]] = {}
+
+    async def capture(self: Any, key: Any = None, value: Any = None, **_: Any) -> None:
+        sent.setdefault(self.get_topic_name().rsplit(".", 1)[-1], []).append(decode(value))
+
+    async def feed() -> None:
+        with mock.patch("faust.topics.Topic.send", capture):
+            async with agent.test_context() as ctx:
+                for raw in messages:
+                    await ctx.put(raw, key=b"AAPL")
+
+    asyncio.run(feed())
+    return sent
+
+
+def test_agent_forecasts_every_model_then_marks_the_bar(tmp_path: Path) -> None:
+    bars = [bar("AAPL", d, 100.0 + i) for i, d in enumerate(SESSIONS[:25])]
+    sent = run_agent(tmp_path, [encode(b) for b in bars])
+    events = sent["forecasts"]
+    last = [e for e in events if getattr(e, "as_of", None) == SESSIONS[24]]
+    assert {(f.team, f.model) for f in last} == {("baseline", "persistence"), ("red", "drift"), ("blue", "trend")}
+    assert isinstance(events[-1], BarProcessed) and events[-1].bar == bars[-1]
+    assert sum(isinstance(e, BarProcessed) for e in events) == 25
+    assert all(isinstance(e, Forecast | BarProcessed) for e in events)
+
+
+def test_agent_dead_letters_garbage_and_skips_a_replayed_bar(tmp_path: Path) -> None:
+    b = bar("AAPL", SESSIONS[0], 100.0)
+    conflicting = bar("AAPL", SESSIONS[0], 90.0)
+    sent = run_agent(tmp_path, [b"{not json", encode(b), encode(b), encode(conflicting)])
+    letters = sent["deadletter"]
+    assert [type(x) for x in letters] == [DeadLetter, DeadLetter]
+    assert "not JSON" in letters[0].reason and letters[0].original == b"{not json"
+    assert "conflicting bar" in letters[1].reason
+    assert sum(isinstance(e, BarProcessed) for e in sent["forecasts"]) == 1
+
