@@ -28,7 +28,7 @@ class Decision:
 HOLD = Decision()
 
 
-def client_order_id(run: str, team: str, model: str, symbol: str, target: date, side: Side) -> str:  # noqa: PLR0917
+def client_order_id(run: str, team: str, model: str, symbol: str, target: date, side: Side) -> str:
     """The deterministic id of the order (at most 38 characters; the contract allows 48).
 
     A readable prefix (symbol, target day, side) followed by 16 hex digits of a SHA-256 over every

@@ -27,7 +27,8 @@ def bar(symbol: str, day: date, close: float, *, open_: float | None = None, vol
 
 def days(first: date, n: int) -> list[date]:
     """``n`` weekdays from ``first`` (tests that do not involve the calendar)."""
-    out, d = [], first
+    out: list[date] = []
+    d = first
     while len(out) < n:
         if d.weekday() < 5:
             out.append(d)

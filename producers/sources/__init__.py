@@ -18,10 +18,11 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from redblue.calendar import TradingCalendar
+from redblue.errors import RedblueError
 from schemas import Bar
 
 
-class SourceError(RuntimeError):
+class SourceError(RedblueError, RuntimeError):
     """The vendor could not be reached or answered something other than bars."""
 
 

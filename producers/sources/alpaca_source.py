@@ -78,9 +78,7 @@ class AlpacaBarSource:
         )
         self._calendar = calendar or get_calendar()
 
-    def fetch(
-        self, symbols: Sequence[str], start: date, end: date, now: datetime
-    ) -> tuple[list[Bar], list[Rejected]]:
+    def fetch(self, symbols: Sequence[str], start: date, end: date, now: datetime) -> tuple[list[Bar], list[Rejected]]:
         """Bars of ``symbols`` for the sessions ``start`` to ``end`` that closed by ``now``."""
         first = _midnight(start)
         last = min(_midnight(end + timedelta(days=1)), now - RECENT_SIP_EMBARGO)
@@ -120,7 +118,8 @@ def _rows(frame: pd.DataFrame) -> list[Row]:
 def _session_day(stamp: Any) -> date:
     ts = pd.Timestamp(stamp)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
-    return ts.tz_convert(NEW_YORK).date()
+    day: date = ts.tz_convert(NEW_YORK).date()
+    return day
 
 
 def _midnight(day: date) -> datetime:

@@ -123,7 +123,8 @@ def _rows(part: pd.DataFrame, symbol: str) -> Iterator[Row]:
 
 def _day(stamp: Any) -> date:
     """The trading day of an index label: its own calendar date (tz-naive or exchange-local)."""
-    return pd.Timestamp(stamp).date()
+    day: date = pd.Timestamp(stamp).date()
+    return day
 
 
 def _num(value: Any) -> float:

@@ -92,8 +92,9 @@ def test_window_verdicts() -> None:
 def test_step_puts_the_marker_after_the_forecasts() -> None:
     window = series(n=10)
     new = bar("AAPL", SESSIONS[10], 120.0)
-    result = step("r", window, new, [served("baseline", "p", Persistence())], size=60, calendar=CAL,
-                  horizon=Horizon(), now=T0)
+    result = step(
+        "r", window, new, [served("baseline", "p", Persistence())], size=60, calendar=CAL, horizon=Horizon(), now=T0
+    )
     assert [type(e) for e in result.events] == [Forecast, BarProcessed]
     assert result.events[-1].bar == new  # type: ignore[union-attr]
     assert step("r", result.window, new, [], size=60, calendar=CAL, horizon=Horizon(), now=T0).events == []

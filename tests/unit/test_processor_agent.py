@@ -60,4 +60,3 @@ def test_agent_dead_letters_garbage_and_skips_a_replayed_bar(tmp_path: Path) -> 
     assert "not JSON" in letters[0].reason and letters[0].original == b"{not json"
     assert "conflicting bar" in letters[1].reason
     assert sum(isinstance(e, BarProcessed) for e in sent["forecasts"]) == 1
-

@@ -12,9 +12,16 @@ from tests.factories import T0, bar
 
 def forecast(**over: object) -> Forecast:
     fields: dict[str, object] = {
-        "run": "r1", "team": "red", "model": "drift", "model_version": "1", "symbol": "AAPL",
-        "as_of": date(2024, 1, 2), "target": date(2024, 1, 3), "predicted_close": 101.0,
-        "last_close": 100.0, "produced_at": T0,
+        "run": "r1",
+        "team": "red",
+        "model": "drift",
+        "model_version": "1",
+        "symbol": "AAPL",
+        "as_of": date(2024, 1, 2),
+        "target": date(2024, 1, 3),
+        "predicted_close": 101.0,
+        "last_close": 100.0,
+        "produced_at": T0,
     }
     return Forecast.model_validate({**fields, **over})
 

@@ -1,0 +1,149 @@
+"""The leaderboard store contract, run against the in-memory store and against the stack's Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from consumers.leaderboard import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable, summary
+from consumers.metrics import ErrorSums, ScoredForecast
+from redblue.redis_store import RedisStore
+from tests.unit.test_leaderboard import ARENA, D, fill, interleave, mark, play, simulated_streams
+
+SERIES = Series("red", "drift", "AAPL")
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, run_id: str) -> Iterator[LeaderboardStore]:
+    if request.param == "memory":
+        yield InMemoryStore()
+        return
+    redis_store = RedisStore(request.getfixturevalue("redis_url"), "redblue-test", run_id)
+    yield redis_store
+    redis_store.delete_run()
+    redis_store.close()
+
+
+def scored(i: int, predicted: float, actual: float, series: Series = SERIES) -> ScoredForecast:
+    return ScoredForecast(series.team, series.model, series.symbol, D[i], D[i + 1], predicted, 100.0, actual)
+
+
+AWKWARD = [scored(i, 100.0 + 0.1 * (i + 1) + 1 / 3, 100.0 + 0.7 / (i + 1)) for i in range(8)]
+
+
+def test_a_forecast_is_scored_once(store: LeaderboardStore) -> None:
+    assert store.add_score(AWKWARD[0]) is True
+    assert store.add_score(AWKWARD[0]) is False
+    assert store.error_sums() == {SERIES: ErrorSums().add(AWKWARD[0])}
+    assert store.scored(SERIES) == [AWKWARD[0]]
+
+
+def test_sums_are_the_exact_floats_of_python(store: LeaderboardStore) -> None:
+    expected = ErrorSums()
+    for s in AWKWARD:
+        store.add_score(s)
+        expected = expected.add(s)
+    assert store.error_sums()[SERIES] == expected  # bit for bit, not approximately
+    assert store.scored(SERIES) == AWKWARD
+
+
+def test_sums_of_one_model_by_symbol(store: LeaderboardStore) -> None:
+    other_model = Series("red", "drift2", "AAPL")
+    store.add_score(scored(0, 101.0, 100.5))
+    store.add_score(scored(0, 101.0, 100.5, Series("red", "drift", "SAP")))
+    store.add_score(scored(0, 101.0, 100.5, other_model))
+    assert sorted(store.error_sums_of("red", "drift")) == ["AAPL", "SAP"]
+    assert list(store.error_sums_of("red", "drift2")) == ["AAPL"]
+    assert store.error_sums_of("blue", "drift") == {}
+    assert set(store.error_sums()) == {SERIES, Series("red", "drift", "SAP"), other_model}
+
+
+def test_a_fill_is_recorded_once_per_order(store: LeaderboardStore) -> None:
+    late, early = fill("red", "AAPL", 2, "b-order", 101.0), fill("red", "SAP", 1, "a-order", 50.0)
+    assert store.add_fill(late) and store.add_fill(early)
+    assert not store.add_fill(fill("red", "AAPL", 2, "b-order", 999.0))
+    assert store.fills("red") == [early, late]
+    assert store.fills("blue") == []
+
+
+def test_marks_of_a_day(store: LeaderboardStore) -> None:
+    a, b = mark("red", "AAPL", 0, 2, 100.0, -200.0), mark("red", "SAP", 0, 0, 50.0, 0.0)
+    store.set_mark(a)
+    store.set_mark(b)
+    store.set_mark(mark("red", "AAPL", 1, 3, 100.0, -300.0))
+    store.set_mark(a)  # a replay overwrites with the same content
+    assert store.marks("red", D[0], ["AAPL", "AMZN", "SAP"]) == {"AAPL": a, "SAP": b}
+    assert store.marks("blue", D[0], ["AAPL"]) == {}
+
+
+def test_equity_history_and_progress_keep_the_latest_day(store: LeaderboardStore) -> None:
+    store.set_equity("red", D[1], 1001.5)
+    store.set_equity("red", D[0], 999.25)
+    assert store.equity_history("red") == [(D[0], 999.25), (D[1], 1001.5)]
+    assert store.equity_dates() == {"red": D[1]}
+    store.advance_bar("AAPL", D[3])
+    store.advance_bar("AAPL", D[2])
+    store.advance_bar("SAP", D[0])
+    assert store.bar_dates() == {"AAPL": D[3], "SAP": D[0]}
+
+
+def test_rankings(store: LeaderboardStore) -> None:
+    for member, score in [("red/drift", 2.5), ("blue/trend", 1.25), ("blue/alt", 2.5), ("gone", 0.1)]:
+        store.set_rank("mae", member, score)
+    store.set_rank("mae", "gone", None)
+    store.set_rank("mae", "red/drift", 2.5)  # idempotent
+    assert store.ranking("mae") == [("blue/trend", 1.25), ("blue/alt", 2.5), ("red/drift", 2.5)]
+    assert store.ranking("mae", 1) == [("blue/trend", 1.25)]
+    assert store.ranking("mae", 0) == store.ranking("mae", -1) == []
+    assert store.rank("mae", "red/drift") == (2, 2.5)  # tied with blue/alt
+    assert store.rank("mae", "gone") is None
+    assert store.ranking("sharpe") == []
+
+
+def test_a_whole_run_gives_the_same_summary_in_every_store(store: LeaderboardStore) -> None:
+    events = interleave(simulated_streams(n_days=12), seed=11)
+    expected = summary(play(events), ARENA)
+    assert summary(play(events, store), ARENA) == expected
+    assert summary(play(events, store), ARENA) == expected  # a rebuild changes nothing
+
+
+@pytest.mark.integration
+def test_delete_run_removes_every_key_of_the_run(redis_url: str, run_id: str) -> None:
+    import redis
+
+    with (
+        RedisStore(redis_url, "redblue-test", run_id) as doomed,
+        RedisStore(redis_url, "redblue-test", f"{run_id}-x") as kept,
+    ):
+        play(interleave(simulated_streams(n_days=4), seed=1), doomed)
+        kept.set_equity("red", D[0], 1000.0)
+        assert {run_id, f"{run_id}-x"} <= set(doomed.list_runs())
+        assert doomed.delete_run() > 0
+        client = redis.Redis.from_url(redis_url)
+        assert client.keys(f"redblue-test:{run_id}:*") == []
+        assert kept.equity_history("red") == [(D[0], 1000.0)]
+        assert run_id not in doomed.list_runs()
+        kept.delete_run()
+        client.close()
+
+
+def test_an_unreachable_redis_raises_a_clear_error(run_id: str) -> None:
+    store = RedisStore("redis://user:secret@127.0.0.1:1/0", "redblue-test", run_id)
+    with pytest.raises(StoreUnavailable, match=r"Redis at redis://127.0.0.1:1/0 is not reachable.*stack up") as err:
+        store.ping()
+    assert "secret" not in str(err.value)
+    with pytest.raises(StoreUnavailable):
+        store.add_score(AWKWARD[0])
+
+
+def test_redis_store_is_a_leaderboard_store() -> None:
+    store: LeaderboardStore = RedisStore("redis://127.0.0.1:1/0", "redblue-test", "typecheck")
+    assert isinstance(store, RedisStore)
+
+
+def test_invalid_run_ids_and_urls_are_refused() -> None:
+    with pytest.raises(ValueError, match="invalid run id"):
+        RedisStore("redis://127.0.0.1:1/0", "redblue-test", "a:b")
+    with pytest.raises(StoreError, match="invalid Redis URL"):
+        RedisStore("http://127.0.0.1:1/0", "redblue-test", "ok")
