@@ -39,13 +39,15 @@ def app_id(run: str) -> str:
 
 def create_app(settings: Settings, run: str, arena: Arena, horizon: Horizon) -> faust.App:
     """Build the worker's app for one run (no connection is opened until it starts)."""
+    datadir = settings.home / "faust" / run
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id(run),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         topic_partitions=BARS.partitions,
         web_enabled=False,
-        datadir=str(settings.home / "faust" / run),
+        datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
         producer_linger_ms=1,
     )

@@ -60,7 +60,8 @@ def ensure_topics(settings: Settings, run: str) -> list[str]:
     """Create the run's topics (explicitly; the broker does not auto-create). Existing ones are kept."""
     check_broker(settings)
     wanted = run_topics(settings, run)
-    futures = _admin(settings).create_topics(
+    admin = _admin(settings)  # keep a reference until the futures resolve
+    futures = admin.create_topics(
         [NewTopic(name, num_partitions=spec.partitions, replication_factor=1) for name, spec in wanted.items()]
     )
     for name, future in futures.items():
@@ -99,7 +100,8 @@ def _delete_groups(admin: AdminClient, groups: Sequence[str]) -> None:
         try:
             future.result(timeout=30)
         except KafkaException as err:
-            if err.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP):
+            # NOT_COORDINATOR: no group was ever committed on this broker (no offsets topic yet)
+            if err.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NOT_COORDINATOR):
                 log.warning("could not delete consumer group %s: %s", group, err)
 
 
@@ -118,7 +120,12 @@ class EventProducer:
         self._settings = settings
         self._run = run
         self._producer = Producer(
-            {"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5}
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "log_level": 3,  # errors only: transient start-up retries are not news
+            }
         )
         self._errors: list[str] = []
 

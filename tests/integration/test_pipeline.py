@@ -1,0 +1,119 @@
+"""The whole pipeline against the real broker and Redis: replay → forecasts → orders → scores.
+
+Each test has its own run id, hence its own topics, consumer groups and Redis keys.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from producers.bars import DATA_DIR
+from producers.replay import plan_replay, replay
+from redblue.arena import DEFAULT_ARENA, load_arena
+from redblue.calendar import get_calendar
+from redblue.clock import utc_now
+from redblue.kafka import EventProducer, read_topic
+from redblue.outputs import write
+from redblue.settings import Settings
+from redblue.simulate import SimulationRequest, running_pipeline, simulate
+from schemas import DeadLetter
+from schemas.topics import BARS, DEADLETTER
+
+pytestmark = pytest.mark.integration
+
+
+def request(symbols: tuple[str, ...], start: date, days: int, run_id: str, out: Path) -> SimulationRequest:
+    arena = load_arena().with_symbols(symbols)
+    return SimulationRequest(
+        start=start, days=days, arena=arena, arena_path=DEFAULT_ARENA, run_id=run_id, out=out, timeout=120
+    )
+
+
+def persistence_mae_from_csv(symbol: str, start: str, days: int) -> float:
+    """Independently of redblue: |close(t) - close(t-1)| averaged over the ``days`` rows from ``start``."""
+    df = pd.read_csv(DATA_DIR / f"{symbol}.csv")
+    df["error"] = (df["close"] - df["close"].shift(1)).abs()
+    first = df.index[df["date"] == start][0]
+    return float(df["error"].iloc[first : first + days].mean())
+
+
+def test_reference_run_scores_180_days_per_symbol_and_model(settings: Settings, run_id: str, tmp_path: Path) -> None:
+    result = simulate(settings, request(("AAPL", "AMZN", "SAP"), date(2024, 1, 2), 180, run_id, tmp_path))
+    series = {(r["team"], r["model"], r["symbol"]): r for r in result.summary["series"]}  # type: ignore[attr-defined]
+    assert len(series) == 9
+    assert {r["count"] for r in series.values()} == {180}
+    for symbol in ("AAPL", "AMZN", "SAP"):
+        expected = persistence_mae_from_csv(symbol, "2024-01-02", 180)
+        assert series["baseline", "persistence", symbol]["mae"] == pytest.approx(expected, rel=1e-9)
+    with (tmp_path / "forecasts.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 9 * 180
+    assert min(r["target"] for r in rows) == "2024-01-02" and max(r["target"] for r in rows) == "2024-09-18"
+    assert "Simulation period: 2024-01-02 + 180 days" in result.report
+    _check_fills_at_next_open(tmp_path)
+
+
+def _check_fills_at_next_open(out: Path) -> None:
+    """Every fill is on its order's target day, at that day's open plus or minus slippage (5 bps)."""
+    orders = {
+        r["client_order_id"]: r for r in csv.DictReader((out / "orders.csv").open()) if r["status"] == "submitted"
+    }
+    fills = list(csv.DictReader((out / "fills.csv").open()))
+    assert fills, "the reference run should trade"
+    opens = {}
+    for symbol in {f["symbol"] for f in fills}:
+        df = pd.read_csv(DATA_DIR / f"{symbol}.csv", index_col="date")
+        opens[symbol] = df["open"]
+    for fill in fills:
+        order = orders[fill["client_order_id"]]
+        assert fill["date"] == order["target"] > order["as_of"]
+        open_ = opens[fill["symbol"]][fill["date"]]
+        sign = 1 if fill["side"] == "buy" else -1
+        assert float(fill["price"]) == pytest.approx(open_ * (1 + sign * 5e-4), rel=1e-12)
+
+
+def test_same_simulation_twice_gives_identical_files(settings: Settings, run_id: str, tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    simulate(settings, request(("AAPL", "SAP"), date(2024, 3, 1), 15, run_id, first))
+    simulate(settings, request(("AAPL", "SAP"), date(2024, 3, 1), 15, run_id, second))
+    for name in ("forecasts.csv", "orders.csv", "fills.csv", "equity.csv", "summary.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_malformed_bar_is_dead_lettered_and_duplicates_make_no_second_order(
+    settings: Settings, run_id: str, tmp_path: Path
+) -> None:
+    req = request(("AAPL", "AMZN"), date(2024, 2, 1), 20, run_id, tmp_path)
+    calendar = get_calendar()
+    plan = plan_replay(DATA_DIR, req.arena.symbols, req.start, req.days, req.arena.window, calendar)
+    with running_pipeline(settings, run_id, req, plan, tmp_path / "logs") as pipeline:
+        producer = EventProducer(settings, run_id)
+        producer.send_raw(BARS, "AAPL", b'{"type": "bar", "v": 1, "data": {"symbol": "AAPL"}}')
+        replay(producer, plan.rows, calendar, utc_now)
+        replay(producer, plan.rows[-40:], calendar, utc_now)  # the last days again: duplicates
+        pipeline.wait_until_complete()
+    written = write(settings, run_id, req.arena, plan, tmp_path)
+    letters = [e for e in read_topic(settings, run_id, DEADLETTER) if isinstance(e, DeadLetter)]
+    assert len(letters) == 1
+    assert letters[0].stage == "processor" and "date: Field required" in letters[0].reason
+    assert letters[0].original.startswith(b'{"type": "bar"')
+    assert written.summary["counts"]["dead_letters"] == 1
+    orders = list(csv.DictReader((tmp_path / "orders.csv").open()))
+    ids = [o["client_order_id"] for o in orders if o["status"] == "submitted"]
+    assert ids and len(ids) == len(set(ids))
+    series = json.loads((tmp_path / "summary.json").read_text())["series"]
+    assert {r["count"] for r in series} == {20}
+
+
+def test_runs_are_isolated(settings: Settings, run_id: str, tmp_path: Path) -> None:
+    other = f"{run_id}-b"
+    a = simulate(settings, request(("SAP",), date(2024, 5, 1), 5, run_id, tmp_path / "a"))
+    b = simulate(settings, request(("AAPL",), date(2024, 5, 1), 5, other, tmp_path / "b"))
+    assert {r["symbol"] for r in a.summary["series"]} == {"SAP"}  # type: ignore[attr-defined]
+    assert {r["symbol"] for r in b.summary["series"]} == {"AAPL"}  # type: ignore[attr-defined]
