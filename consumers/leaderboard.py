@@ -35,7 +35,6 @@ from redblue.errors import RedblueError
 from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
 
 RANKED_METRICS = (*FORECAST_METRICS, *TRADING_METRICS)
-DIGITS = 6  # rounding of every float in summary()
 
 
 class StoreError(RedblueError):
@@ -415,9 +414,10 @@ def progress(store: LeaderboardStore) -> Progress:
 
 
 def _clean(value: Any) -> Any:
-    """Round floats, ISO dates, sort dict keys, recurse: the JSON form used by :func:`summary`."""
-    if isinstance(value, float):
-        return round(value, DIGITS) + 0.0
+    """ISO dates, sorted dict keys, recursively: the JSON form used by :func:`summary`.
+
+    Floats keep full precision (they are deterministic), so the file can be checked exactly.
+    """
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict):
