@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consumers.leaderboard import LeaderboardStore, summary
+from consumers.leaderboard import LeaderboardStore, StoreError, summary
 from consumers.leaderboard import progress as store_progress
 from consumers.metrics import score_forecast
 from producers.replay import ReplayPlan
@@ -88,6 +88,9 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
 
 def leaderboard_text(settings: Settings, run: str, arena: Arena, by: str, top: int) -> str:
     with RedisStore.from_settings(settings, run) as store:
+        known = store.list_runs()
+        if run not in known:
+            raise StoreError(f"no run {run!r} in the leaderboard at {settings.redis_url} (runs: {', '.join(known) or 'none'})")
         return report.leaderboard_text(store, arena, sort_by=by, top=top)
 
 

@@ -1,0 +1,20 @@
+"""Integration tests leave nothing behind: every test run id starts with ``t-`` and is reset at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from redblue.redis_store import RedisStore
+from redblue.settings import Settings
+from redblue.simulate import reset_run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_runs(settings: Settings) -> Iterator[None]:
+    yield
+    with RedisStore(settings.redis_url, settings.redis_prefix, "t-cleanup") as store:
+        runs = [r for r in store.list_runs() if r.startswith("t-")]
+    for run in runs:
+        reset_run(settings, run)
