@@ -26,9 +26,9 @@ from confluent_kafka import Consumer, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # noqa: E402
 
 from redblue.arena import DEFAULT_ARENA, load_arena  # noqa: E402
-from redblue.kafka import delete_run, read_topic  # noqa: E402
+from redblue.kafka import read_topic  # noqa: E402
 from redblue.settings import Settings  # noqa: E402
-from redblue.simulate import SimulationRequest, simulate  # noqa: E402
+from redblue.simulate import SimulationRequest, reset_run, simulate  # noqa: E402
 from schemas import encode  # noqa: E402
 from schemas.topics import BARS, FILLS, FORECASTS, ORDERS  # noqa: E402
 
@@ -63,14 +63,16 @@ def main() -> None:
     run = f"bench-{uuid.uuid4().hex[:8]}"
     arena = load_arena()
     out = REPO / "out" / run
-    req = SimulationRequest(start=date(2024, 1, 2), days=180, arena=arena, arena_path=DEFAULT_ARENA, run_id=run, out=out)
+    req = SimulationRequest(
+        start=date(2024, 1, 2), days=180, arena=arena, arena_path=DEFAULT_ARENA, run_id=run, out=out
+    )
     began = time.perf_counter()
     simulate(settings, req, say=lambda _: None)
     simulation = time.perf_counter() - began
     sizes = [len(encode(e)) for spec in (BARS, FORECASTS, ORDERS, FILLS) for e in read_topic(settings, run, spec)]
     messages, size = len(sizes), sum(sizes) // len(sizes)
     raw = raw_round_trip(settings, messages, size)
-    delete_run(settings, run)
+    reset_run(settings, run)
     print(f"messages through Kafka in the reference simulation: {messages} (mean payload {size} B)")
     print(f"{'':32}{'wall s':>10}{'msg/s':>12}")
     print(f"{'reference simulation':32}{simulation:>10.2f}{messages / simulation:>12.0f}")

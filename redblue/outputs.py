@@ -90,7 +90,8 @@ def leaderboard_text(settings: Settings, run: str, arena: Arena, by: str, top: i
     with RedisStore.from_settings(settings, run) as store:
         known = store.list_runs()
         if run not in known:
-            raise StoreError(f"no run {run!r} in the leaderboard at {settings.redis_url} (runs: {', '.join(known) or 'none'})")
+            shown = ", ".join(known) or "none"
+            raise StoreError(f"no run {run!r} in the leaderboard at {settings.redis_url} (runs: {shown})")
         return report.leaderboard_text(store, arena, sort_by=by, top=top)
 
 
