@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = ""
     topic_prefix: str = "redblue"
     redis_prefix: str = "redblue"
+    registry_prefix: str = "redblue"  # registered model names: {prefix}.{team}.{model}.{symbol}
+    model_refresh_seconds: float = 10.0  # how often the processor checks for moved aliases
 
     @property
     def mlflow_uri(self) -> str:
