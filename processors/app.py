@@ -7,13 +7,15 @@ the forecasts and the ``bar_processed`` marker keyed by symbol.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import faust
 
+from processors.book import ModelBook, ModelSource
 from processors.forecasting import Horizon, step
-from processors.models import ServedModel, serve_arena
 from redblue.arena import Arena
 from redblue.calendar import get_calendar
 from redblue.clock import utc_now
@@ -37,8 +39,18 @@ def app_id(run: str) -> str:
     return f"redblue-processor-{run}"
 
 
-def create_app(settings: Settings, run: str, arena: Arena, horizon: Horizon) -> faust.App:
-    """Build the worker's app for one run (no connection is opened until it starts)."""
+def create_app(
+    settings: Settings,
+    run: str,
+    arena: Arena,
+    horizon: Horizon,
+    sources: Mapping[str, ModelSource] | None = None,
+) -> faust.App:
+    """Build the worker's app for one run (no connection is opened until it starts).
+
+    ``sources`` maps model kinds (e.g. ``ludwig``) to where their versions come from; the
+    baselines need none. Every ``model_refresh_seconds`` the worker picks up moved versions.
+    """
     datadir = settings.home / "faust" / run
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -55,8 +67,7 @@ def create_app(settings: Settings, run: str, arena: Arena, horizon: Horizon) -> 
     forecasts = app.topic(topic_name(settings.topic_prefix, run, FORECASTS), value_type=bytes, value_serializer="raw")
     dead = app.topic(topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw")
     windows = app.Table("windows", default=list, partitions=BARS.partitions)
-    models = serve_arena(arena)
-    _log_models(models)
+    book = ModelBook(arena, sources)
     calendar = get_calendar(arena.calendar)
 
     async def reject(message: Any, reason: str) -> None:
@@ -84,7 +95,7 @@ def create_app(settings: Settings, run: str, arena: Arena, horizon: Horizon) -> 
             assert isinstance(bar, Bar)
             window = [Bar.model_validate(b) for b in windows[bar.symbol]]
             result = step(
-                run, window, bar, models, size=arena.window, calendar=calendar, horizon=horizon, now=utc_now()
+                run, window, bar, book.models, size=arena.window, calendar=calendar, horizon=horizon, now=utc_now()
             )
             if result.verdict in REJECTED:
                 await reject(event.message, REJECTED[result.verdict].format(bar=bar))
@@ -96,15 +107,11 @@ def create_app(settings: Settings, run: str, arena: Arena, horizon: Horizon) -> 
             for out in result.events:
                 await forecasts.send(key=bar.symbol.encode(), value=encode(out))
 
+    @app.timer(interval=settings.model_refresh_seconds)  # type: ignore[untyped-decorator]
+    async def refresh_models() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, book.refresh)
+
     return app
-
-
-def _log_models(models: list[ServedModel]) -> None:
-    for model in models:
-        if model.forecaster is None:
-            log.error("model %s cannot be served: %s (the others go on)", model.key, model.error)
-        else:
-            log.info("serving %s (%s) for %s", model.key, model.forecaster.version, ",".join(model.symbols))
 
 
 def run_worker(app: faust.App, loglevel: str = "warn") -> None:

@@ -71,7 +71,7 @@ def forecast(
     made: list[Forecast] = []
     failed: list[str] = []
     for model in models:
-        if last.symbol not in model.symbols:
+        if last.symbol != model.symbol:
             continue
         result = _one(run, model, window, target, now)
         if isinstance(result, Forecast):

@@ -3,8 +3,9 @@
 A model turns the window of past bars (oldest first, the last one is the as-of day) into the
 predicted close of the next trading day. It never sees anything else, so it cannot look ahead.
 Baselines: ``persistence`` (tomorrow = today), ``drift`` (mean past log return) and ``trend``
-(least-squares line through the last log closes). Trained team models (Ludwig, served from the
-MLflow registry) implement the same interface.
+(least-squares line through the last log closes). Trained team models (Ludwig, exported to
+ONNX and served from the MLflow registry, see :mod:`processors.registry`) implement the same
+interface; :mod:`processors.book` decides which forecaster serves which (team, model, symbol).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from redblue.arena import Arena, ModelSpec
+from redblue.arena import ModelSpec
 from redblue.errors import RedblueError
 from schemas import Bar
 
@@ -100,30 +101,14 @@ def build_baseline(spec: ModelSpec) -> Forecaster:
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One (team, model) as the processor serves it: for which symbols, and the forecaster or why not."""
+    """One (team, model, symbol) as the processor serves it: the forecaster, or why there is none."""
 
     team: str
     name: str
-    symbols: tuple[str, ...]
+    symbol: str
     forecaster: Forecaster | None
     error: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.team}/{self.name}"
-
-
-Builder = Callable[[ModelSpec], Forecaster]
-
-
-def serve_arena(arena: Arena, builders: dict[str, Builder] | None = None) -> list[ServedModel]:
-    """Build every model of the arena; one that fails to build is kept with its error, not dropped."""
-    extra: dict[str, Any] = builders or {}
-    served = []
-    for team, spec in arena.all_models():
-        build = extra.get(spec.kind, build_baseline)
-        try:
-            served.append(ServedModel(team, spec.name, arena.symbols_of(spec), build(spec)))
-        except ModelError as err:
-            served.append(ServedModel(team, spec.name, arena.symbols_of(spec), None, str(err)))
-    return served

@@ -7,8 +7,9 @@ from datetime import date
 
 import pytest
 
+from processors.book import ModelBook
 from processors.forecasting import Horizon, advance, forecast, step
-from processors.models import Drift, ModelError, Persistence, ServedModel, Trend, build_baseline, serve_arena
+from processors.models import Drift, ModelError, Persistence, ServedModel, Trend, build_baseline
 from redblue.arena import ModelSpec, load_arena
 from redblue.calendar import get_calendar
 from schemas import BarProcessed, Forecast
@@ -22,8 +23,8 @@ def series(symbol: str = "AAPL", n: int = 30, start: float = 100.0, growth: floa
     return [bar(symbol, d, start * (1 + growth) ** i) for i, d in enumerate(SESSIONS[:n])]
 
 
-def served(team: str, name: str, model: object, symbols: tuple[str, ...] = ("AAPL",)) -> ServedModel:
-    return ServedModel(team, name, symbols, model)  # type: ignore[arg-type]
+def served(team: str, name: str, model: object, symbol: str = "AAPL") -> ServedModel:
+    return ServedModel(team, name, symbol, model)  # type: ignore[arg-type]
 
 
 def test_baselines_on_a_geometric_series() -> None:
@@ -43,7 +44,7 @@ def test_unknown_kind_and_bad_params_are_model_errors() -> None:
 def test_a_broken_model_is_served_with_its_error_and_others_go_on() -> None:
     arena = load_arena()
     arena = arena.model_copy(update={"baselines": (*arena.baselines, ModelSpec(name="bad", kind="oracle"))})
-    models = serve_arena(arena)
+    models = ModelBook(arena).models
     made, failed = forecast("r", series(), models, CAL, Horizon(), T0)
     assert failed == ["baseline/bad"]
     assert {f.model for f in made} == {"persistence", "drift", "trend"}

@@ -1,0 +1,91 @@
+"""The model book: every arena model served per symbol; moved versions picked up; failures contained."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from processors.book import ModelBook
+from processors.models import ModelError
+from redblue.arena import ModelSpec, load_arena
+from schemas import Bar
+
+
+@dataclass(frozen=True)
+class Fixed:
+    version: str
+    value: float = 1.0
+    min_history: int = 1
+
+    def predict(self, window: Sequence[Bar]) -> float:
+        return self.value
+
+
+class FakeRegistry:
+    """Versions by symbol; a symbol in ``broken`` fails to load."""
+
+    def __init__(self) -> None:
+        self.versions = {"AAPL": "1", "AMZN": "1", "SAP": "1"}
+        self.broken: set[str] = set()
+        self.loads = 0
+
+    def version(self, team: str, spec: ModelSpec, symbol: str) -> str:
+        return self.versions[symbol]
+
+    def load(self, team: str, spec: ModelSpec, symbol: str) -> Fixed:
+        self.loads += 1
+        if symbol in self.broken:
+            raise ModelError(f"cannot load {symbol}")
+        return Fixed(self.versions[symbol])
+
+
+def arena_with_trained_model():  # type: ignore[no-untyped-def]
+    arena = load_arena()
+    red = arena.teams["red"]
+    models = (*red.models, ModelSpec(name="mlp", kind="ludwig"))
+    return arena.model_copy(update={"teams": {**arena.teams, "red": red.model_copy(update={"models": models})}})
+
+
+def served(book: ModelBook) -> dict[tuple[str, str, str], str]:
+    return {
+        (m.team, m.name, m.symbol): (m.forecaster.version if m.forecaster else f"error: {m.error}") for m in book.models
+    }
+
+
+def test_every_model_is_served_per_symbol() -> None:
+    registry = FakeRegistry()
+    book = ModelBook(arena_with_trained_model(), {"ludwig": registry})
+    entries = served(book)
+    assert len(entries) == 4 * 3
+    assert entries["red", "mlp", "SAP"] == "1" and entries["red", "drift", "SAP"] == "drift-1"
+
+
+def test_a_moved_version_is_loaded_and_an_unmoved_one_is_not() -> None:
+    registry = FakeRegistry()
+    book = ModelBook(arena_with_trained_model(), {"ludwig": registry})
+    loads = registry.loads
+    assert book.refresh() == []
+    assert registry.loads == loads
+    registry.versions["AMZN"] = "2"
+    assert book.refresh() == ["serving red/mlp AMZN version 2 (was 1)"]
+    assert served(book)["red", "mlp", "AMZN"] == "2"
+
+
+def test_a_broken_model_keeps_its_previous_version_and_others_go_on() -> None:
+    registry = FakeRegistry()
+    book = ModelBook(arena_with_trained_model(), {"ludwig": registry})
+    registry.versions.update(AAPL="2", SAP="2")
+    registry.broken.add("AAPL")
+    changes = book.refresh()
+    assert "red/mlp AAPL: keeping version 1: cannot load AAPL" in changes
+    assert served(book)["red", "mlp", "AAPL"] == "1" and served(book)["red", "mlp", "SAP"] == "2"
+
+
+def test_a_model_that_never_loaded_is_down_with_its_error() -> None:
+    registry = FakeRegistry()
+    registry.broken.add("SAP")
+    book = ModelBook(arena_with_trained_model(), {"ludwig": registry})
+    assert served(book)["red", "mlp", "SAP"] == "error: cannot load SAP"
+    assert book.refresh() == []  # the same error is not reported again
+    registry.broken.clear()
+    assert book.refresh() == ["serving red/mlp SAP version 1"]
