@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--run-id", default=None, help="run id (default: derived from the inputs; re-running replaces it)")
     sim.add_argument("--out", type=Path, default=None, help="output directory (default out/RUN_ID)")
     sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
+    sim.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
     board = sub.add_parser("leaderboard", help="query a run's leaderboard in Redis")
     board.add_argument("--run", required=True)

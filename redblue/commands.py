@@ -73,6 +73,11 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     result = run_simulation(settings, req, say=lambda text: print(text, file=sys.stderr))
     print(result.report)
     print(f"\nrun {result.run} took {result.seconds:.1f}s; files in {result.out}")
+    if not args.no_mlflow:
+        from redblue.tracking import SIMULATIONS, log_simulation
+
+        mlflow_run = log_simulation(settings, result.summary, result.out)
+        print(f"logged to MLflow: experiment {SIMULATIONS}, run {mlflow_run} ({settings.mlflow_uri})")
     print(f"query it again: bin/redblue leaderboard --run {result.run} --by mase")
     return 0
 

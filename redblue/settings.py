@@ -47,5 +47,6 @@ class AlpacaCredentials(BaseSettings):
     url_override: str | None = None
 
 
-def load_settings() -> Settings:
-    return Settings()
+def as_env(settings: Settings) -> dict[str, str]:
+    """The settings as ``REDBLUE_*`` variables, so a child process gets exactly these settings."""
+    return {f"REDBLUE_{name.upper()}": str(value) for name, value in settings.model_dump().items()}

@@ -9,6 +9,7 @@ and writes the run's files from the topics and the leaderboard.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import threading
@@ -31,7 +32,7 @@ from redblue.clock import utc_now
 from redblue.errors import RedblueError
 from redblue.kafka import EventProducer, delete_run, ensure_topics
 from redblue.redis_store import RedisStore
-from redblue.settings import Settings
+from redblue.settings import Settings, as_env
 
 Print = Callable[[str], None]
 
@@ -173,7 +174,10 @@ class Pipeline:
             "--first-target", self.plan.first_target.isoformat(), "--last-target", self.plan.last_target.isoformat(),
         ]  # fmt: skip
         with self.log.open("wb") as handle:
-            self.services.processor = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+            env = {**os.environ, **as_env(self.settings)}
+            self.services.processor = subprocess.Popen(
+                cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
+            )
         settings, run, stop = self.settings, self.run, self.services.stop
         trader = bootstrap_trader(run, self.req.arena)
         self.services.spawn("trader", lambda: run_trader(settings, run, trader, stop, self.plan.first_as_of))
