@@ -54,8 +54,7 @@ from alpaca.trading.models import Position, TradeAccount
 from alpaca.trading.requests import MarketOrderRequest
 from pydantic import SecretStr
 
-from consumers.broker import BrokerError, OrderRequest, SubmitResult
-from consumers.simulated_broker import Rejection
+from consumers.broker import BrokerError, OrderRequest, Rejection, SubmitResult
 from redblue.calendar import TradingCalendar, get_calendar
 from redblue.clock import Clock, utc_now
 from schemas import Bar, Fill

@@ -40,6 +40,15 @@ class SubmitResult:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """An order the broker accepted but did not execute (e.g. no cash at the open, expired)."""
+
+    order: OrderRequest
+    date: date
+    reason: str
+
+
 class BrokerGateway(Protocol):
     """One team's account at a broker."""
 
@@ -49,6 +58,10 @@ class BrokerGateway(Protocol):
 
     def on_bar(self, bar: Bar) -> list[Fill]:
         """Report the fills that happened up to ``bar`` (its day's open) for ``bar.symbol``."""
+        ...
+
+    def take_rejections(self) -> list[Rejection]:
+        """Accepted orders that ended without (full) execution, each reported once."""
         ...
 
 

@@ -10,21 +10,11 @@ trader takes with :meth:`SimulatedBroker.take_rejections` and publishes as a rej
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
-from consumers.broker import OrderRequest, SubmitResult
+from consumers.broker import OrderRequest, Rejection, SubmitResult
 from redblue.arena import CostSpec
 from schemas import Bar, Fill
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """An order the broker accepted but could not execute at the open of ``date``."""
-
-    order: OrderRequest
-    date: date
-    reason: str
 
 
 class SimulatedBroker:

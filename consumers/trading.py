@@ -12,22 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol, runtime_checkable
 
-from consumers.broker import BrokerGateway, OrderRequest, Side, SubmitResult
-from consumers.simulated_broker import Rejection
+from consumers.broker import BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
 from consumers.strategy import client_order_id, decide
 from redblue.arena import Arena
 from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
-
-
-@runtime_checkable
-class ReportsRejections(Protocol):
-    """A gateway that can reject an accepted order when it is due (e.g. for lack of cash)."""
-
-    def take_rejections(self) -> list[Rejection]:
-        """The rejections not taken before."""
-        ...
 
 
 @dataclass
@@ -86,7 +75,7 @@ class Trader:
         fills = gateway.on_bar(bar)
         for fill in fills:
             self._apply(team, fill)
-        rejected = [self._rejected(team, r) for r in _take_rejections(gateway)]
+        rejected = [self._rejected(team, r) for r in gateway.take_rejections()]
         order = self._order(team, bar)
         return [*fills, self._mark(team, bar), *rejected, *([order] if order else [])]
 
@@ -173,7 +162,3 @@ class Trader:
     def _check_run(self, run: str) -> None:
         if run != self._run:
             raise ValueError(f"event of run {run!r} reached the trader of run {self._run!r}")
-
-
-def _take_rejections(gateway: BrokerGateway) -> list[Rejection]:
-    return gateway.take_rejections() if isinstance(gateway, ReportsRejections) else []

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from consumers.broker import BrokerGateway, OrderRequest, SubmitResult
+from consumers.broker import BrokerGateway, OrderRequest, Rejection, SubmitResult
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
 from redblue.arena import Arena, CostSpec, ModelSpec, StrategySpec, TeamSpec
@@ -103,6 +103,9 @@ class ScriptedGateway:
         due = [f for f in self.fills if f.symbol == bar.symbol and f.date <= bar.date]
         self.fills = [f for f in self.fills if f not in due]
         return due
+
+    def take_rejections(self) -> list[Rejection]:
+        return []
 
 
 def partial_fill(order: OrderRequest, quantity: int) -> Fill:
