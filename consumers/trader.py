@@ -28,6 +28,23 @@ def simulated_gateways(run: str, arena: Arena, clock: Clock) -> dict[str, Broker
     return {team: SimulatedBroker(run, team, arena.costs, arena.strategy.initial_cash, clock) for team in arena.teams}
 
 
+def live_gateways(run: str, arena: Arena, clock: Clock = utc_now) -> dict[str, BrokerGateway]:
+    """Each team's configured account: simulated, or Alpaca with ``REDBLUE_<TEAM>_ALPACA_*`` credentials."""
+    from consumers.alpaca_broker import AlpacaBroker
+    from redblue.calendar import get_calendar
+    from redblue.settings import alpaca_credentials
+
+    gateways = simulated_gateways(run, arena, clock)
+    for team, spec in arena.teams.items():
+        if spec.account.broker == "alpaca":
+            creds = alpaca_credentials(f"REDBLUE_{team.upper()}_ALPACA_")
+            gateways[team] = AlpacaBroker(
+                run, team, creds.key, creds.secret, clock=clock, calendar=get_calendar(arena.calendar),
+                paper=creds.paper, url_override=creds.url_override,
+            )  # fmt: skip
+    return gateways
+
+
 def bootstrap_trader(
     run: str, arena: Arena, *, clock: Clock = utc_now, gateways: dict[str, BrokerGateway] | None = None
 ) -> Trader:

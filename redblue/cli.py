@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("trade", "run the trader of a run"), ("score", "run the scorer of a run")):
         _service_args(sub.add_parser(name, help=text))
 
+    produce = sub.add_parser("produce", help="emit live daily bars onto a run's bars topic after each close")
+    _service_args(produce)
+    produce.add_argument("--source", choices=["yfinance", "alpaca"], default="yfinance")
+    produce.add_argument("--once", action="store_true", help="poll once and exit (e.g. from cron)")
+    produce.add_argument("--interval", type=float, default=900.0, help="seconds between polls (default 900)")
+
     replay = sub.add_parser("replay", help="emit bars of a date range onto a run's bars topic")
     replay.add_argument("--run", required=True)
     replay.add_argument("--start", type=_date, required=True)

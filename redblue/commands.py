@@ -7,11 +7,16 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from producers.bars import DATA_DIR
 from redblue.arena import DEFAULT_ARENA, Arena, load_arena
 from redblue.errors import RedblueError
 from redblue.settings import Settings
+
+if TYPE_CHECKING:
+    from producers.sources import BarSource
+    from redblue.calendar import TradingCalendar
 
 
 class CommandError(RedblueError):
@@ -27,6 +32,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "trade": trade,
         "score": score,
         "replay": replay,
+        "produce": produce,
     }[args.command]
     return handler(args, settings)
 
@@ -108,12 +114,11 @@ def _until_signalled() -> threading.Event:
 
 
 def trade(args: argparse.Namespace, settings: Settings) -> int:
-    from consumers.trader import bootstrap_trader, run_trader
+    from consumers.trader import bootstrap_trader, live_gateways, run_trader
 
     arena, _ = _arena(args)
-    if any(team.account.broker != "simulated" for team in arena.teams.values()):
-        raise CommandError("Alpaca accounts are not wired into `redblue trade` yet; use broker: simulated")
-    stats = run_trader(settings, args.run, bootstrap_trader(args.run, arena), _until_signalled())
+    trader = bootstrap_trader(args.run, arena, gateways=live_gateways(args.run, arena))
+    stats = run_trader(settings, args.run, trader, _until_signalled())
     print(f"trader stopped after {stats.consumed} messages ({stats.dead_lettered} dead-lettered)")
     return 0
 
@@ -141,3 +146,42 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
     sent = emit(EventProducer(settings, args.run), plan.rows, calendar, utc_now)
     print(f"replayed {sent} bars ({plan.warmup_first} .. {plan.last_target}) onto run {args.run}")
     return 0
+
+
+def produce(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.live import LiveProducer, Poll, last_dates
+    from redblue.calendar import get_calendar
+    from redblue.clock import utc_now
+    from redblue.kafka import EventProducer, ensure_topics, read_topic
+    from schemas.topics import BARS
+
+    arena, _ = _arena(args)
+    calendar = get_calendar(arena.calendar)
+    ensure_topics(settings, args.run)
+    last = last_dates(read_topic(settings, args.run, BARS))
+    live = LiveProducer(_source(args.source, calendar), EventProducer(settings, args.run), arena.symbols, calendar,
+                        utc_now, last)  # fmt: skip
+
+    def report(poll: Poll) -> None:
+        sent = ", ".join(f"{b.symbol} {b.date}" for b in poll.sent) or "nothing new"
+        print(f"{utc_now():%Y-%m-%d %H:%M}Z sent {sent}", flush=True)
+        for item in poll.rejected:
+            print(f"  rejected {item.symbol} {item.date or ''}: {item.reason} (dead-lettered)", flush=True)
+
+    if args.once:
+        report(live.poll())
+    else:
+        live.run(_until_signalled(), args.interval, report)
+    return 0
+
+
+def _source(name: str, calendar: TradingCalendar) -> BarSource:
+    if name == "yfinance":
+        from producers.sources.yfinance_source import YFinanceSource
+
+        return YFinanceSource(calendar)
+    from producers.sources.alpaca_source import AlpacaBarSource
+    from redblue.settings import alpaca_credentials
+
+    creds = alpaca_credentials("REDBLUE_ALPACA_")
+    return AlpacaBarSource(creds.key, creds.secret, url_override=creds.url_override, calendar=calendar)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from redblue.errors import RedblueError
 
 DEFAULT_HOME = Path.home() / ".cache" / "redblue"
 KAFKA_PORT = 19092
@@ -37,14 +39,26 @@ class Settings(BaseSettings):
 
 
 class AlpacaCredentials(BaseSettings):
-    """One team's Alpaca paper account, read from ``REDBLUE_<TEAM>_ALPACA_KEY`` / ``_SECRET``."""
+    """An Alpaca account: ``<PREFIX>KEY``, ``<PREFIX>SECRET`` (and optionally ``PAPER``, ``URL_OVERRIDE``)."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=".env")
 
     key: SecretStr
     secret: SecretStr
     paper: bool = True
     url_override: str | None = None
+
+
+def alpaca_credentials(prefix: str) -> AlpacaCredentials:
+    """Credentials from ``{prefix}KEY`` / ``{prefix}SECRET``; a clear error names what is missing.
+
+    Teams use ``REDBLUE_<TEAM>_ALPACA_``; the market-data producer ``REDBLUE_ALPACA_``.
+    """
+    try:
+        return AlpacaCredentials(_env_prefix=prefix)
+    except ValidationError as err:
+        missing = ", ".join(f"{prefix}{str(e['loc'][0]).upper()}" for e in err.errors())
+        raise RedblueError(f"Alpaca credentials missing or invalid: set {missing} (environment or .env)") from err
 
 
 def as_env(settings: Settings) -> dict[str, str]:
