@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +37,25 @@ class Written:
 
 
 def expected_progress(arena: Arena, plan: ReplayPlan) -> int:
-    """Steps of a complete run: every forecast scored, every team's equity marked, every last bar seen."""
-    forecasts = sum(len(arena.symbols_of(m)) for _, m in arena.all_models()) * plan.days
-    return forecasts + len(arena.teams) * (plan.days + 1) + len(arena.symbols)
+    """Steps of a complete run: every bar seen by the scorer, every team's equity marked every day.
+
+    Within a symbol's partition the forecasts targeting day D come before D's bar, so once the
+    scorer has seen the last bar of every symbol, every forecast that was made has been scored.
+    """
+    return len(arena.symbols) * len(_sessions(arena, plan.warmup_first, plan)) + len(arena.teams) * (plan.days + 1)
 
 
 def progress(store: LeaderboardStore, arena: Arena, plan: ReplayPlan) -> int:
     """Steps done so far (see :func:`expected_progress`)."""
     done = store_progress(store)
-    sessions = get_calendar(arena.calendar).sessions(plan.first_as_of, plan.last_target)
-    marked = sum(len([d for d in sessions if d <= day]) for day in done.equity.values())
-    last_bars = sum(day >= plan.last_target for day in done.bars.values())
-    return sum(done.scored.values()) + marked + last_bars
+    bars = _sessions(arena, plan.warmup_first, plan)
+    marks = _sessions(arena, plan.first_as_of, plan)
+    seen = sum(sum(1 for d in bars if d <= day) for day in done.bars.values())
+    return seen + sum(sum(1 for d in marks if d <= day) for day in done.equity.values())
+
+
+def _sessions(arena: Arena, first: date, plan: ReplayPlan) -> list[date]:
+    return get_calendar(arena.calendar).sessions(first, plan.last_target)
 
 
 def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path) -> Written:
@@ -57,6 +66,7 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
     orders = [e for e in read_topic(settings, run, ORDERS) if isinstance(e, Order)]
     letters = [e for e in read_topic(settings, run, DEADLETTER) if isinstance(e, DeadLetter)]
     forecasts = [e for e in stream if isinstance(e, Forecast)]
+    failed = Counter(f"{key}/{e.bar.symbol}" for e in stream if isinstance(e, BarProcessed) for key in e.failed)
     closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed)}
     _csv(out / "forecasts.csv", FORECAST_COLUMNS, sorted(_forecast_rows(forecasts, closes)))
     _csv(out / "orders.csv", ORDER_COLUMNS, sorted(_rows(orders, ORDER_COLUMNS)))
@@ -78,10 +88,15 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
                 "dead_letters": len(letters),
                 "undecodable": sum(isinstance(e, SchemaError) for e in (*stream, *trades)),
             },
+            "failed_forecasts": dict(sorted(failed.items())),
             **summary(store, arena),
         }
         text = report.render_original(store, arena, plan.first_target, plan.days)
         text += "\n\n" + report.leaderboard_text(store, arena)
+        text += "".join(
+            f"\nwarning: {series} could not forecast on {n} day(s); see {out / 'logs' / 'processor.log'}"
+            for series, n in sorted(failed.items())
+        )
     (out / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return Written(result, text)
 

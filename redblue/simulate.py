@@ -186,7 +186,7 @@ class Pipeline:
     def wait_until_complete(self) -> None:
         """Poll the leaderboard's progress until the run is complete; fail after ``timeout`` without progress."""
         expected = outputs.expected_progress(self.req.arena, self.plan)
-        show = _progress("scoring")
+        show = _progress("pipeline (bars and equity marks through to the scorer)")
         last, since = -1, time.monotonic()
         with RedisStore.from_settings(self.settings, self.run) as store:
             while True:
