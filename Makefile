@@ -21,6 +21,7 @@ status:
 	@$(RB) stack status
 
 demo: up
+	$(RB) train --until 2023-12-29
 	$(RB) simulate --start 2024-01-02 --days 180
 
 lint: setup
@@ -38,4 +39,6 @@ test: up lint
 	$(VENV)/bin/python -m pytest tests -q
 
 bench: up
+	$(RB) train --until 2023-12-29
 	$(VENV)/bin/python bench/pipeline.py
+	$(VENV)/bin/python bench/serving.py

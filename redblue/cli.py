@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
     sim.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
+    train = sub.add_parser("train", help="train the arena's Ludwig models (up-to-date ones are kept) into MLflow")
+    _arena_args(train)
+    train.add_argument("--until", type=_date, default=date(2023, 12, 29), help="last day of training data")
+    train.add_argument("--only", default=None, help="TEAM/MODEL, e.g. red/mlp")
+    train.add_argument("--data", type=Path, default=None, help="directory of SYMBOL.csv bar files")
+    train.add_argument("--force", action="store_true", help="retrain even when the champion is up to date")
+
     board = sub.add_parser("leaderboard", help="query a run's leaderboard in Redis")
     board.add_argument("--run", required=True)
     board.add_argument(

@@ -33,6 +33,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "score": score,
         "replay": replay,
         "produce": produce,
+        "train": train,
     }[args.command]
     return handler(args, settings)
 
@@ -99,10 +100,29 @@ def leaderboard(args: argparse.Namespace, settings: Settings) -> int:
 def process(args: argparse.Namespace, settings: Settings) -> int:
     from processors.app import create_app, run_worker
     from processors.forecasting import Horizon
+    from processors.registry import RegistrySource
+    from training.names import KIND
 
     arena, _ = _arena(args)
     horizon = Horizon(first=args.first_target, last=args.last_target)
-    run_worker(create_app(settings, args.run, arena, horizon), loglevel="info" if args.verbose else "warn")
+    sources = {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix)}
+    run_worker(create_app(settings, args.run, arena, horizon, sources), loglevel="info" if args.verbose else "warn")
+    return 0
+
+
+def train(args: argparse.Namespace, settings: Settings) -> int:
+    from training.train import train as train_models
+
+    arena, _ = _arena(args)
+    results = train_models(arena, settings, args.until, args.only, args.data or DATA_DIR, force=args.force)
+    if not results:
+        print("no Ludwig models in this arena (or none matching --only)")
+    for r in results:
+        scores = "" if r.val_mae is None else f"  validation MAE {r.val_mae:.4f}  MASE {r.val_mase or float('nan'):.3f}"
+        print(f"{r.status:<10} {r.name} version {r.version}{scores}")
+    print(
+        f"MLflow: {settings.mlflow_uri} (experiment redblue); browse: mlflow ui --backend-store-uri {settings.mlflow_uri}"
+    )
     return 0
 
 

@@ -35,6 +35,7 @@ TRAINING, VALIDATION = 0, 1
 DEFAULT_TRAIN_FROM = date(2010, 1, 4)
 VALIDATION_FRACTION = 0.15
 MIN_ROWS = 20
+SEQUENCE_SCALE = 100.0  # timeseries inputs hold returns in percent (a unit, not a fitted statistic)
 
 
 @dataclass(frozen=True)
@@ -69,16 +70,19 @@ class TrainingData:
     def matrix(self, frame: pd.DataFrame | None = None) -> np.ndarray:
         """The served model's input: float32 ``[rows, lookback]`` of ``ret_1..ret_L``."""
         rows = self.frame if frame is None else frame
-        return rows[feature_names(self.lookback)].to_numpy(dtype=np.float32)
+        matrix: np.ndarray = rows[feature_names(self.lookback)].to_numpy(dtype=np.float32)
+        return matrix
 
 
 def sequence_text(vector: Sequence[float]) -> str:
-    """A feature vector as a Ludwig ``timeseries`` cell: the same returns, oldest first.
+    """A feature vector as a Ludwig ``timeseries`` cell: the same returns in percent, oldest first.
 
-    Ludwig parses timeseries cells as space-separated numbers; ``repr`` keeps every digit, so
-    the parsed float32 equals the float32 of the vector entry.
+    Percent (``SEQUENCE_SCALE``), because Ludwig does not normalise timeseries inputs and a
+    recurrent encoder barely sees raw daily returns (~0.01); the served graph applies the same
+    fixed factor (``training.export``). Ludwig parses the cell as space-separated numbers;
+    ``repr`` keeps every digit.
     """
-    return " ".join(repr(float(x)) for x in reversed(vector))
+    return " ".join(repr(float(x) * SEQUENCE_SCALE) for x in reversed(vector))
 
 
 def build_dataset(
@@ -142,3 +146,24 @@ def _hash(frame: pd.DataFrame, lookback: int) -> str:
     for values in frame[columns].itertuples(index=False, name=None):
         digest.update((",".join(v.isoformat() if isinstance(v, date) else repr(v) for v in values) + "\n").encode())
     return digest.hexdigest()
+
+
+def validation_metrics(frame: pd.DataFrame, predicted_returns: np.ndarray) -> dict[str, float]:
+    """Price-space MAE, persistence MAE, MASE and direction accuracy of predicted log returns on ``frame``'s rows.
+
+    The predicted close is ``close * exp(return)`` (``training.features.price_from_return``); the
+    persistence forecast is the as-of close itself.
+    """
+    close = frame[CLOSE].to_numpy(dtype=np.float64)
+    actual = frame[NEXT_CLOSE].to_numpy(dtype=np.float64)
+    returns = np.asarray(predicted_returns, dtype=np.float64)
+    predicted = close * np.exp(returns)
+    mae = float(np.mean(np.abs(predicted - actual)))
+    persistence = float(np.mean(np.abs(close - actual)))
+    return {
+        "val_mae": mae,
+        "val_persistence_mae": persistence,
+        "val_mase": mae / persistence,
+        "val_direction_pct": 100.0 * float(np.mean(np.sign(predicted - close) == np.sign(actual - close))),
+        "val_mae_return": float(np.mean(np.abs(frame[LABEL].to_numpy(dtype=np.float64) - returns))),
+    }

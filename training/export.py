@@ -10,7 +10,7 @@ the pieces Ludwig itself uses at prediction time, and ``torch.onnx.export`` trac
 
 How the feature matrix (``training.features.features``: ``ret_1`` first) maps to Ludwig's inputs:
 a ``number`` input named ``ret_k`` is column ``k-1``; a ``timeseries`` input is the whole row,
-oldest first (as ``training.dataset.sequence_text`` writes it for training). Any other input
+oldest first and in percent (as ``training.dataset.sequence_text`` writes it for training). Any other input
 is refused by :func:`input_layout` before training starts.
 
 ONNX Runtime runs the result (:func:`onnx_predict`) without Ludwig or torch.
@@ -18,14 +18,17 @@ ONNX Runtime runs the result (:func:`onnx_predict`) without Ludwig or torch.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from redblue.errors import RedblueError
-from training.dataset import LABEL
+from training.dataset import LABEL, SEQUENCE_SCALE
 from training.names import INPUT_NAME, OUTPUT_NAME
 
 OPSET = 18
@@ -82,8 +85,11 @@ def _served_module(ludwig_model: Any, lookback: int) -> Any:
             super().__init__()
             self.ecd = ecd
             self.scalers = torch.nn.ModuleDict(
-                {name: ecd.input_features.get(name).create_preproc_module(metadata[name]) for name, kind, _ in layout
-                 if kind == "number"}
+                {
+                    name: ecd.input_features.get(name).create_preproc_module(metadata[name])
+                    for name, kind, _ in layout
+                    if kind == "number"
+                }
             )
             self.predict = output.prediction_module
             self.descale = output.create_postproc_module(metadata[LABEL])
@@ -94,7 +100,7 @@ def _served_module(ludwig_model: Any, lookback: int) -> Any:
                 if kind == "number":
                     inputs[name] = self.scalers[name](features[:, column])
                 else:
-                    inputs[name] = torch.flip(features, dims=[1])
+                    inputs[name] = torch.flip(features, dims=[1]) * SEQUENCE_SCALE
             outputs = self.ecd(inputs)
             predictions = self.predict(outputs, LABEL)["predictions"]
             descaled = self.descale({f"{LABEL}::predictions": predictions}, LABEL)["predictions"]
@@ -116,7 +122,7 @@ def export_onnx(ludwig_model: Any, lookback: int, metadata: Mapping[str, str]) -
     sample = torch.zeros((4, lookback), dtype=torch.float32)
     batch = torch.export.Dim("batch", min=1)
     try:
-        with torch.no_grad():
+        with _quiet(), torch.no_grad():
             program = torch.onnx.export(
                 module,
                 (sample,),
@@ -127,7 +133,11 @@ def export_onnx(ludwig_model: Any, lookback: int, metadata: Mapping[str, str]) -
                 dynamo=True,
                 verbose=False,
             )
+        if program is None:
+            raise ExportError("torch.onnx.export returned no program")
         proto = program.model_proto
+    except ExportError:
+        raise
     except Exception as err:  # torch raises many unrelated types here
         raise ExportError(f"ONNX export failed: {type(err).__name__}: {err}") from err
     for key, value in sorted(metadata.items()):
@@ -135,6 +145,22 @@ def export_onnx(ludwig_model: Any, lookback: int, metadata: Mapping[str, str]) -
         entry.key, entry.value = key, str(value)
     onnx.checker.check_model(proto)
     return proto
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep the exporter's chatter (onnxscript's optimizer log, torch's deprecation warnings) off the console."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def onnx_predict(model_proto: Any, matrix: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:

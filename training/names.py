@@ -5,6 +5,8 @@ Import-light on purpose (no MLflow): the processors import these to find what tr
 
 from __future__ import annotations
 
+from datetime import date
+
 EXPERIMENT = "redblue"  # the MLflow experiment of training (and evaluation) runs
 CHAMPION = "champion"  # the alias serving loads: models:/NAME@champion
 KIND = "ludwig"  # ModelSpec.kind of the models trained here
@@ -35,6 +37,20 @@ def registry_name(prefix: str, team: str, model: str, symbol: str) -> str:
 def champion_uri(name: str) -> str:
     """The URI serving loads, e.g. ``mlflow.onnx.load_model(champion_uri(name))``."""
     return f"models:/{name}@{CHAMPION}"
+
+
+def onnx_metadata(
+    team: str, model: str, symbol: str, lookback: int, features_version: int, until: date
+) -> dict[str, str]:
+    """The ``metadata_props`` every served ONNX model carries."""
+    return {
+        META_LOOKBACK: str(lookback),
+        META_FEATURES_VERSION: str(features_version),
+        META_TEAM: team,
+        META_MODEL: model,
+        META_SYMBOL: symbol,
+        META_TRAINED_UNTIL: until.isoformat(),
+    }
 
 
 def experiment_name() -> str:

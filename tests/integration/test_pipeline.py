@@ -15,7 +15,7 @@ import pytest
 
 from producers.bars import DATA_DIR
 from producers.replay import plan_replay, replay
-from redblue.arena import DEFAULT_ARENA, load_arena
+from redblue.arena import REPO_ROOT, load_arena
 from redblue.calendar import get_calendar
 from redblue.clock import utc_now
 from redblue.kafka import EventProducer, read_topic
@@ -26,12 +26,13 @@ from schemas import DeadLetter
 from schemas.topics import BARS, DEADLETTER
 
 pytestmark = pytest.mark.integration
+BASELINES = REPO_ROOT / "arenas" / "baselines.yaml"
 
 
 def request(symbols: tuple[str, ...], start: date, days: int, run_id: str, out: Path) -> SimulationRequest:
-    arena = load_arena().with_symbols(symbols)
+    arena = load_arena(BASELINES).with_symbols(symbols)
     return SimulationRequest(
-        start=start, days=days, arena=arena, arena_path=DEFAULT_ARENA, run_id=run_id, out=out, timeout=120
+        start=start, days=days, arena=arena, arena_path=BASELINES, run_id=run_id, out=out, timeout=120
     )
 
 

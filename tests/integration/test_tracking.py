@@ -8,17 +8,18 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from redblue.arena import DEFAULT_ARENA, load_arena
+from redblue.arena import REPO_ROOT, load_arena
 from redblue.settings import Settings
 from redblue.simulate import SimulationRequest, simulate
 from redblue.tracking import SIMULATIONS, log_simulation
 
 pytestmark = pytest.mark.integration
+BASELINES = REPO_ROOT / "arenas" / "baselines.yaml"
 
 
 def test_simulation_is_logged_with_metrics_and_files(settings: Settings, run_id: str, tmp_path: Path) -> None:
     req = SimulationRequest(
-        start=date(2024, 6, 3), days=5, arena=load_arena().with_symbols(("SAP",)), arena_path=DEFAULT_ARENA,
+        start=date(2024, 6, 3), days=5, arena=load_arena(BASELINES).with_symbols(("SAP",)), arena_path=BASELINES,
         run_id=run_id, out=tmp_path / "out",
     )  # fmt: skip
     result = simulate(settings, req, say=lambda _: None)

@@ -11,7 +11,8 @@ def test_reference_arena_loads() -> None:
     arena = load_arena()
     assert arena.symbols == ("AAPL", "AMZN", "SAP")
     assert {t for t, _ in arena.all_models()} == {"baseline", "red", "blue"}
-    assert arena.teams["red"].trading_model == "drift"
+    assert arena.teams["red"].trading_model == "mlp"
+    assert {m.kind for _, m in arena.all_models()} == {"persistence", "drift", "trend", "ludwig"}
 
 
 def test_missing_file_and_bad_yaml_have_clear_errors(tmp_path: Path) -> None:
