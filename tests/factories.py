@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from redblue.arena import REPO_ROOT
 from schemas import Bar
 
 T0 = datetime(2024, 1, 2, 22, 0, tzinfo=UTC)
@@ -34,3 +35,6 @@ def days(first: date, n: int) -> list[date]:
             out.append(d)
         d += timedelta(days=1)
     return out
+
+
+BASELINES = REPO_ROOT / "arenas" / "baselines.yaml"  # the reference symbols, baseline models only

@@ -15,7 +15,7 @@ import pytest
 
 from producers.bars import DATA_DIR
 from producers.replay import plan_replay, replay
-from redblue.arena import REPO_ROOT, load_arena
+from redblue.arena import load_arena
 from redblue.calendar import get_calendar
 from redblue.clock import utc_now
 from redblue.kafka import EventProducer, read_topic
@@ -24,9 +24,9 @@ from redblue.settings import Settings
 from redblue.simulate import SimulationRequest, running_pipeline, simulate
 from schemas import DeadLetter
 from schemas.topics import BARS, DEADLETTER
+from tests.factories import BASELINES
 
 pytestmark = pytest.mark.integration
-BASELINES = REPO_ROOT / "arenas" / "baselines.yaml"
 
 
 def request(symbols: tuple[str, ...], start: date, days: int, run_id: str, out: Path) -> SimulationRequest:

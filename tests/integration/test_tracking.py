@@ -8,13 +8,13 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from redblue.arena import REPO_ROOT, load_arena
+from redblue.arena import load_arena
 from redblue.settings import Settings
 from redblue.simulate import SimulationRequest, simulate
 from redblue.tracking import SIMULATIONS, log_simulation
+from tests.factories import BASELINES
 
 pytestmark = pytest.mark.integration
-BASELINES = REPO_ROOT / "arenas" / "baselines.yaml"
 
 
 def test_simulation_is_logged_with_metrics_and_files(settings: Settings, run_id: str, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from processors.models import Drift, ModelError, Persistence, ServedModel, Trend
 from redblue.arena import ModelSpec, load_arena
 from redblue.calendar import get_calendar
 from schemas import BarProcessed, Forecast
-from tests.factories import T0, bar
+from tests.factories import BASELINES, T0, bar
 
 CAL = get_calendar("XNYS")
 SESSIONS = CAL.sessions(date(2023, 11, 1), date(2024, 2, 1))
@@ -42,7 +42,7 @@ def test_unknown_kind_and_bad_params_are_model_errors() -> None:
 
 
 def test_a_broken_model_is_served_with_its_error_and_others_go_on() -> None:
-    arena = load_arena()
+    arena = load_arena(BASELINES)
     arena = arena.model_copy(update={"baselines": (*arena.baselines, ModelSpec(name="bad", kind="oracle"))})
     models = ModelBook(arena).models
     made, failed = forecast("r", series(), models, CAL, Horizon(), T0)

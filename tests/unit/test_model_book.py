@@ -9,6 +9,7 @@ from processors.book import ModelBook
 from processors.models import ModelError
 from redblue.arena import ModelSpec, load_arena
 from schemas import Bar
+from tests.factories import BASELINES
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class FakeRegistry:
 
 
 def arena_with_trained_model():  # type: ignore[no-untyped-def]
-    arena = load_arena()
+    arena = load_arena(BASELINES)
     red = arena.teams["red"]
     models = (*red.models, ModelSpec(name="mlp", kind="ludwig"))
     return arena.model_copy(update={"teams": {**arena.teams, "red": red.model_copy(update={"models": models})}})

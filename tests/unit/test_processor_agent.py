@@ -14,14 +14,14 @@ from redblue.arena import load_arena
 from redblue.calendar import get_calendar
 from redblue.settings import Settings
 from schemas import BarProcessed, DeadLetter, Forecast, decode, encode
-from tests.factories import bar
+from tests.factories import BASELINES, bar
 
 SESSIONS = get_calendar().sessions(date(2024, 1, 2), date(2024, 3, 1))
 
 
 def run_agent(tmp_path: Path, messages: list[bytes]) -> dict[str, list[Any]]:
     settings = Settings(home=tmp_path)
-    app = create_app(settings, "t1", load_arena(), Horizon())
+    app = create_app(settings, "t1", load_arena(BASELINES), Horizon())
     app.finalize()
     app.conf.store = "memory://"
     (agent,) = app.agents.values()
