@@ -120,9 +120,8 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
     for r in results:
         scores = "" if r.val_mae is None else f"  validation MAE {r.val_mae:.4f}  MASE {r.val_mase or float('nan'):.3f}"
         print(f"{r.status:<10} {r.name} version {r.version}{scores}")
-    print(
-        f"MLflow: {settings.mlflow_uri} (experiment redblue); browse: mlflow ui --backend-store-uri {settings.mlflow_uri}"
-    )
+    uri = settings.mlflow_uri
+    print(f"MLflow: {uri} (experiment redblue); browse it: mlflow ui --backend-store-uri {uri}")
     return 0
 
 
