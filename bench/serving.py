@@ -1,4 +1,7 @@
-"""Benchmark: ONE processor worker serving 0, 6, 30 and 100 registered team models.
+"""Benchmark: training the default arena, then ONE processor worker serving 0, 6, 30 and 100 models.
+
+First the reference arena's Ludwig models (2 teams x AAPL, AMZN, SAP) are trained from scratch
+(``--force``) into a throwaway MLflow store and the wall time is printed per model and in all.
 
 Needs no stack: the models are registered in a throwaway MLflow store (sqlite + local artifacts)
 under distinct names ``bench.{team}.{model}.{symbol}``, all copies of one model: the first
@@ -206,11 +209,33 @@ def register_copies(uri: str, proto: Any, artifacts: Path) -> float:
     return time.perf_counter() - began
 
 
+def train_default_arena(tmp: Path) -> Settings:
+    """Train the reference arena's team models from scratch into a store under ``tmp``; print the times."""
+    from redblue.arena import load_arena
+    from training.train import ludwig_api, train
+
+    settings = Settings(home=tmp / "home", mlflow_tracking_uri=f"sqlite:///{tmp}/training.db")
+    began = time.perf_counter()
+    ludwig_api()
+    imported = time.perf_counter() - began
+    results = train(load_arena(), settings, date(2023, 12, 29), force=True, progress=False)
+    total = time.perf_counter() - began
+    print(f"training the default arena: {len(results)} models in {total:.0f} s (importing Ludwig: {imported:.0f} s)")
+    print(f"{'model':28}{'rows':>7}{'train s':>9}{'export s':>10}{'ONNX KB':>9}{'val MAE':>9}{'MASE':>7}{'parity':>9}")
+    for r in results:
+        print(
+            f"{r.name:28}{r.rows:>7}{r.train_seconds:>9.1f}{r.export_seconds:>10.1f}{r.onnx_bytes / 1024:>9.0f}"
+            f"{r.val_mae or 0:>9.4f}{r.val_mase or 0:>7.3f}{r.parity_max_abs_diff or 0:>9.1e}"
+        )
+    return settings
+
+
 def main() -> None:
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="redblue-bench-") as tmp:
+        trained = train_default_arena(Path(tmp))
         uri = f"sqlite:///{tmp}/mlflow.db"
-        proto, origin = reference_model(Settings())
+        proto, origin = reference_model(trained)
         took = register_copies(uri, proto, Path(tmp) / "artifacts")
         print(f"model: {origin}, {proto.ByteSize() / 1024:.1f} KB serialized; 100 copies registered in {took:.0f} s")
         results = {}

@@ -27,7 +27,10 @@ class DataError(RedblueError, ValueError):
 
 @dataclass(frozen=True)
 class Row:
-    """One CSV row, parsed but not yet an event (events get their timestamps when emitted)."""
+    """One daily row of a symbol (from a CSV or a vendor), not yet an event.
+
+    Events get their timestamps when emitted. Vendor rows may hold NaN until validated.
+    """
 
     symbol: str
     date: date
@@ -35,7 +38,7 @@ class Row:
     high: float
     low: float
     close: float
-    volume: int
+    volume: float
 
 
 def bar_file(data_dir: Path, symbol: str) -> Path:
@@ -111,7 +114,7 @@ def to_bar_fields(row: Row, calendar: TradingCalendar, source: str) -> dict[str,
         "high": row.high,
         "low": row.low,
         "close": row.close,
-        "volume": row.volume,
+        "volume": int(row.volume),
         "adjustment": "split",
         "source": source,
         "ts_event": calendar.close_time(row.date),

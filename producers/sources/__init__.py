@@ -17,6 +17,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from producers.bars import Row
 from redblue.calendar import TradingCalendar
 from redblue.errors import RedblueError
 from schemas import Bar
@@ -33,19 +34,6 @@ class Rejected:
     symbol: str
     date: date | None
     reason: str
-
-
-@dataclass(frozen=True)
-class Row:
-    """One vendor row for ``symbol`` on trading day ``date``; values may be NaN."""
-
-    symbol: str
-    date: date
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
 
 
 class BarSource(Protocol):

@@ -30,7 +30,8 @@ from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from pydantic import SecretStr, ValidationError
 
-from producers.sources import Rejected, Row, SourceError, collect, missing_symbols, within
+from producers.bars import Row
+from producers.sources import Rejected, SourceError, collect, missing_symbols, within
 from redblue.calendar import TradingCalendar, get_calendar
 from schemas import Bar
 

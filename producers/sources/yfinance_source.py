@@ -23,7 +23,8 @@ from typing import Any
 import pandas as pd
 import yfinance as yf
 
-from producers.sources import Rejected, Row, SourceError, collect, missing_symbols, within
+from producers.bars import Row
+from producers.sources import Rejected, SourceError, collect, missing_symbols, within
 from redblue.calendar import TradingCalendar, get_calendar
 from schemas import Bar
 
