@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from consumers.leaderboard import LeaderboardStore, Scoreboard
+from consumers.leaderboard import Scoreboard
+from consumers.store import LeaderboardStore
 from redblue.arena import Arena
 from redblue.kafka import ConsumerStats, Outgoing, consume
 from redblue.redis_store import RedisStore

@@ -177,13 +177,13 @@ def _received(msg: Message, stage: str) -> Received | None:
         if error.code() != KafkaError._PARTITION_EOF:
             log.warning("%s: consumer error %s", stage, error)
         return None
-    key = msg.key()
+    key, value = msg.key(), msg.value()
     return Received(
         topic=msg.topic() or "",
         partition=msg.partition() or 0,
         offset=msg.offset() or 0,
         key=key.encode() if isinstance(key, str) else key,
-        value=msg.value() if not isinstance(msg.value(), str) else str(msg.value()).encode(),
+        value=value.encode() if isinstance(value, str) else value,
     )
 
 

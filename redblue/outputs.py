@@ -16,9 +16,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from consumers.leaderboard import LeaderboardStore, StoreError, summary
 from consumers.leaderboard import progress as store_progress
+from consumers.leaderboard import summary
 from consumers.metrics import score_forecast
+from consumers.store import LeaderboardStore, StoreError
 from producers.replay import ReplayPlan
 from redblue import report
 from redblue.arena import Arena

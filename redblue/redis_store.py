@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 import redis
 
-from consumers.leaderboard import Series, StoreError, StoreUnavailable
 from consumers.metrics import ErrorSums, ScoredForecast
+from consumers.store import Series, StoreError, StoreUnavailable
 from redblue.settings import Settings
 from schemas import Fill, PositionMark
 from schemas.topics import check_run_id

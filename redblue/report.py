@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from consumers.leaderboard import LeaderboardStore, ModelStanding, Series, standings
+from consumers.leaderboard import ModelStanding, standings
 from consumers.metrics import FORECAST_METRICS, LOWER_IS_BETTER, TRADING_METRICS, ErrorSums, forecast_metrics
+from consumers.store import LeaderboardStore, Series
 from redblue.arena import Arena
 
 SORTABLE = (*FORECAST_METRICS, *TRADING_METRICS, "trades")

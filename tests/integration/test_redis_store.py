@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from consumers.leaderboard import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable, summary
+from consumers.leaderboard import summary
 from consumers.metrics import ErrorSums, ScoredForecast
+from consumers.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable
 from redblue.redis_store import RedisStore
 from tests.unit.test_leaderboard import ARENA, D, fill, interleave, mark, play, simulated_streams
 

@@ -4,8 +4,9 @@ from datetime import date
 
 import pytest
 
-from consumers.leaderboard import InMemoryStore, ModelStanding
+from consumers.leaderboard import ModelStanding
 from consumers.metrics import ErrorSums, ScoredForecast, forecast_metrics, trading_metrics
+from consumers.store import InMemoryStore
 from redblue.arena import Arena
 from redblue.report import leaderboard_text, render_leaderboard, render_original
 from tests.factories import days
