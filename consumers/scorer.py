@@ -7,7 +7,7 @@ import threading
 from consumers.leaderboard import Scoreboard
 from consumers.store import LeaderboardStore
 from redblue.arena import Arena
-from redblue.kafka import ConsumerStats, Outgoing, consume
+from redblue.kafka import ConsumerStats, Outgoing, consume, read_topic
 from redblue.redis_store import RedisStore
 from redblue.settings import Settings
 from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
@@ -34,3 +34,23 @@ def run_scorer(
         stop=stop,
         stage="scorer",
     )
+
+
+def rebuild(settings: Settings, run: str, arena: Arena) -> int:
+    """Rebuild a run's leaderboard from its topics alone (after Redis lost it); return events replayed.
+
+    The run's keys are deleted first; every event of the forecasts and fills topics is then fed
+    to a fresh :class:`Scoreboard` in partition order. Undecodable messages (already dead-lettered
+    when they were first consumed) are skipped.
+    """
+    store = RedisStore.from_settings(settings, run)
+    store.delete_run()
+    board = Scoreboard(store, arena)
+    replayed = 0
+    for spec in (FORECASTS, FILLS):
+        for event in read_topic(settings, run, spec):
+            if isinstance(event, Event):
+                board.handle(event)
+                replayed += 1
+    store.close()
+    return replayed

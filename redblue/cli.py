@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from consumers.metrics import FORECAST_METRICS, TRADING_METRICS
 from redblue.errors import RedblueError
 from redblue.settings import Settings
 
@@ -51,11 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="query a run's leaderboard in Redis")
     board.add_argument("--run", required=True)
-    board.add_argument(
-        "--by", default="mae", help="mae, rmse, mape, mase, direction, pnl, return, sharpe, max_drawdown"
-    )
+    board.add_argument("--by", default="mase", choices=(*FORECAST_METRICS, *TRADING_METRICS, "trades"))
     board.add_argument("--top", type=int, default=20)
-    board.add_argument("--arena", type=Path, default=None)
+    board.add_argument("--arena", type=Path, default=None, help="the run's arena file (default: reference)")
+    board.add_argument("--rebuild", action="store_true", help="rebuild the run's leaderboard from its topics first")
 
     proc = sub.add_parser("process", help="run the Faust prediction processor of a run (one worker, every model)")
     _service_args(proc)

@@ -93,6 +93,10 @@ def leaderboard(args: argparse.Namespace, settings: Settings) -> int:
     from redblue.outputs import leaderboard_text
 
     arena, _ = _arena(args)
+    if args.rebuild:
+        from consumers.scorer import rebuild
+
+        print(f"rebuilt from {rebuild(settings, args.run, arena)} events of run {args.run}'s topics")
     print(leaderboard_text(settings, args.run, arena, by=args.by, top=args.top))
     return 0
 

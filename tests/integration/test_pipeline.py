@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from consumers.leaderboard import summary
+from consumers.scorer import rebuild
 from producers.bars import DATA_DIR
 from producers.replay import plan_replay, replay
 from redblue.arena import load_arena
@@ -20,6 +22,7 @@ from redblue.calendar import get_calendar
 from redblue.clock import utc_now
 from redblue.kafka import EventProducer, read_topic
 from redblue.outputs import write
+from redblue.redis_store import RedisStore
 from redblue.settings import Settings
 from redblue.simulate import SimulationRequest, running_pipeline, simulate
 from schemas import DeadLetter
@@ -110,6 +113,15 @@ def test_malformed_bar_is_dead_lettered_and_duplicates_make_no_second_order(
     assert ids and len(ids) == len(set(ids))
     series = json.loads((tmp_path / "summary.json").read_text())["series"]
     assert {r["count"] for r in series} == {20}
+
+
+def test_the_leaderboard_is_rebuilt_from_the_topics_alone(settings: Settings, run_id: str, tmp_path: Path) -> None:
+    req = request(("AAPL", "AMZN"), date(2024, 4, 1), 15, run_id, tmp_path)
+    original = simulate(settings, req).summary
+    replayed = rebuild(settings, run_id, req.arena)
+    assert replayed > 0
+    with RedisStore.from_settings(settings, run_id) as store:
+        assert summary(store, req.arena) == {k: v for k, v in original.items() if k in summary(store, req.arena)}
 
 
 def test_runs_are_isolated(settings: Settings, run_id: str, tmp_path: Path) -> None:
