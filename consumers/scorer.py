@@ -17,7 +17,11 @@ from schemas.topics import FILLS, FORECASTS
 def run_scorer(
     settings: Settings, run: str, arena: Arena, stop: threading.Event, store: LeaderboardStore | None = None
 ) -> ConsumerStats:
-    """Consume until ``stop`` is set; the leaderboard is idempotent, so redelivery is harmless."""
+    """Consume until ``stop`` is set, from the topics' beginning on every start.
+
+    The leaderboard is idempotent, so re-reading is harmless and a restarted scorer recovers the
+    forecasts that were waiting for their target bar.
+    """
     board = Scoreboard(store or RedisStore.from_settings(settings, run), arena)
 
     def handle(event: Event) -> list[Outgoing]:
@@ -33,6 +37,7 @@ def run_scorer(
         handle=handle,
         stop=stop,
         stage="scorer",
+        from_start=True,  # pending forecasts live in memory: a restarted scorer re-reads (idempotently)
     )
 
 

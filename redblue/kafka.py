@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from redblue.clock import Clock, utc_now
@@ -204,12 +204,15 @@ def consume(
     stop: threading.Event,
     stage: str,
     clock: Clock = utc_now,
+    from_start: bool = False,
 ) -> ConsumerStats:
     """Consume ``specs`` until ``stop`` is set: decode, handle, produce the results, commit.
 
     A message that fails its contract goes to the run's dead-letter topic with the reason and
     the original bytes; offsets are committed only after the handler's output is acknowledged
-    (at-least-once; the handlers are idempotent).
+    (at-least-once; the handlers are idempotent). With ``from_start`` every start re-reads the
+    topics from their beginning, for a projection that keeps working state in memory and must
+    rebuild it after a restart.
     """
     producer = EventProducer(settings, run)
     consumer = Consumer(
@@ -221,7 +224,7 @@ def consume(
             "fetch.wait.max.ms": 50,
         }
     )
-    consumer.subscribe([producer.topic(s) for s in specs])
+    consumer.subscribe([producer.topic(s) for s in specs], on_assign=_rewind if from_start else _keep)
     stats = ConsumerStats()
     try:
         while not stop.is_set():
@@ -237,6 +240,16 @@ def consume(
     finally:
         consumer.close()
     return stats
+
+
+def _rewind(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    for partition in partitions:
+        partition.offset = OFFSET_BEGINNING
+    consumer.assign(partitions)
+
+
+def _keep(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    """Resume from the committed offsets (the default)."""
 
 
 def _one(

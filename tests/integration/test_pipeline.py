@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
+import time
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from consumers.leaderboard import summary
-from consumers.scorer import rebuild
+from consumers.leaderboard import progress, summary
+from consumers.scorer import rebuild, run_scorer
 from producers.bars import DATA_DIR
 from producers.replay import plan_replay, replay
 from redblue.arena import load_arena
@@ -121,6 +123,27 @@ def test_the_leaderboard_is_rebuilt_from_the_topics_alone(settings: Settings, ru
     replayed = rebuild(settings, run_id, req.arena)
     assert replayed > 0
     with RedisStore.from_settings(settings, run_id) as store:
+        assert summary(store, req.arena) == {k: v for k, v in original.items() if k in summary(store, req.arena)}
+
+
+def test_a_restarted_scorer_reads_from_the_start_despite_committed_offsets(
+    settings: Settings, run_id: str, tmp_path: Path
+) -> None:
+    req = request(("SAP",), date(2024, 4, 1), 10, run_id, tmp_path)
+    original = simulate(settings, req).summary
+    with RedisStore.from_settings(settings, run_id) as store:
+        store.delete_run()
+        stop = threading.Event()
+        scorer = threading.Thread(target=run_scorer, args=(settings, run_id, req.arena, stop))
+        scorer.start()
+        try:
+            deadline = time.monotonic() + 60
+            last = get_calendar().offset(req.start, req.days - 1)
+            while progress(store).equity.get("red") != last and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            scorer.join()
         assert summary(store, req.arena) == {k: v for k, v in original.items() if k in summary(store, req.arena)}
 
 
