@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -10,6 +10,7 @@ from consumers.broker import OrderRequest, Side, SubmitResult
 from consumers.simulated_broker import SimulatedBroker
 from redblue.arena import CostSpec
 from schemas import Bar
+from tests import factories
 
 D1, D2, D3 = date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4)
 NOW = datetime(2024, 1, 5, 12, 0, tzinfo=UTC)
@@ -21,18 +22,7 @@ def clock() -> datetime:
 
 
 def bar(day: date, open_: float, close: float, symbol: str = "AAPL") -> Bar:
-    return Bar(
-        symbol=symbol,
-        date=day,
-        open=open_,
-        high=max(open_, close),
-        low=min(open_, close),
-        close=close,
-        volume=1_000,
-        source="test",
-        ts_event=datetime.combine(day, time(21, 0), UTC),
-        produced_at=NOW,
-    )
+    return factories.bar(symbol, day, close, open_=open_)
 
 
 def order(

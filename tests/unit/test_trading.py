@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -11,6 +11,7 @@ from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
 from redblue.arena import Arena, CostSpec, ModelSpec, StrategySpec, TeamSpec
 from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
+from tests import factories
 
 RUN = "sim-1"
 DAYS = [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5), date(2024, 1, 8)]
@@ -58,18 +59,7 @@ def forecast(
 
 
 def processed(day: date, open_: float, close: float, symbol: str = "AAPL", run: str = RUN) -> BarProcessed:
-    bar = Bar(
-        symbol=symbol,
-        date=day,
-        open=open_,
-        high=max(open_, close),
-        low=min(open_, close),
-        close=close,
-        volume=1_000,
-        source="test",
-        ts_event=datetime.combine(day, time(21, 0), UTC),
-        produced_at=NOW,
-    )
+    bar = factories.bar(symbol, day, close, open_=open_)
     return BarProcessed(run=run, bar=bar, forecasts=1, produced_at=NOW)
 
 
