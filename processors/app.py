@@ -19,8 +19,9 @@ from processors.forecasting import Horizon, step
 from redblue.arena import Arena
 from redblue.calendar import get_calendar
 from redblue.clock import utc_now
+from redblue.kafka import Received, dead_letter
 from redblue.settings import Settings
-from schemas import Bar, DeadLetter, SchemaError, decode, encode, topic_name
+from schemas import Bar, SchemaError, decode, encode, topic_name
 from schemas.topics import BARS, DEADLETTER, FORECASTS
 
 log = logging.getLogger(__name__)
@@ -71,16 +72,8 @@ def create_app(
     calendar = get_calendar(arena.calendar)
 
     async def reject(message: Any, reason: str) -> None:
-        letter = DeadLetter.of(
-            stage="processor",
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
-            reason=reason,
-            produced_at=utc_now(),
-        )
+        received = Received(message.topic, message.partition, message.offset, message.key, message.value)
+        letter = dead_letter(received, "processor", reason, utc_now)
         log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, reason)
         await dead.send(key=message.topic.encode(), value=encode(letter))
 
