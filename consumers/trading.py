@@ -10,7 +10,7 @@ will execute at D+1's open. Same events in, same events out: wall time only come
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
 from consumers.broker import BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
@@ -136,21 +136,8 @@ class Trader:
         )
 
     def _order_event(self, order: OrderRequest, result: SubmitResult) -> Order:
-        return Order(
-            run=order.run,
-            team=order.team,
-            model=order.model,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.quantity,
-            as_of=order.as_of,
-            target=order.target,
-            reference_price=order.reference_price,
-            client_order_id=order.client_order_id,
-            status=result.status,
-            reason=result.reason,
-            produced_at=self._clock(),
-        )
+        """The ``Order`` event of a request: every request field, plus the broker's answer."""
+        return Order(**asdict(order), status=result.status, reason=result.reason, produced_at=self._clock())
 
     def _book(self, team: str, symbol: str) -> _Book:
         return self._books.setdefault((team, symbol), _Book())
