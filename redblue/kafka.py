@@ -170,13 +170,73 @@ class Received:
     value: bytes | None
 
 
+# Errors a consumer meets on a fresh or busy broker and recovers from by itself: a topic whose
+# metadata has not propagated yet, a group coordinator being elected (the first group on a new
+# broker creates __consumer_offsets), a rebalance, a broker restarting. Logged and retried.
+TRANSIENT = frozenset(
+    {
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TIMED_OUT,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._NO_OFFSET,  # a commit with nothing to commit (e.g. partitions just revoked)
+        KafkaError._STATE,
+        KafkaError._WAIT_COORD,
+        KafkaError._ASSIGNMENT_LOST,
+    }
+)
+
+
+def is_transient(error: KafkaError) -> bool:
+    """True for errors the client recovers from by retrying; False for those that need a person."""
+    return not error.fatal() and (error.code() in TRANSIENT or error.retriable())
+
+
+class _Throttled:
+    """Logs each (stage, error code) at most once per ``every`` seconds, so a broker that takes a
+    minute to come back does not print thousands of identical lines."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self._every = every
+        self._last: dict[tuple[str, int], float] = {}
+
+    def warning(self, stage: str, error: KafkaError, what: str) -> None:
+        now = utc_now().timestamp()
+        key = (stage, error.code())
+        if now - self._last.get(key, -self._every) >= self._every:
+            self._last[key] = now
+            log.warning("%s: %s (transient, retrying): %s", stage, what, error.str())
+
+
+_transient_log = _Throttled()
+
+
 def _received(msg: Message, stage: str) -> Received | None:
-    """The message, or None (logged) for a consumer error / end-of-partition notice."""
+    """The message, or None for an end-of-partition notice or a transient consumer error (logged).
+
+    Raises :class:`KafkaUnavailable` for an error the client cannot recover from (authorisation,
+    a fatal error), so the service stops with a message that says why.
+    """
     error = msg.error()
     if error is not None:
-        if error.code() != KafkaError._PARTITION_EOF:
-            log.warning("%s: consumer error %s", stage, error)
-        return None
+        if error.code() == KafkaError._PARTITION_EOF:
+            return None
+        if is_transient(error):
+            _transient_log.warning(stage, error, "consumer error")
+            return None
+        raise KafkaUnavailable(f"{stage}: Kafka consumer error: {error.str()} ({error.name()})")
     key, value = msg.key(), msg.value()
     return Received(
         topic=msg.topic() or "",
@@ -185,6 +245,22 @@ def _received(msg: Message, stage: str) -> Received | None:
         key=key.encode() if isinstance(key, str) else key,
         value=value.encode() if isinstance(value, str) else value,
     )
+
+
+def commit(consumer: Consumer, stage: str) -> None:
+    """Commit the consumed positions synchronously; a transient failure is logged and left to the
+    next commit (which covers the same positions), a lasting one raises :class:`KafkaUnavailable`.
+
+    A commit lost to a rebalance means those messages are delivered again: at-least-once, and
+    every handler is idempotent.
+    """
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as err:
+        error = err.args[0]
+        if not isinstance(error, KafkaError) or not is_transient(error):
+            raise KafkaUnavailable(f"{stage}: Kafka commit failed: {err}") from err
+        _transient_log.warning(stage, error, "commit not done")
 
 
 @dataclass
@@ -228,15 +304,15 @@ def consume(
     stats = ConsumerStats()
     try:
         while not stop.is_set():
-            messages = consumer.consume(num_messages=500, timeout=0.2)
-            if not messages:
-                continue
-            for msg in messages:
+            handled = 0
+            for msg in consumer.consume(num_messages=500, timeout=0.2):
                 received = _received(msg, stage)
                 if received is not None:
                     _one(received, producer, handle, expect, stage, stats, clock)
-            producer.flush()
-            consumer.commit(asynchronous=False)
+                    handled += 1
+            if handled:  # a batch of error events or EOF notices has nothing to commit
+                producer.flush()
+                commit(consumer, stage)
     finally:
         consumer.close()
     return stats

@@ -232,7 +232,7 @@ def tail(path: Path, lines: int = 20) -> str:
 @contextmanager
 def _locked(settings: Settings) -> Iterator[None]:
     """Serialise ``up``/``down`` between processes sharing one home."""
-    lock = settings.home / "stack" / ".lock"
+    lock = settings.stack_home / ".lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -362,7 +362,7 @@ def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
 
 def _kafka_service(settings: Settings) -> _Service:
     host, port = kafka_address(settings.kafka_bootstrap)
-    state = settings.home / "stack" / "kafka"
+    state = settings.stack_home / "kafka"
     return _Service(
         name="kafka",
         host=host,
@@ -372,7 +372,7 @@ def _kafka_service(settings: Settings) -> _Service:
         log_file=state / "logs" / "server.log",
         marker="kafka.Kafka",
         answers=lambda: kafka_answers(settings.kafka_bootstrap),
-        start=lambda out: _start_kafka(settings, out),
+        start=lambda out: start_kafka(settings, out),
     )
 
 
@@ -422,7 +422,13 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
 
 
-def _start_kafka(settings: Settings, out: Out) -> None:
+def stop_kafka(settings: Settings, out: Out = print) -> None:
+    """Stop the broker ``start_kafka`` (or ``up``) started for these settings; data stays."""
+    _service_down(_kafka_service(settings), out)
+
+
+def start_kafka(settings: Settings, out: Out = print) -> None:
+    """Start the single-node broker of these settings (formatting fresh storage the first time)."""
     service = _kafka_service(settings)
     if port_in_use(service.host, controller_port(service.port)):
         raise StackError(f"kafka: controller port {controller_port(service.port)} is taken by another program")
@@ -499,7 +505,7 @@ def redis_ping(host: str, port: int, timeout: float = 1.0) -> bool:
 
 def _redis_service(settings: Settings) -> _Service:
     host, port = redis_address(settings.redis_url)
-    state = settings.home / "stack" / "redis"
+    state = settings.stack_home / "redis"
     return _Service(
         name="redis",
         host=host,
@@ -556,7 +562,7 @@ def _start_redis(settings: Settings, out: Out) -> None:
 
 def mlflow_dir(settings: Settings) -> Path:
     """The local MLflow store: ``mlflow.db`` and ``artifacts/``."""
-    return settings.home / "stack" / "mlflow"
+    return settings.stack_home / "mlflow"
 
 
 def _mlflow_up(settings: Settings, out: Out) -> None:
