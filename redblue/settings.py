@@ -23,7 +23,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="REDBLUE_", env_file=".env", frozen=True, extra="ignore")
 
-    home: Path = Field(DEFAULT_HOME, description="caches, the local stack's data and logs")
+    home: Path = Field(DEFAULT_HOME, description="caches (environment, Kafka jars), the local stack's data and logs")
+    stack_dir: Path | None = Field(None, description="the local stack's data and logs; default: <home>/stack")
     kafka_bootstrap: str = f"127.0.0.1:{KAFKA_PORT}"
     redis_url: str = f"redis://127.0.0.1:{REDIS_PORT}/0"
     mlflow_tracking_uri: str = ""
@@ -33,9 +34,14 @@ class Settings(BaseSettings):
     model_refresh_seconds: float = 10.0  # how often the processor checks for moved aliases
 
     @property
+    def stack_home(self) -> Path:
+        """Where the local stack keeps its data: a fresh directory here means a brand-new stack."""
+        return self.stack_dir or self.home / "stack"
+
+    @property
     def mlflow_uri(self) -> str:
         """The tracking URI; by default the local stack's sqlite store."""
-        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'stack' / 'mlflow' / 'mlflow.db'}"
+        return self.mlflow_tracking_uri or f"sqlite:///{self.stack_home / 'mlflow' / 'mlflow.db'}"
 
 
 class AlpacaCredentials(BaseSettings):
@@ -63,4 +69,4 @@ def alpaca_credentials(prefix: str) -> AlpacaCredentials:
 
 def as_env(settings: Settings) -> dict[str, str]:
     """The settings as ``REDBLUE_*`` variables, so a child process gets exactly these settings."""
-    return {f"REDBLUE_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+    return {f"REDBLUE_{name.upper()}": str(value) for name, value in settings.model_dump().items() if value is not None}

@@ -24,7 +24,7 @@ def ensure_experiment(client: Any, settings: Settings, name: str) -> str:
     if found is not None:
         return str(found.experiment_id)
     remote = settings.mlflow_uri.startswith(("http://", "https://"))
-    location = None if remote else (settings.home / "stack" / "mlflow" / "artifacts" / name).as_uri()
+    location = None if remote else (settings.stack_home / "mlflow" / "artifacts" / name).as_uri()
     return str(client.create_experiment(name, artifact_location=location))
 
 
