@@ -17,9 +17,10 @@ from datetime import date
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from redblue import stack
-from redblue.kafka import EventProducer, Outgoing, consume, ensure_topics
-from redblue.settings import Settings
+from redblue.adapters.kafka import EventProducer, Outgoing, consume, ensure_topics
+from redblue.core.settings import Settings
+from redblue.stack import kafka as stack_kafka
+from redblue.stack import process
 from schemas import Bar, Event, topic_name
 from schemas.topics import BARS
 from tests.factories import bar
@@ -33,7 +34,7 @@ def _free_port_pair() -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port < 65535 and not stack.port_in_use("127.0.0.1", port + 1):
+        if port < 65535 and not process.port_in_use("127.0.0.1", port + 1):
             return port
     raise RuntimeError("no free pair of ports")
 
@@ -42,13 +43,13 @@ def _free_port_pair() -> int:
 def fresh_broker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A brand-new single-node Kafka (its own empty data directory and ports), the jars shared."""
     home = tmp_path_factory.mktemp("fresh-home")
-    (home / "kafka").symlink_to(stack.fetch_kafka(settings).parent.parent, target_is_directory=True)
+    (home / "kafka").symlink_to(stack_kafka.fetch_kafka(settings).parent.parent, target_is_directory=True)
     fresh = Settings(home=home, kafka_bootstrap=f"127.0.0.1:{_free_port_pair()}", redis_url=settings.redis_url)
-    stack.start_kafka(fresh, out=lambda _: None)
+    stack_kafka.start_kafka(fresh, out=lambda _: None)
     try:
         yield fresh
     finally:
-        stack.stop_kafka(fresh, out=lambda _: None)
+        stack_kafka.stop_kafka(fresh, out=lambda _: None)
 
 
 def _committed(settings: Settings, group: str, topic: str, partitions: int) -> int:

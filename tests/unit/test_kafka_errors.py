@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from redblue.kafka import KafkaUnavailable, commit, is_transient
+from redblue.adapters.kafka import KafkaUnavailable, commit, is_transient
 
 
 @pytest.mark.parametrize(
