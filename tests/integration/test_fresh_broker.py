@@ -13,17 +13,20 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from redblue.adapters.kafka import EventProducer, Outgoing, consume, ensure_topics
+from redblue.app.simulate import SimulationRequest, simulate
+from redblue.core.arena import load_arena
 from redblue.core.settings import Settings
 from redblue.stack import kafka as stack_kafka
 from redblue.stack import process
 from schemas import Bar, Event, topic_name
 from schemas.topics import BARS
-from tests.factories import bar
+from tests.factories import BASELINES, bar
 
 pytestmark = pytest.mark.integration
 
@@ -39,9 +42,9 @@ def _free_port_pair() -> int:
     raise RuntimeError("no free pair of ports")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def fresh_broker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A brand-new single-node Kafka (its own empty data directory and ports), the jars shared."""
+    """A brand-new single-node Kafka for each test (its own empty data directory and ports), the jars shared."""
     home = tmp_path_factory.mktemp("fresh-home")
     (home / "kafka").symlink_to(stack_kafka.fetch_kafka(settings).parent.parent, target_is_directory=True)
     fresh = Settings(home=home, kafka_bootstrap=f"127.0.0.1:{_free_port_pair()}", redis_url=settings.redis_url)
@@ -97,3 +100,14 @@ def test_consumers_subscribed_before_their_topics_exist_lose_nothing(fresh_broke
     assert len(seen) == 15
     topic = topic_name(fresh_broker.topic_prefix, run_id, BARS)
     assert _committed(fresh_broker, f"g-{run_id}", topic, BARS.partitions) == 15
+
+
+def test_the_first_simulation_on_a_brand_new_broker_completes(fresh_broker: Settings, run_id: str, tmp_path: Path) -> None:
+    """The newcomer's ``make demo``: processor, trader and scorer all start on a broker that has
+    never seen a consumer group, and the run ends with every forecast scored."""
+    arena = load_arena(BASELINES)
+    req = SimulationRequest(date(2024, 1, 2), 5, arena, BASELINES, run_id=run_id, out=tmp_path / "out", timeout=120)
+    result = simulate(fresh_broker, req, say=lambda _: None)
+    scored = {(row["team"], row["model"], row["symbol"]): row["count"] for row in result.summary["series"]}
+    assert len(scored) == len(arena.symbols) * len(list(arena.all_models())), scored
+    assert set(scored.values()) == {5}, scored
