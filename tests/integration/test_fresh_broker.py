@@ -102,7 +102,9 @@ def test_consumers_subscribed_before_their_topics_exist_lose_nothing(fresh_broke
     assert _committed(fresh_broker, f"g-{run_id}", topic, BARS.partitions) == 15
 
 
-def test_the_first_simulation_on_a_brand_new_broker_completes(fresh_broker: Settings, run_id: str, tmp_path: Path) -> None:
+def test_the_first_simulation_on_a_brand_new_broker_completes(
+    fresh_broker: Settings, run_id: str, tmp_path: Path
+) -> None:
     """The newcomer's ``make demo``: processor, trader and scorer all start on a broker that has
     never seen a consumer group, and the run ends with every forecast scored."""
     arena = load_arena(BASELINES)
