@@ -107,9 +107,11 @@ class _Services:
             )
 
     def shutdown(self) -> None:
+        """Stop every part; a consumer thread that does not stop would go on writing into the
+        next run with this id, so that is an error, not something to leave behind."""
         self.stop.set()
         for thread in self.threads:
-            thread.join(timeout=30)
+            thread.join(timeout=60)
         if self.processor is not None and self.processor.poll() is None:
             self.processor.terminate()
             try:
@@ -117,6 +119,9 @@ class _Services:
             except subprocess.TimeoutExpired:
                 self.processor.kill()
                 self.processor.wait()
+        stuck = [thread.name for thread in self.threads if thread.is_alive()]
+        if stuck:
+            raise SimulationError(f"{', '.join(stuck)} did not stop within 60 s")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
