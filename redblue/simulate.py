@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from consumers import runs
 from consumers.scorer import run_scorer
 from consumers.trader import bootstrap_trader, run_trader
 from processors.app import app_id
@@ -141,6 +142,8 @@ def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> 
         replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
     result = outputs.write(settings, run, req.arena, plan, out_dir)
+    with RedisStore.from_settings(settings, run) as store:
+        runs.finish(store, runs.COMPLETE)
     return SimulationResult(run, out_dir, result.summary, result.report, time.monotonic() - began)
 
 
@@ -152,12 +155,18 @@ def running_pipeline(
     log_dir.mkdir(parents=True, exist_ok=True)
     reset_run(settings, run)
     ensure_topics(settings, run)
+    store = RedisStore.from_settings(settings, run)
+    runs.describe_simulation(store, req.arena, plan.first_target, plan.last_target, plan.days)
     pipeline = Pipeline(settings, run, req, plan, log_dir / "processor.log")
     try:
         pipeline.start()
         yield pipeline
+    except BaseException as err:
+        runs.finish(store, runs.FAILED, f"{type(err).__name__}: {err}")
+        raise
     finally:
         pipeline.services.shutdown()
+        store.close()
 
 
 class Pipeline:
