@@ -14,6 +14,7 @@ from typing import NamedTuple, Protocol
 from consumers.metrics import LOWER_IS_BETTER, ErrorSums, ScoredForecast
 from redblue.errors import RedblueError
 from schemas import Fill, Forecast, Order, PositionMark
+from schemas.topics import check_run_id
 
 
 class StoreError(RedblueError):
@@ -145,6 +146,18 @@ class LeaderboardStore(Protocol):
         ...
 
 
+class RunStores(Protocol):
+    """The stores of every run under one key prefix (what ``redblue serve`` reads)."""
+
+    def runs(self) -> list[str]:
+        """The run ids that have a store."""
+        ...
+
+    def open(self, run: str) -> LeaderboardStore:
+        """The store of ``run`` (``ValueError`` for an invalid run id)."""
+        ...
+
+
 class InMemoryStore:
     """A dict-based :class:`LeaderboardStore` for unit tests and one-off reports."""
 
@@ -161,6 +174,12 @@ class InMemoryStore:
         self._orders: dict[str, dict[str, Order]] = {}
         self._closes: dict[str, dict[date, float]] = {}
         self._meta: dict[str, str] = {}
+
+    @property
+    def written(self) -> bool:
+        """Whether anything was written (a run is listed once it was, as in Redis)."""
+        parts = (self._scored, self._fills, self._marks, self._equity, self._bars, self._ranks, self._latest)
+        return any(parts) or bool(self._orders or self._closes or self._meta)
 
     def add_score(self, scored: ScoredForecast) -> bool:
         series = Series(scored.team, scored.model, scored.symbol)
@@ -268,6 +287,20 @@ class InMemoryStore:
 
     def meta(self) -> dict[str, str]:
         return dict(self._meta)
+
+
+class InMemoryStores:
+    """A dict of :class:`InMemoryStore` per run: the :class:`RunStores` fake."""
+
+    def __init__(self) -> None:
+        self.stores: dict[str, InMemoryStore] = {}
+
+    def runs(self) -> list[str]:
+        return sorted(run for run, store in self.stores.items() if store.written)
+
+    def open(self, run: str) -> InMemoryStore:
+        check_run_id(run)
+        return self.stores.setdefault(run, InMemoryStore())
 
 
 def rank_score(metric: str, value: float) -> float:
