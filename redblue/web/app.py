@@ -10,6 +10,10 @@ the ``plotly`` Python package, so the page needs no internet. It holds no state 
 from __future__ import annotations
 
 import importlib.util
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,3 +179,25 @@ def serve(settings: Settings, host: str, port: int, poll_seconds: float = 5.0) -
         uvicorn.run(create_app(stores, poll_seconds=poll_seconds), host=host, port=port, log_level="warning")
     finally:
         stores.close()
+
+
+@contextmanager
+def running(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` in a background thread for the block (tests, benchmarks); yield its base URL.
+
+    ``port`` 0 picks a free one.
+    """
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="redblue-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (server.started and server.servers):
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise WebError(f"the server did not start on {host}:{port}")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -13,7 +13,7 @@ const PALETTE = ["#2a9d5b", "#e08a1e", "#7b52ab", "#17a2b8", "#c2185b", "#6d4c41
 const COLUMNS = {
   mae: ["MAE", 4], rmse: ["RMSE", 4], mape: ["MAPE %", 3], mase: ["MASE", 3], direction_pct: ["direction %", 2],
   final_equity: ["equity", 2], pnl: ["P&L", 2, "signed"], total_return: ["return %", 2, "signed pct"],
-  sharpe: ["Sharpe", 2], max_drawdown: ["max drawdown %", 2, "pct"], trades: ["trades", 0], commission: ["commission", 2],
+  sharpe: ["Sharpe", 2], max_drawdown: ["max DD %", 2, "pct"], trades: ["trades", 0], commission: ["fees", 2],
 };
 
 const state = { run: null, detail: null, board: null, sort: null, desc: false, stamp: null, colours: {} };
@@ -89,8 +89,12 @@ function sortedRows() {
   });
 }
 
+const NARROW = window.matchMedia("(max-width: 640px)");
+
 function drawBoard(changed = new Set()) {
-  const metrics = state.board.metrics;
+  // On a phone the sorted column comes first, so it is visible without scrolling sideways.
+  const metrics = [...state.board.metrics];
+  if (NARROW.matches) metrics.sort((a, b) => (b.name === state.sort) - (a.name === state.sort));
   const head = el("tr", {}, el("th", {}, "#"), el("th", { class: "text" }, "team/model"), el("th", {}, "n"));
   for (const m of metrics) {
     const th = el("th", { "data-metric": m.name, title: m.lower_is_better ? "lower is better" : "higher is better" },
@@ -145,7 +149,7 @@ async function drawTeams() {
   }));
   const drawdown = details.map((d) => ({
     name: d.team, x: d.equity.map((p) => p.date), y: d.equity.map((p) => -100 * p.drawdown), mode: "lines",
-    fill: "tozeroy", line: { color: colourOf(d.team), width: 1.5 },
+    fill: "tozeroy", fillcolor: `${colourOf(d.team)}1f`, line: { color: colourOf(d.team), width: 1.5 },
   }));
   const cash = state.detail.arena.initial_cash;
   Plotly.react("equity", equity, layout({
@@ -183,17 +187,15 @@ async function drawForecast() {
     { name: `${member} forecast`, x: series.points.map((p) => p.target), y: series.points.map((p) => p.predicted),
       mode: "lines", line: { color: colourOf(team), width: 1.6, dash: "dash" } },
   ];
-  for (const side of ["buy", "sell"]) {
-    for (const t of state.detail.arena.teams) {
-      const trades = prices.trades.filter((f) => f.team === t.team && f.side === side);
-      if (!trades.length) continue;
-      traces.push({
-        name: `${t.team} ${side}`, x: trades.map((f) => f.date), y: trades.map((f) => f.price), mode: "markers",
-        text: trades.map((f) => `${side} ${f.quantity} @ ${f.price.toFixed(2)}`), hoverinfo: "text+name",
-        marker: { symbol: side === "buy" ? "triangle-up" : "triangle-down", size: 9, color: colourOf(t.team),
-          line: { color: "#fff", width: 1 } },
-      });
-    }
+  for (const t of state.detail.arena.teams) {
+    const trades = prices.trades.filter((f) => f.team === t.team);
+    if (!trades.length) continue;
+    traces.push({
+      name: `${t.team} trades`, x: trades.map((f) => f.date), y: trades.map((f) => f.price), mode: "markers",
+      text: trades.map((f) => `${t.team} ${f.side} ${f.quantity} @ ${f.price.toFixed(2)}`), hoverinfo: "text",
+      marker: { symbol: trades.map((f) => (f.side === "buy" ? "triangle-up" : "triangle-down")), size: 10,
+        color: colourOf(t.team), line: { color: "#fff", width: 1 } },
+    });
   }
   const first = series.points[0]?.target, last = prices.closes.at(-1)?.date;
   const xaxis = { gridcolor: "#eef1f5", ...(first && last ? { range: [first, last] } : {}) };
@@ -288,7 +290,8 @@ async function main() {
   select.addEventListener("change", () => loadRun(select.value).catch(showError));
   $("symbol").addEventListener("change", () => { fillSelectors(); drawForecast().catch(showError); });
   $("model").addEventListener("change", () => drawForecast().catch(showError));
-  if (SNAPSHOT) { select.disabled = true; $("api-link").hidden = true; }
+  select.disabled = Boolean(SNAPSHOT);
+  $("original-block").open = Boolean(SNAPSHOT);  // a shared report shows the original project's blocks
   await loadRun(select.value);
   document.body.dataset.ready = "1";
   if (!SNAPSHOT && POLL_SECONDS > 0) setTimeout(poll, POLL_SECONDS * 1000);
