@@ -82,6 +82,8 @@ def create_app(stores: RunStores, *, poll_seconds: float = 5.0) -> FastAPI:
 
 
 def _api(app: FastAPI, stores: RunStores) -> None:
+    memo = views.Memo()
+
     @app.get("/api/runs", tags=["runs"])
     def runs() -> list[dict[str, Any]]:
         """Every run (simulations and live seasons): kind, status, arena, dates, last bar."""
@@ -100,7 +102,7 @@ def _api(app: FastAPI, stores: RunStores) -> None:
     @app.get("/api/runs/{run}/leaderboard", tags=["leaderboard"])
     def leaderboard(run: Run, by: str = "mase") -> dict[str, Any]:
         """Every model, best first by ``by`` (any column in ``metrics``, or a CLI metric name)."""
-        return views.leaderboard(stores, run, by)
+        return views.leaderboard(stores, run, by, memo)
 
     @app.get("/api/runs/{run}/rankings/{metric}", tags=["leaderboard"])
     def ranking(run: Run, metric: str, top: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -159,10 +160,16 @@ def run_detail(stores: RunStores, run: str) -> JSON:
 
 
 def progress(r: Run) -> JSON:
-    """How far the run got, and a ``stamp`` that changes whenever that does (the page polls it)."""
+    """How far the run got, and a ``stamp`` that changes whenever that does (the page polls it).
+
+    Scores move only with a bar's progress and trading results only with an equity day (a fill
+    comes before its day's mark), so an unchanged stamp means an unchanged leaderboard; a re-run
+    of the same run id has a new ``started_at``.
+    """
     bars = {s: d.isoformat() for s, d in sorted(r.store.bar_dates().items())}
     equity = {t: d.isoformat() for t, d in sorted(r.store.equity_dates().items())}
-    text = repr((r.info.status, sorted(bars.items()), sorted(equity.items())))
+    arena = hashlib.sha1(r.arena.model_dump_json().encode(), usedforsecurity=False).hexdigest()
+    text = repr((r.info.status, r.info.started_at, arena, sorted(bars.items()), sorted(equity.items())))
     return {
         "status": r.info.status,
         "bars": bars,
@@ -193,10 +200,47 @@ def _sort_value(metric: str) -> Callable[[JSON], float | None]:
     raise BadRequest(f"unknown metric {metric!r}: use one of {', '.join(names)}")
 
 
-def leaderboard(stores: RunStores, run: str, by: str = "mase") -> JSON:
+class Memo:
+    """Leaderboards kept while their run's progress stamp is unchanged (see :func:`progress`).
+
+    A board is kept under the stamp read *before* it was computed, so a board that already holds
+    newer scores is replaced at the next request after the stamp moves. At most ``size`` boards.
+    """
+
+    def __init__(self, size: int = 128) -> None:
+        self._size = size
+        self._kept: dict[tuple[str, str], tuple[str, JSON]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str], stamp: str) -> JSON | None:
+        with self._lock:
+            found = self._kept.get(key)
+        return found[1] if found and found[0] == stamp else None
+
+    def put(self, key: tuple[str, str], stamp: str, value: JSON) -> None:
+        with self._lock:
+            self._kept.pop(key, None)
+            self._kept[key] = (stamp, value)
+            while len(self._kept) > self._size:
+                self._kept.pop(next(iter(self._kept)))
+
+
+def leaderboard(stores: RunStores, run: str, by: str = "mase", memo: Memo | None = None) -> JSON:
     """Every model of the run, best first by ``by``; tied values share a rank, unknown values last."""
-    value = _sort_value(by)
+    _sort_value(by)
     r = open_run(stores, run)
+    done = progress(r)
+    kept = memo.get((run, by), done["stamp"]) if memo else None
+    if kept is not None:
+        return kept
+    board = _leaderboard(r, by) | {"progress": done}
+    if memo:
+        memo.put((run, by), done["stamp"], board)
+    return board
+
+
+def _leaderboard(r: Run, by: str) -> JSON:
+    value = _sort_value(by)
     lower = by in LOWER_IS_BETTER
     rows = [
         {
@@ -225,12 +269,11 @@ def leaderboard(stores: RunStores, run: str, by: str = "mase") -> JSON:
         previous = (rank, v)
         del row["_standing"]
     return {
-        "run": run,
+        "run": r.info.run,
         "by": by,
         "lower_is_better": lower,
         "metrics": [dataclasses.asdict(m) for m in metric_columns()],
         "rows": rows,
-        "progress": progress(r),
     }
 
 
@@ -268,17 +311,18 @@ def series_list(stores: RunStores, run: str) -> JSON:
 
 
 def series_detail(stores: RunStores, run: str, team: str, model: str, symbol: str) -> JSON:
-    """One series: forecast against actual for every scored target day, its metrics, its latest forecast."""
+    """One series: forecast against actual for every scored target day, and its metrics."""
     _check(team, NAME, "team")
     _check(model, NAME, "model")
     _check(symbol, SYMBOL, "symbol")
     r = open_run(stores, run)
     series = Series(team, model, symbol)
-    known = _known_series(r)
-    if series not in known:
-        shown = ", ".join("/".join(s) for s in known)
+    expected = {Series(t, m.name, s) for t, m in r.arena.all_models() for s in r.arena.symbols_of(m)}
+    sums = r.store.error_sums_of(team, model).get(symbol)
+    if series not in expected and sums is None:
+        shown = ", ".join("/".join(s) for s in sorted(expected))
         raise NotFound(f"no series {'/'.join(series)} in run {run!r} (series: {shown})")
-    latest = next((f for f in r.store.latest_forecasts() if Series.of(f) == series), None)
+    sums = sums or ErrorSums()
     points = [
         {
             "as_of": s.as_of.isoformat(),
@@ -294,10 +338,9 @@ def series_detail(stores: RunStores, run: str, team: str, model: str, symbol: st
     return {
         **series._asdict(),
         "run": run,
-        "values": _values(forecast_metrics(known[series]), None),
-        "count": known[series].count,
+        "values": _values(forecast_metrics(sums), None),
+        "count": sums.count,
         "points": points,
-        "latest": None if latest is None else latest.model_dump(mode="json"),
     }
 
 

@@ -19,7 +19,8 @@ from consumers.runs import describe_simulation, note_arena
 from consumers.store import InMemoryStore, InMemoryStores, LeaderboardStore, Series, StoreUnavailable
 from redblue.web import views
 from redblue.web.app import create_app
-from tests.unit.test_leaderboard import ARENA, D, interleave, order, play, simulated_streams
+from tests.factories import T0
+from tests.unit.test_leaderboard import ARENA, D, forecast, interleave, order, play, processed, simulated_streams
 
 RUN = "sim-1"
 
@@ -123,7 +124,6 @@ def test_a_series_is_its_forecasts_against_the_actual_closes(client: TestClient,
         (s.target.isoformat(), s.predicted, s.actual) for s in scored
     ]
     assert body["count"] == len(scored) == 11
-    assert body["latest"]["as_of"] == D[10].isoformat()  # the last bar's forecast is for a day never replayed
     rows = ok(client, f"/api/runs/{RUN}/series")["rows"]
     assert len(rows) == 3 * 3 + 1  # persistence, red/drift, blue/trend on 3 symbols; blue/alt on AAPL
 
@@ -286,3 +286,17 @@ def test_the_page_its_scripts_and_the_openapi_docs_are_served(client: TestClient
     assert client.get("/docs").status_code == 200
     paths = ok(client, "/openapi.json")["paths"]
     assert "/api/runs/{run}/leaderboard" in paths and "/api/runs/{run}/teams/{team}/orders" in paths
+
+
+def test_the_memo_keeps_a_board_until_the_stamp_moves() -> None:
+    stores, memo = populated(), views.Memo()
+    first = views.leaderboard(stores, RUN, "mae", memo)
+    assert views.leaderboard(stores, RUN, "mae", memo) is first
+    assert views.leaderboard(stores, RUN, "mase", memo) is not first
+    play([forecast("red", "drift", "AAPL", 11, 101.0, 100.0), processed("AAPL", 12, 100.5)], stores.open(RUN))
+    second = views.leaderboard(stores, RUN, "mae", memo)
+    counts = {r["member"]: r["count"] for r in second["rows"]}
+    assert counts["red/drift"] == {r["member"]: r["count"] for r in first["rows"]}["red/drift"] + 1
+    assert views.leaderboard(stores, RUN, "mae", memo) is second
+    describe_simulation(stores.open(RUN), ARENA, D[1], D[11], 11, clock=lambda: T0)  # a re-run of the id
+    assert views.leaderboard(stores, RUN, "mae", memo) is not second
