@@ -88,6 +88,7 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         mlflow_run = log_simulation(settings, result.summary, result.out)
         print(f"logged to MLflow: experiment {SIMULATIONS}, run {mlflow_run} ({settings.mlflow_uri})")
     print(f"query it again: bin/redblue leaderboard --run {result.run} --by mase")
+    print(f"see it on the web: bin/redblue serve, then open http://127.0.0.1:8080/?run={result.run}")
     return 0
 
 
