@@ -31,13 +31,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from consumers.leaderboard import Scoreboard  # noqa: E402
-from consumers.metrics import ScoredForecast  # noqa: E402
-from consumers.runs import describe_simulation, finish  # noqa: E402
-from redblue.arena import Arena  # noqa: E402
-from redblue.calendar import get_calendar  # noqa: E402
-from redblue.redis_store import RedisStore, RedisStores  # noqa: E402
-from redblue.settings import Settings, as_env  # noqa: E402
-from redblue.web import views  # noqa: E402
+from redblue.adapters.redis_store import RedisStore, RedisStores  # noqa: E402
+from redblue.app.web import views  # noqa: E402
+from redblue.core.arena import Arena  # noqa: E402
+from redblue.core.calendar import get_calendar  # noqa: E402
+from redblue.core.metrics import ScoredForecast  # noqa: E402
+from redblue.core.runs import describe_simulation, finish  # noqa: E402
+from redblue.core.settings import Settings, as_env  # noqa: E402
 from schemas import Fill, Forecast, Order  # noqa: E402
 
 SYMBOLS = ("AAPL", "AMZN", "SAP")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 
 from consumers.leaderboard import Scoreboard
-from consumers.runs import note_arena
-from consumers.store import LeaderboardStore
-from redblue.arena import Arena
-from redblue.kafka import ConsumerStats, Outgoing, consume, read_topic
-from redblue.redis_store import RedisStore
-from redblue.settings import Settings
+from redblue.adapters.kafka import ConsumerStats, Outgoing, consume, read_topic
+from redblue.adapters.redis_store import RedisStore
+from redblue.core.arena import Arena
+from redblue.core.runs import note_arena
+from redblue.core.settings import Settings
+from redblue.core.store import LeaderboardStore
 from schemas import BarProcessed, Event, Fill, Forecast, Order, PositionMark
 from schemas.topics import FILLS, FORECASTS, ORDERS
 

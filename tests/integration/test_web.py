@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 
 from consumers.leaderboard import Scoreboard
-from redblue.arena import REPO_ROOT, load_arena
-from redblue.calendar import get_calendar
-from redblue.cli import main
-from redblue.redis_store import RedisStore, RedisStores
-from redblue.settings import Settings
-from redblue.simulate import SimulationRequest, reset_run, simulate
-from redblue.web.app import create_app, running
+from redblue.adapters.redis_store import RedisStore, RedisStores
+from redblue.app.cli import main
+from redblue.app.simulate import SimulationRequest, reset_run, simulate
+from redblue.app.web.app import create_app, running
+from redblue.core.arena import REPO_ROOT, load_arena
+from redblue.core.calendar import get_calendar
+from redblue.core.settings import Settings
 from schemas import BarProcessed, Forecast
 from tests.factories import BASELINES, T0, bar
 

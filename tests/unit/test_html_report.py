@@ -6,8 +6,8 @@ import json
 import re
 from datetime import UTC, datetime
 
-from redblue.web.app import plotly_js
-from redblue.web.share import render_html, snapshot
+from redblue.app.web.app import plotly_js
+from redblue.app.web.share import render_html, snapshot
 from tests.unit.test_web_api import RUN, populated
 
 WHEN = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)

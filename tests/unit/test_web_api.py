@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from consumers import leaderboard as board_module
 from consumers.leaderboard import rankings, standings
-from consumers.metrics import ForecastMetrics, drawdowns
-from consumers.runs import describe_simulation, note_arena
-from consumers.store import InMemoryStore, InMemoryStores, LeaderboardStore, Series, StoreUnavailable
-from redblue.web import views
-from redblue.web.app import create_app
+from redblue.app.web import views
+from redblue.app.web.app import create_app
+from redblue.core.metrics import ForecastMetrics, drawdowns
+from redblue.core.runs import describe_simulation, note_arena
+from redblue.core.store import InMemoryStore, InMemoryStores, LeaderboardStore, Series, StoreUnavailable
 from tests.factories import T0
 from tests.unit.test_leaderboard import ARENA, D, forecast, interleave, order, play, processed, simulated_streams
 
