@@ -6,7 +6,7 @@ RB := bin/redblue
 VENV = $(shell scripts/bootstrap.sh)
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: demo test setup up down status lint unit integration bench
+.PHONY: demo test setup up down status lint unit integration bench serve
 
 setup:
 	@scripts/bootstrap.sh >/dev/null
@@ -20,9 +20,14 @@ down:
 status:
 	@$(RB) stack status
 
+# `make demo SERVE=1` keeps serving the leaderboard page at the end (Ctrl-C stops it).
 demo: up
 	$(RB) train --until 2023-12-29
 	$(RB) simulate --start 2024-01-02 --days 180
+	@if [ -n "$(SERVE)" ]; then $(RB) serve; fi
+
+serve: up
+	$(RB) serve
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -43,3 +48,4 @@ bench: up
 	$(RB) train --until 2023-12-29
 	$(VENV)/bin/python bench/pipeline.py
 	$(VENV)/bin/python bench/serving.py
+	$(VENV)/bin/python bench/api.py

@@ -60,3 +60,14 @@ def test_dockerfile_runs_the_cli() -> None:
     assert "FROM python:3.12-slim" in dockerfile
     assert "requirements.lock" in dockerfile
     assert 'ENTRYPOINT ["python", "-m", "redblue"]' in dockerfile
+
+
+def test_the_web_service_reads_redis_only_with_the_clis_arguments(services: dict[str, dict[str, Any]]) -> None:
+    from redblue.app.cli import build_parser
+
+    web = services["web"]
+    assert set(web["depends_on"]) == {"redis"}
+    assert web["environment"]["REDBLUE_REDIS_URL"].startswith("redis://redis:6379/")
+    args = build_parser().parse_args(web["command"])
+    assert (args.command, args.host, args.port) == ("serve", "0.0.0.0", 8080)
+    assert host_ports(web) == {8080}
