@@ -6,7 +6,7 @@ RB := bin/redblue
 VENV = $(shell scripts/bootstrap.sh)
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: demo test setup up down status lint unit integration bench serve
+.PHONY: demo test setup up down status lint unit integration bench serve browser
 
 setup:
 	@scripts/bootstrap.sh >/dev/null
@@ -29,6 +29,9 @@ demo: up
 serve: up
 	$(RB) serve
 
+browser:
+	@scripts/ensure-chromium.sh
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -38,10 +41,10 @@ lint: setup
 unit: setup
 	$(VENV)/bin/python -m pytest tests/unit -q
 
-integration: up
+integration: up browser
 	$(VENV)/bin/python -m pytest tests/integration -q
 
-test: up lint
+test: up lint browser
 	$(VENV)/bin/python -m pytest tests -q
 
 bench: up
