@@ -42,13 +42,31 @@ def test_redblue_variables_are_settings_fields(services: dict[str, dict[str, Any
 
 
 def test_our_services_reach_the_infrastructure_by_service_name(services: dict[str, dict[str, Any]]) -> None:
+    from redblue.app.cli import build_parser
+
     for name in OURS:
         service = services[name]
         assert {"kafka", "redis"} <= set(service["depends_on"]), name
         assert service["environment"]["REDBLUE_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert service["environment"]["REDBLUE_REDIS_URL"].startswith("redis://redis:6379/")
         assert service["build"] == "."
-        assert service["command"][-2:] == ["--run", "live"]
+        assert build_parser().parse_args(service["command"]).run == "live"
+
+
+@pytest.mark.parametrize("name", [*OURS, "web"])
+def test_every_redblue_command_is_one_the_cli_accepts(services: dict[str, dict[str, Any]], name: str) -> None:
+    """Parsed by the CLI's own parser (argparse exits on anything it does not accept)."""
+    from redblue.app.cli import build_parser
+
+    try:
+        args = build_parser().parse_args(services[name]["command"])
+    except SystemExit as exc:
+        pytest.fail(
+            f"docker-compose service {name!r} runs a command the CLI refuses: {services[name]['command']} ({exc})"
+        )
+    assert args.command == {"producer": "produce", "processor": "process", "trader": "trade", "scorer": "score"}.get(
+        name, "serve"
+    )
 
 
 def test_kafka_image_is_the_stack_version(services: dict[str, dict[str, Any]]) -> None:
