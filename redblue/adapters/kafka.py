@@ -413,3 +413,28 @@ def _drain(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Any
             if msg.offset + 1 >= ends[msg.partition]:
                 done.add(msg.partition)
     return [event for p in sorted(by_partition) for event in by_partition[p]]
+
+
+def group_lag(settings: Settings, run: str, group: str, specs: Sequence[TopicSpec], timeout: float = 10.0) -> int:
+    """How many messages of the run's ``specs`` topics consumer ``group`` has not committed yet.
+
+    Per partition: high watermark minus the committed offset (or minus the low watermark when the
+    group committed nothing there). A missing topic counts as no lag.
+    """
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = []
+        for name in (topic_name(settings.topic_prefix, run, spec) for spec in specs):
+            meta = consumer.list_topics(name, timeout=timeout).topics.get(name)
+            if meta is None or meta.error is not None:
+                continue
+            partitions += [TopicPartition(name, p) for p in meta.partitions]
+        lag = 0
+        for tp in consumer.committed(partitions, timeout=timeout) if partitions else []:
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
+            lag += hi - (tp.offset if tp.offset >= 0 else lo)
+        return lag
+    except KafkaException as err:
+        raise KafkaUnavailable(f"cannot read the lag of consumer group {group}: {err}") from err
+    finally:
+        consumer.close()
