@@ -1,5 +1,11 @@
 """The trader service: consumes a run's forecasts topic, publishes orders, fills and marks.
 
+Where its state lives: in its own output. On every start it reads the run's ``orders`` and
+``fills`` topics, rebuilds positions, pending orders and cash from them, lets each team's
+gateway restore (simulated) or reconcile (a real account) before anything is decided, and then
+re-reads the forecasts topic from its start, ignoring everything up to the last bar it had
+processed (see :mod:`consumers.recovery`). A team whose broker disagrees is not traded.
+
 ``bootstrap_trader`` wires the gateways: a replay always gets simulated brokers (it cannot reach
 a paper or live account); a live run gets each team's configured account.
 """
@@ -10,9 +16,10 @@ import threading
 from collections.abc import Callable
 from datetime import date
 
+from consumers.recovery import rebuild
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
-from redblue.adapters.kafka import ConsumerStats, Outgoing, consume
+from redblue.adapters.kafka import ConsumerStats, Outgoing, consume, read_topic
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
@@ -72,7 +79,8 @@ def run_trader(
     stop: threading.Event,
     first_as_of: date | None = None,
 ) -> ConsumerStats:
-    """Consume until ``stop`` is set."""
+    """Resume from the run's orders and fills topics, then consume until ``stop`` is set."""
+    trader.resume(rebuild([*read_topic(settings, run, ORDERS), *read_topic(settings, run, FILLS)]))
 
     def handle(event: Event) -> list[Outgoing]:
         if isinstance(event, Forecast):
@@ -90,4 +98,5 @@ def run_trader(
         handle=handle,
         stop=stop,
         stage="trader",
+        from_start=True,  # pending forecasts live in memory; what was already processed is skipped
     )

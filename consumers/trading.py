@@ -9,14 +9,18 @@ will execute at D+1's open. Same events in, same events out: wall time only come
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
+from consumers.recovery import TraderHistory
 from consumers.strategy import client_order_id, decide
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
 from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,6 +47,30 @@ class Trader:
         self._forecasts: dict[tuple[str, str, date], Forecast] = {}
         self._books: dict[tuple[str, str], _Book] = {}
         self._last_bar: dict[str, date] = {}
+        self.halted: dict[str, str] = {}  # team -> why it is not traded (a failed reconciliation)
+
+    def resume(self, history: TraderHistory) -> None:
+        """Continue from the trader's own topics (see :mod:`consumers.recovery`), before any event.
+
+        Each team's gateway restores or reconciles its account; a team whose broker disagrees,
+        or whose gateway cannot check, is not traded from now on (fail closed; see ``halted``).
+        """
+        self._last_bar = dict(history.last_bar)
+        for team in sorted(self._gateways):
+            past = history.teams.get(team)
+            if past is None:
+                continue
+            for symbol in {*past.positions, *past.cash_flow, *(o.symbol for o in past.pending.values())}:
+                self._books[(team, symbol)] = _Book(
+                    past.positions.get(symbol, 0),
+                    past.cash_flow.get(symbol, 0.0),
+                    {c: n for c, n in past.unfilled.items() if past.pending[c].symbol == symbol},
+                )
+            resume = getattr(self._gateways[team], "resume", None)
+            why = resume(past) if resume is not None else "its broker gateway cannot reconcile a restart"
+            if why:
+                self.halted[team] = why
+                log.error("team %s is not traded any more: %s", team, why)
 
     def on_forecast(self, f: Forecast) -> None:
         """Keep ``f`` if it is from a team's trading model and its bar is still to come.
@@ -68,7 +96,8 @@ class Trader:
         if self._seen(bar.symbol, bar.date):
             return []
         self._last_bar[bar.symbol] = bar.date
-        return [event for team in sorted(self._gateways) for event in self._step(team, bar)]
+        teams = [team for team in sorted(self._gateways) if team not in self.halted]
+        return [event for team in teams for event in self._step(team, bar)]
 
     def _step(self, team: str, bar: Bar) -> list[Event]:
         gateway = self._gateways[team]
