@@ -387,12 +387,26 @@ def read_topic(settings: Settings, run: str, spec: TopicSpec, timeout: float = 3
     )
     try:
         meta = consumer.list_topics(name, timeout=10).topics[name]
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10) for p in meta.partitions}
+        ends = {p: _watermarks(consumer, TopicPartition(name, p)) for p in meta.partitions}
         wanted = {p: hi for p, (lo, hi) in ends.items() if hi > lo}
         consumer.assign([TopicPartition(name, p, ends[p][0]) for p in wanted])
         return _drain(consumer, wanted, timeout)
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, attempts: int = 50) -> tuple[int, int]:
+    """A partition's low and high watermarks, retried while the broker is still electing its leader
+    (a topic created a moment ago)."""
+    for attempt in range(attempts):
+        try:
+            lo, hi = consumer.get_watermark_offsets(partition, timeout=10)
+            return lo, hi
+        except KafkaException as err:
+            if attempt + 1 == attempts or not is_transient(err.args[0]):
+                raise KafkaUnavailable(f"cannot read the end of {partition.topic}: {err}") from err
+            threading.Event().wait(0.2)
+    raise AssertionError("unreachable")
 
 
 def _drain(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Any]:
