@@ -10,7 +10,7 @@ from redblue.adapters.redis_store import RedisStore
 from redblue.core.arena import Arena
 from redblue.core.settings import Settings
 from redblue.core.store import LeaderboardStore
-from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, PositionMark
 from schemas.topics import FILLS, FORECASTS
 
 
@@ -33,7 +33,7 @@ def run_scorer(
         run,
         group=f"redblue-scorer-{run}",
         specs=[FORECASTS, FILLS],
-        expect=(Forecast, BarProcessed, Fill, PositionMark),
+        expect=(Forecast, BarProcessed, BarRevision, Fill, PositionMark),
         handle=handle,
         stop=stop,
         stage="scorer",

@@ -17,7 +17,7 @@ from redblue.core.arena import Arena
 from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
 from redblue.core.settings import Settings
-from schemas import BarProcessed, Event, Forecast, Order, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
 GatewayFactory = Callable[[str], BrokerGateway]
@@ -65,6 +65,24 @@ def routed(events: list[Event], first_as_of: date | None = None) -> list[Outgoin
     return out
 
 
+def handler(trader: Trader, first_as_of: date | None = None) -> Callable[[Event], list[Outgoing]]:
+    """What the trader does with each event of the forecasts topic.
+
+    A ``bar_revision`` changes nothing here: trades are never redone and positions already
+    marked stay marked (docs/market-time.md); the next day's mark uses the next close.
+    """
+
+    def handle(event: Event) -> list[Outgoing]:
+        if isinstance(event, Forecast):
+            trader.on_forecast(event)
+            return []
+        if isinstance(event, BarProcessed):
+            return routed(trader.on_bar_processed(event), first_as_of)
+        return []
+
+    return handle
+
+
 def run_trader(
     settings: Settings,
     run: str,
@@ -73,21 +91,13 @@ def run_trader(
     first_as_of: date | None = None,
 ) -> ConsumerStats:
     """Consume until ``stop`` is set."""
-
-    def handle(event: Event) -> list[Outgoing]:
-        if isinstance(event, Forecast):
-            trader.on_forecast(event)
-            return []
-        assert isinstance(event, BarProcessed)
-        return routed(trader.on_bar_processed(event), first_as_of)
-
     return consume(
         settings,
         run,
         group=f"redblue-trader-{run}",
         specs=[FORECASTS],
-        expect=(Forecast, BarProcessed),
-        handle=handle,
+        expect=(Forecast, BarProcessed, BarRevision),
+        handle=handler(trader, first_as_of),
         stop=stop,
         stage="trader",
     )

@@ -271,3 +271,19 @@ def test_events_of_another_run_and_missing_gateways_fail_loudly() -> None:
         trader.on_bar_processed(processed(D1, 99.0, 100.0, run="sim-2"))
     with pytest.raises(ValueError, match="one gateway per team"):
         Trader(RUN, ARENA, {"red": ScriptedGateway([])}, clock)
+
+
+def test_a_bar_revision_is_never_traded_on() -> None:
+    from consumers.trader import handler
+    from schemas import BarRevision
+
+    trader = Trader(RUN, ARENA, simulated(), clock)
+    handle = handler(trader)
+    first = processed(D1, 100.0, 100.0)
+    handle(forecast(D1, 110.0, 100.0))
+    decided = handle(first)
+    revision = BarRevision(bar=factories.bar("AAPL", D1, 90.0), previous=first.bar, produced_at=NOW)
+    assert handle(revision) == []  # no new order, no new mark
+    assert [brief(o.event) for o in decided if isinstance(o.event, Order)] == [
+        ("order", "red", "buy", 10, D2, "submitted")
+    ]
