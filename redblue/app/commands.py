@@ -141,7 +141,7 @@ def trade(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.trader import bootstrap_trader, live_gateways, run_trader
 
     arena, _ = _arena(args)
-    trader = bootstrap_trader(args.run, arena, gateways=live_gateways(args.run, arena))
+    trader = bootstrap_trader(args.run, arena, gateways=live_gateways(args.run, arena, settings))
     stats = run_trader(settings, args.run, trader, _until_signalled())
     print(f"trader stopped after {stats.consumed} messages ({stats.dead_lettered} dead-lettered)")
     return 0

@@ -143,6 +143,9 @@ class AlpacaStandIn:
         body = json.loads(request.get_data() or b"null")
         query = {k: request.args.getlist(k) for k in request.args}
         route = _ROUTES.get((request.method, request.path))
+        if route == "orders":
+            with self.lock:
+                self.posted.append(body)  # every POST that reached Alpaca, answered or not
         fault = self._fault(route)
         if isinstance(fault, int | tuple):
             status, message = fault if isinstance(fault, tuple) else (fault, f"scripted HTTP {fault}")
@@ -171,7 +174,6 @@ class AlpacaStandIn:
             return handler(query, body)
 
     def _orders(self, _: dict[str, list[str]], body: Any) -> tuple[int, Any]:
-        self.posted.append(body)
         cid = body["client_order_id"]
         if cid in self.orders:
             return 422, {"code": 40010001, "message": "client_order_id must be unique"}
