@@ -94,14 +94,14 @@ class LiveProducer:
         try:
             bars, rejected = self._source.fetch(self._symbols, self._start(final), final, now)
         except SourceError as err:
-            log.warning("poll at %s: %s", now, err)
+            log.info("poll at %s: %s", now, err)  # reported in Poll.error
             return Poll(error=str(err))
         fetched = _Fetched(now, {(b.symbol, b.date): b for b in bars}, rejected)
         self._dead_letter(fetched, rejected)
         revised = [r for s in self._symbols for r in self._revisions(s, fetched)]
         paused = {s: why for s in self._symbols if (why := self._advance(s, fetched, final))}
         for why in paused.values():
-            log.warning("%s", why)
+            log.info("%s", why)  # reported in Poll.paused
         self._producer.flush()
         return Poll(fetched.sent, revised, fetched.letters, paused)
 

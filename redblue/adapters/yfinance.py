@@ -48,6 +48,8 @@ from redblue.core.retry import PATIENT, Backoff, retrying
 from redblue.core.sources import Rejected, SourceError, SourceUnreachable, collect, missing_symbols, within
 from schemas import Bar
 
+log = logging.getLogger(__name__)
+
 SOURCE = "yfinance"
 COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 SETTLE = timedelta(hours=2)
@@ -117,7 +119,7 @@ def _failures_logged() -> Iterator[list[str]]:
 
 
 def _short(text: str, limit: int = 200) -> str:
-    one_line = " ".join(text.split())
+    one_line = " ".join(re.sub(r"See https?://\S+ first for more details\.?", "", text).split())
     return one_line if len(one_line) <= limit else one_line[: limit - 3] + "..."
 
 
@@ -182,6 +184,7 @@ class YFinanceSource:
                 lambda: self._download(symbols, start, end),
                 lambda err: isinstance(err, SourceUnreachable),
                 self._backoff,
+                lambda err, n: log.info("%s; trying again (%d of %d)", err, n + 1, self._backoff.attempts),
             )
         except SourceUnreachable as err:
             raise SourceUnreachable(f"{err} (after {self._backoff.attempts} attempts)") from err

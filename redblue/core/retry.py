@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,28 @@ PATIENT = Backoff()  # the default: 4 calls over about 7 s
 NO_WAIT = Backoff(sleep=lambda _: None)  # for tests and replays: same attempts, no waiting
 
 
-def retrying[T](call: Callable[[], T], transient: Callable[[BaseException], bool], backoff: Backoff) -> T:
-    """``call()``, retried while it raises a ``transient`` exception; the last exception is re-raised."""
+def retrying[T](
+    call: Callable[[], T],
+    transient: Callable[[BaseException], bool],
+    backoff: Backoff,
+    on_retry: Callable[[BaseException, int], None] | None = None,
+) -> T:
+    """``call()``, retried while it raises a ``transient`` exception; the last exception is re-raised.
+
+    ``on_retry(error, attempt)`` is told of each failure that will be retried (e.g. to log it).
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        if on_retry is not None and error is not None:
+            on_retry(error, state.attempt_number)
+
     retryer = Retrying(
         stop=stop_after_attempt(backoff.attempts),
         wait=wait_exponential_jitter(initial=backoff.first, max=backoff.most, jitter=backoff.first),
         retry=retry_if_exception(transient),
         sleep=backoff.sleep,
+        before_sleep=before_sleep,
         reraise=True,
     )
     return retryer(call)

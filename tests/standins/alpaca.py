@@ -217,8 +217,9 @@ class AlpacaStandIn:
         assert self.timeline is not None
         first, last = start.astimezone(NEW_YORK).date(), end.astimezone(NEW_YORK).date()
         delayed = self.now - EMBARGO  # the free plan shows the market as of 15 minutes ago
-        rows = self.timeline.rows([symbol], first, last, min(delayed, end))
-        return [bar_json(iso(datetime.combine(r.date, time(0), tzinfo=NEW_YORK)), r) for r in rows]
+        stamped = [(datetime.combine(r.date, time(0), tzinfo=NEW_YORK), r) for r in
+                   self.timeline.rows([symbol], first, last, delayed)]  # fmt: skip
+        return [bar_json(iso(t), r) for t, r in stamped if start <= t <= end]  # a daily bar's t: its midnight
 
     # -- the exchange ---------------------------------------------------------------------------
 

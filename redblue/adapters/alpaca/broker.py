@@ -212,7 +212,7 @@ class AlpacaBroker:
             return self._client.submit_order(request)
 
         try:
-            call(post, self._backoff)
+            call(post, self._backoff, f"Alpaca order {order.client_order_id}", self._secrets)
         except (APIError, requests.RequestException) as err:
             return self._failed(order, err, retried=attempts > 1)
         except (ValidationError, ValueError) as err:  # an answer alpaca-py cannot parse: it may be placed
@@ -308,7 +308,12 @@ class AlpacaBroker:
     def _lookup(self, client_order_id: str) -> AlpacaOrder | None:
         """The order Alpaca has under ``client_order_id``, None if it has none (HTTP 404)."""
         try:
-            found = call(lambda: self._client.get_order_by_client_id(client_order_id), self._backoff)
+            found = call(
+                lambda: self._client.get_order_by_client_id(client_order_id),
+                self._backoff,
+                f"Alpaca lookup of {client_order_id}",
+                self._secrets,
+            )
         except APIError as err:
             if status_of(err) == 404:
                 return None
@@ -321,7 +326,7 @@ class AlpacaBroker:
 
     def _call[T](self, what: str, request: Callable[[], T]) -> T:
         try:
-            return call(request, self._backoff)
+            return call(request, self._backoff, f"Alpaca ({what})", self._secrets)
         except APIError as err:
             raise BrokerError(self._text(f"Alpaca: cannot {what}: {describe(err)}")) from None
         except requests.RequestException as err:

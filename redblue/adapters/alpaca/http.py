@@ -16,6 +16,7 @@ in logs and in ``Order`` events.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,6 +26,8 @@ from alpaca.common.rest import RESTClient
 from pydantic import SecretStr
 
 from redblue.core.retry import Backoff, retrying
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0  # seconds for connecting and for each read
 
@@ -94,6 +97,11 @@ def is_transient(err: BaseException) -> bool:
     return isinstance(err, requests.ConnectionError | requests.Timeout)
 
 
-def call[T](request: Callable[[], T], backoff: Backoff) -> T:
-    """``request()`` retried with ``backoff`` while it fails transiently; the last failure is raised."""
-    return retrying(request, is_transient, backoff)
+def call[T](request: Callable[[], T], backoff: Backoff, what: str, secrets: Secrets) -> T:
+    """``request()``, retried with ``backoff`` while it fails transiently (each retry logged)."""
+
+    def retried(err: BaseException, attempt: int) -> None:
+        text = describe(err) if isinstance(err, Exception) else repr(err)
+        log.warning("%s: %s; trying again (%d of %d)", what, secrets.scrub(text), attempt + 1, backoff.attempts)
+
+    return retrying(request, is_transient, backoff, retried)

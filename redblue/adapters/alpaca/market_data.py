@@ -25,6 +25,7 @@ half day. Later changes (e.g. volume from late reports) reach the producer as re
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -120,7 +121,7 @@ class AlpacaBarSource:
     def _get(self, request: StockBarsRequest, symbols: Sequence[str]) -> pd.DataFrame:
         what = f"Alpaca daily bars of {', '.join(symbols)}"
         try:
-            barset = call(lambda: self._client.get_stock_bars(request), self._backoff)
+            barset = call(lambda: self._client.get_stock_bars(request), self._backoff, what, self._secrets)
         except (APIError, requests.RequestException) as err:
             if is_transient(err):
                 text = f"Alpaca unreachable: {what}: {describe(err)} (after {self._backoff.attempts} attempts)"
@@ -130,7 +131,9 @@ class AlpacaBarSource:
             raise SourceError(self._secrets.scrub(f"{what}: {type(err).__name__}: {err}")) from None
         if not isinstance(barset, BarSet):
             raise SourceError(f"{what}: expected a BarSet, got {type(barset).__name__}")
-        return barset.df
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas deprecations inside alpaca-py, not ours to fix
+            return barset.df
 
 
 def _rows(frame: pd.DataFrame) -> list[Row]:
