@@ -15,7 +15,6 @@ import pytest
 from producers.live import LiveProducer, Poll
 from producers.published import Published
 from redblue.adapters.alpaca.market_data import AlpacaBarSource
-from redblue.adapters.kafka import Outgoing
 from redblue.adapters.yfinance import YFinanceSource
 from redblue.app.commands import poll_text
 from redblue.core.bars import DATA_DIR, read_rows, to_bar_fields
@@ -24,6 +23,7 @@ from redblue.core.retry import NO_WAIT
 from redblue.core.sources import Rejected
 from schemas import Bar, BarRevision, DeadLetter
 from tests.standins.alpaca import KEY, SECRET, AlpacaStandIn
+from tests.standins.bus import Sink
 from tests.standins.clock import ReplayClock, ny
 from tests.standins.market import Timeline
 from tests.standins.yahoo import ScriptedYahoo
@@ -31,20 +31,6 @@ from tests.standins.yahoo import ScriptedYahoo
 CAL = get_calendar()
 SYMBOLS = ("AAPL", "SAP")
 D1, D2, D3, D4 = CAL.sessions(date(2024, 3, 4), date(2024, 3, 7))
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.sent: list[Outgoing] = []
-
-    def send(self, out: Outgoing) -> None:
-        self.sent.append(out)
-
-    def flush(self, timeout: float = 30.0) -> None:
-        pass
-
-    def events(self, kind: type[object] = object) -> list[object]:
-        return [o.event for o in self.sent if isinstance(o.event, kind)]
 
 
 def timeline(first: date = date(2024, 2, 1), last: date = date(2024, 3, 29)) -> Timeline:

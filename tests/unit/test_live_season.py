@@ -32,7 +32,6 @@ from producers.live import LiveProducer, Poll
 from producers.published import Published
 from redblue.adapters.alpaca.broker import BROKER_BACKOFF, AlpacaBroker
 from redblue.adapters.alpaca.market_data import AlpacaBarSource
-from redblue.adapters.kafka import Outgoing
 from redblue.adapters.yfinance import YFinanceSource
 from redblue.core.arena import load_arena
 from redblue.core.bars import DATA_DIR, Row, read_rows, to_bar_fields
@@ -42,6 +41,7 @@ from redblue.core.retry import NO_WAIT
 from schemas import Bar, BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark, encode
 from tests.factories import BASELINES
 from tests.standins.alpaca import AlpacaStandIn
+from tests.standins.bus import Sink
 from tests.standins.clock import ReplayClock, ny
 from tests.standins.market import Timeline
 from tests.standins.yahoo import ScriptedYahoo
@@ -75,17 +75,6 @@ def times(day: date) -> list[datetime]:
     close = CAL.close_time(day)
     moments = [ny(day, 9), ny(day, 12), *(close + timedelta(minutes=m) for m in (5, 20, 35)), ny(day, 18, 30)]
     return [*moments, ny(day, 19, 5)]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.sent: list[Outgoing] = []
-
-    def send(self, out: Outgoing) -> None:
-        self.sent.append(out)
-
-    def flush(self, timeout: float = 30.0) -> None:
-        pass
 
 
 @dataclass

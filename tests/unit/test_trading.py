@@ -371,3 +371,27 @@ def test_a_held_order_that_missed_its_window_is_a_rejected_order_and_no_longer_p
     again = feed(trader, forecast(D2, 110.0, 102.0), processed(D2, 101.0, 102.0))
     assert [e.target for e in again if isinstance(e, Order)] == []  # held again (not pending any more)
     assert [o.target for o in red.submitted] == [D3]
+
+
+def test_the_ticker_sends_what_the_gateways_release_until_stopped() -> None:
+    import threading
+
+    from consumers.trader import ticker
+
+    red = Holding()
+    trader = Trader(RUN, ARENA, {"red": red, "blue": ScriptedGateway([])}, clock)
+    feed(trader, forecast(D1, 105.0, 100.0), processed(D1, 99.0, 100.0))
+    red.answer = SubmitResult("submitted")
+    sent: list[object] = []
+    done = threading.Event()
+
+    def send(outs: list[object]) -> None:
+        sent.extend(outs)
+        done.set()
+
+    thread = threading.Thread(target=ticker, args=(trader, send, threading.Lock(), done, 0.01))
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    (out,) = sent
+    assert out.spec.suffix == "orders" and out.key == "AAPL" and out.event.status == "submitted"
