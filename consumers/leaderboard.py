@@ -30,7 +30,7 @@ from redblue.core.metrics import (
     trading_metrics,
 )
 from redblue.core.store import LeaderboardStore, Series, rank_score
-from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark
 
 RANKED_METRICS = (*FORECAST_METRICS, *TRADING_METRICS)
 
@@ -92,6 +92,8 @@ class Scoreboard:
     close. A team's equity for day D is computed once marks of all its traded symbols for D are in.
     Rankings are recomputed from the store after each write that changes them; they are a
     read-modify-write, so a run has one scorer (or calls :meth:`refresh_rankings` at the end).
+    For the web page it also keeps each symbol's closes, every model's latest forecast (noted
+    in one write per bar, when the bar's marker arrives) and the orders.
     """
 
     def __init__(self, store: LeaderboardStore, arena: Arena) -> None:
@@ -99,6 +101,7 @@ class Scoreboard:
         self._arena = arena
         self._pending: dict[tuple[str, date], dict[str, Forecast]] = {}
         self._closes: dict[tuple[str, date], float] = {}
+        self._fresh: dict[str, list[Forecast]] = {}  # symbol -> forecasts not yet noted as latest
 
     @property
     def pending(self) -> int:
@@ -117,9 +120,12 @@ class Scoreboard:
             self.on_fill(event)
         elif isinstance(event, PositionMark):
             self.on_position_mark(event)
+        elif isinstance(event, Order):
+            self.on_order(event)
 
     def on_forecast(self, forecast: Forecast) -> ScoredForecast | None:
         """Hold ``forecast`` until its target bar; score it now if that bar was already seen."""
+        self._fresh.setdefault(forecast.symbol, []).append(forecast)
         slot = (forecast.symbol, forecast.target)
         close = self._closes.get(slot)
         if close is None:
@@ -132,6 +138,8 @@ class Scoreboard:
         """Score every forecast waiting for this bar; return those scored for the first time."""
         bar = event.bar
         self._closes[(bar.symbol, bar.date)] = bar.close
+        self._store.note_forecasts(self._fresh.pop(bar.symbol, []))
+        self._store.set_close(bar.symbol, bar.date, bar.close)
         waiting = self._pending.pop((bar.symbol, bar.date), {})
         scored = self._score([waiting[key] for key in sorted(waiting)], bar.close)
         self._store.advance_bar(bar.symbol, bar.date)
@@ -149,6 +157,7 @@ class Scoreboard:
         if (bar.symbol, bar.date) not in self._closes:
             return []  # the bar itself never reached the scorer: nothing was scored against it
         self._closes[(bar.symbol, bar.date)] = bar.close
+        self._store.set_close(bar.symbol, bar.date, bar.close)
         rescored = []
         for series in sorted(s for s in self._store.error_sums() if s.symbol == bar.symbol):
             old = next((x for x in self._store.scored(series) if x.target == bar.date), None)
@@ -158,6 +167,10 @@ class Scoreboard:
         for team, model in sorted({(s.team, s.model) for s in rescored}):
             self._rank_model(team, model)
         return rescored
+
+    def on_order(self, order: Order) -> bool:
+        """Record ``order``; ``False`` if its ``client_order_id`` was already recorded."""
+        return self._store.add_order(order)
 
     def on_fill(self, fill: Fill) -> bool:
         """Record ``fill``; ``False`` if its order was already recorded."""

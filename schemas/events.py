@@ -14,8 +14,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-Symbol = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.\-]{0,9}$")]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,47}$")]
+SYMBOL_PATTERN = r"^[A-Z][A-Z0-9.\-]{0,9}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,47}$"  # teams and models
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Side = Literal["buy", "sell"]
 

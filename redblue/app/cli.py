@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--once", action="store_true", help="poll once and exit (e.g. from cron)")
     produce.add_argument("--interval", type=float, default=900.0, help="seconds between polls (default 900)")
 
+    serve = sub.add_parser("serve", help="serve the leaderboard's JSON API and web page from Redis")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--poll", type=float, default=5.0, help="seconds between the page's checks for new scores")
+
+    report = sub.add_parser("report", help="write a run's leaderboard as one self-contained HTML file")
+    report.add_argument("--run", required=True)
+    report.add_argument("--html", type=Path, required=True, help="the file to write")
+
     replay = sub.add_parser("replay", help="emit bars of a date range onto a run's bars topic")
     replay.add_argument("--run", required=True)
     replay.add_argument("--start", type=_date, required=True)

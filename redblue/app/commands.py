@@ -35,6 +35,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "replay": replay,
         "produce": produce,
         "train": train,
+        "serve": serve,
+        "report": report,
     }[args.command]
     return handler(args, settings)
 
@@ -87,6 +89,7 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         mlflow_run = log_simulation(settings, result.summary, result.out)
         print(f"logged to MLflow: experiment {SIMULATIONS}, run {mlflow_run} ({settings.mlflow_uri})")
     print(f"query it again: bin/redblue leaderboard --run {result.run} --by mase")
+    print(f"see it on the web: bin/redblue serve, then open http://127.0.0.1:8080/?run={result.run}")
     return 0
 
 
@@ -127,6 +130,32 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{r.status:<10} {r.name} version {r.version}{scores}")
     uri = settings.mlflow_uri
     print(f"MLflow: {uri} (experiment redblue); browse it: mlflow ui --backend-store-uri {uri}")
+    return 0
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    from redblue.app.web.app import serve as run_server
+
+    print(f"serving the leaderboard of {settings.redis_url} on http://{args.host}:{args.port}/ (API docs: /docs)")
+    run_server(settings, args.host, args.port, args.poll)
+    return 0
+
+
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    from redblue.adapters.redis_store import RedisStores
+    from redblue.app.web.share import render_html
+    from redblue.core.clock import utc_now
+
+    stores = RedisStores.from_settings(settings)
+    try:
+        html = render_html(stores, args.run, utc_now())
+    finally:
+        stores.close()
+    try:
+        args.html.write_text(html)
+    except OSError as err:
+        raise CommandError(f"cannot write {args.html}: {err.strerror}") from err
+    print(f"wrote {args.html} ({len(html) / 1e6:.1f} MB, opens offline)")
     return 0
 
 

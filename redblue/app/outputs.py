@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ def _sessions(arena: Arena, first: date, plan: ReplayPlan) -> list[date]:
 def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path) -> Written:
     """Write every file of the run into ``out`` and return the summary and the printed report."""
     out.mkdir(parents=True, exist_ok=True)
-    stream = read_topic(settings, run, FORECASTS)
+    stream = _read_forecasts(settings, run, plan)
     trades = read_topic(settings, run, FILLS)
     orders = [e for e in read_topic(settings, run, ORDERS) if isinstance(e, Order)]
     letters = [e for e in read_topic(settings, run, DEADLETTER) if isinstance(e, DeadLetter)]
@@ -100,6 +101,26 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
         )
     (out / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return Written(result, text)
+
+
+def _read_forecasts(settings: Settings, run: str, plan: ReplayPlan, attempts: int = 10) -> list[Any]:
+    """The forecasts topic, read until it holds a ``bar_processed`` marker for every replayed bar.
+
+    The scorer said the run is complete, so every marker was written; a read that misses some
+    (a broker still settling the run's freshly re-created topics) is repeated, and if it never
+    sees them all the run fails loudly instead of writing incomplete files.
+    """
+    wanted = {(row.symbol, row.date) for row in plan.rows}
+    for attempt in range(attempts):
+        stream = read_topic(settings, run, FORECASTS)
+        seen = {(e.bar.symbol, e.bar.date) for e in stream if isinstance(e, BarProcessed)}
+        if wanted <= seen:
+            return stream
+        time.sleep(0.5 * (attempt + 1))
+    raise StoreError(
+        f"run {run}: the forecasts topic holds markers for {len(seen & wanted)} of {len(wanted)} replayed bars "
+        "although the scorer reported the run complete; the files were not written"
+    )
 
 
 def leaderboard_text(settings: Settings, run: str, arena: Arena, by: str, top: int) -> str:

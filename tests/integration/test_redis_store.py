@@ -11,7 +11,7 @@ from consumers.leaderboard import summary
 from redblue.adapters.redis_store import RedisStore
 from redblue.core.metrics import ErrorSums, ScoredForecast
 from redblue.core.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable, sums_of
-from tests.unit.test_leaderboard import ARENA, D, fill, interleave, mark, play, simulated_streams
+from tests.unit.test_leaderboard import ARENA, D, fill, forecast, interleave, mark, order, play, simulated_streams
 
 SERIES = Series("red", "drift", "AAPL")
 
@@ -161,3 +161,39 @@ def test_invalid_run_ids_and_urls_are_refused() -> None:
         RedisStore("redis://127.0.0.1:1/0", "redblue-test", "a:b")
     with pytest.raises(StoreError, match="invalid Redis URL"):
         RedisStore("http://127.0.0.1:1/0", "redblue-test", "ok")
+
+
+def test_latest_forecasts_and_model_versions(store: LeaderboardStore) -> None:
+    v1 = [forecast("red", "drift", s, i, 101.0 + i, 100.0) for i in (1, 0) for s in ("SAP", "AAPL")]
+    v2 = forecast("red", "drift", "AAPL", 2, 105.0, 100.0).model_copy(update={"model_version": "2"})
+    same_day_again = v2.model_copy(update={"predicted_close": 1.0})
+    store.note_forecasts(v1)
+    store.note_forecasts([v2, same_day_again, v1[0]])
+    assert store.latest_forecasts() == [v2, v1[0]]  # AAPL then SAP; the first of a tie stays
+    assert store.model_versions() == {
+        Series("red", "drift", "AAPL"): {"1": D[0], "2": D[2]},
+        Series("red", "drift", "SAP"): {"1": D[0]},
+    }
+    store.note_forecasts([])
+
+
+def test_an_order_is_recorded_once(store: LeaderboardStore) -> None:
+    first = order("red", "AAPL", 1, "b", "submitted")
+    store.add_order(first)
+    assert store.add_order(order("red", "SAP", 0, "a", "rejected"))
+    assert not store.add_order(order("red", "AAPL", 1, "b", "duplicate"))
+    assert [(o.client_order_id, o.status) for o in store.orders("red")] == [("a", "rejected"), ("b", "submitted")]
+    assert store.orders("blue") == []
+
+
+def test_closes_and_the_run_description(store: LeaderboardStore) -> None:
+    store.set_close("AAPL", D[1], 101.25)
+    store.set_close("AAPL", D[0], 1 / 3)
+    store.set_close("AAPL", D[1], 101.25)
+    assert store.closes("AAPL") == [(D[0], 1 / 3), (D[1], 101.25)]
+    assert store.closes("SAP") == []
+    assert store.meta() == {}
+    store.set_meta({"kind": "simulation", "status": "running"})
+    store.set_meta({"kind": "live", "arena": "{}"}, only_missing=True)
+    store.set_meta({"status": "complete"})
+    assert store.meta() == {"kind": "simulation", "status": "complete", "arena": "{}"}

@@ -9,7 +9,7 @@ import pytest
 from consumers.leaderboard import Scoreboard, progress, rank_of, rankings, standings, summary
 from redblue.core.arena import Arena
 from redblue.core.store import InMemoryStore, LeaderboardStore, Series
-from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark
 from tests.factories import T0, bar, days
 
 ARENA = Arena.model_validate(
@@ -54,6 +54,14 @@ def fill(team: str, symbol: str, i: int, coid: str, price: float, commission: fl
     return Fill(
         run="r1", team=team, symbol=symbol, client_order_id=coid, side="buy", quantity=1, price=price,
         commission=commission, date=D[i], produced_at=T0,
+    )  # fmt: skip
+
+
+def order(team: str, symbol: str, i: int, coid: str, status: str = "submitted") -> Order:
+    """A buy of one share decided as of ``D[i]`` for ``D[i + 1]``."""
+    return Order.model_validate(
+        {"run": "r1", "team": team, "model": "drift", "symbol": symbol, "side": "buy", "quantity": 1, "as_of": D[i],
+         "target": D[i + 1], "reference_price": 100.0, "client_order_id": coid, "status": status, "produced_at": T0}
     )  # fmt: skip
 
 
@@ -252,6 +260,34 @@ def test_summary_is_json_and_lists_models_without_scores() -> None:
     assert all(r["count"] == 0 and r["mae"] is None for r in result["series"])
 
 
+def test_closes_latest_forecasts_and_orders_for_the_page() -> None:
+    store = InMemoryStore()
+    board = Scoreboard(store, ARENA)
+    board.handle(processed("AAPL", 0, 100.0))
+    early, late = forecast("red", "drift", "AAPL", 0, 101.0, 100.0), forecast("red", "drift", "AAPL", 1, 99.0, 100.5)
+    board.handle(early)
+    assert store.latest_forecasts() == []  # noted when the bar's marker arrives: one write per bar
+    board.handle(processed("AAPL", 1, 100.5))
+    board.handle(late)
+    board.handle(processed("AAPL", 2, 98.0))
+    board.handle(order("red", "AAPL", 1, "x"))
+    board.handle(order("red", "AAPL", 1, "x", "duplicate"))
+    assert store.closes("AAPL") == [(D[0], 100.0), (D[1], 100.5), (D[2], 98.0)]
+    assert store.latest_forecasts() == [late]
+    assert store.model_versions() == {Series("red", "drift", "AAPL"): {"1": D[0]}}
+    assert [o.status for o in store.orders("red")] == ["submitted"]
+
+
+def test_the_page_data_survives_a_replay() -> None:
+    events = interleave(simulated_streams(n_days=6), seed=3)
+    once = play(events)
+    twice = play(events, play(events))
+    for store in (once, twice):
+        assert isinstance(store, InMemoryStore)
+    assert once.latest_forecasts() == twice.latest_forecasts()
+    assert once.closes("SAP") == twice.closes("SAP") and len(once.closes("SAP")) == 6
+
+
 # -- revisions ---------------------------------------------------------------------------------
 
 
@@ -307,3 +343,4 @@ def test_a_scorer_rereading_its_topics_after_a_revision_ends_in_the_same_state()
     twice = play(events, play(events))  # a restarted scorer re-reads from the start into the same store
     assert once.error_sums() == twice.error_sums()
     assert [s.actual for s in twice.scored(Series("red", "drift", "AAPL"))] == [103.0]
+    assert isinstance(twice, InMemoryStore) and twice.closes("AAPL") == [(D[0], 100.0), (D[1], 103.0)]
