@@ -52,7 +52,7 @@ def retrying[T](
 
     retryer = Retrying(
         stop=stop_after_attempt(backoff.attempts),
-        wait=wait_exponential_jitter(initial=backoff.first, max=backoff.most, jitter=backoff.first),
+        wait=wait_exponential_jitter(multiplier=backoff.first, max=backoff.most, jitter=backoff.first),
         retry=retry_if_exception(transient),
         sleep=backoff.sleep,
         before_sleep=before_sleep,
