@@ -10,7 +10,7 @@ answer does not depend on how Kafka interleaved the symbols.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -30,7 +30,7 @@ from redblue.core.metrics import (
     trading_metrics,
 )
 from redblue.core.store import LeaderboardStore, Series, rank_score
-from schemas import BarProcessed, Event, Fill, Forecast, Order, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark
 
 RANKED_METRICS = (*FORECAST_METRICS, *TRADING_METRICS)
 
@@ -114,6 +114,8 @@ class Scoreboard:
             self.on_forecast(event)
         elif isinstance(event, BarProcessed):
             self.on_bar_processed(event)
+        elif isinstance(event, BarRevision):
+            self.on_bar_revision(event)
         elif isinstance(event, Fill):
             self.on_fill(event)
         elif isinstance(event, PositionMark):
@@ -142,6 +144,29 @@ class Scoreboard:
         scored = self._score([waiting[key] for key in sorted(waiting)], bar.close)
         self._store.advance_bar(bar.symbol, bar.date)
         return scored
+
+    def on_bar_revision(self, event: BarRevision) -> list[ScoredForecast]:
+        """The vendor revised a processed bar: score its day's forecasts against the new close.
+
+        Forecasts already scored against the old close are re-scored (their series' sums are
+        recomputed in target order, so they come out as if the new close had been known from
+        the start); forecasts that arrive later use the new close. Forecasts made *from* the
+        revised day keep the last close they were made with. Returns the re-scored forecasts.
+        """
+        bar = event.bar
+        if (bar.symbol, bar.date) not in self._closes:
+            return []  # the bar itself never reached the scorer: nothing was scored against it
+        self._closes[(bar.symbol, bar.date)] = bar.close
+        self._store.set_close(bar.symbol, bar.date, bar.close)
+        rescored = []
+        for series in sorted(s for s in self._store.error_sums() if s.symbol == bar.symbol):
+            old = next((x for x in self._store.scored(series) if x.target == bar.date), None)
+            new = replace(old, actual=bar.close) if old else None
+            if new is not None and self._store.revise_score(new):
+                rescored.append(new)
+        for team, model in sorted({(s.team, s.model) for s in rescored}):
+            self._rank_model(team, model)
+        return rescored
 
     def on_order(self, order: Order) -> bool:
         """Record ``order``; ``False`` if its ``client_order_id`` was already recorded."""

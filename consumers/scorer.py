@@ -17,7 +17,7 @@ from redblue.core.arena import Arena
 from redblue.core.runs import note_arena
 from redblue.core.settings import Settings
 from redblue.core.store import LeaderboardStore
-from schemas import BarProcessed, Event, Fill, Forecast, Order, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
 TOPICS = (FORECASTS, ORDERS, FILLS)
@@ -44,7 +44,7 @@ def run_scorer(
         run,
         group=f"redblue-scorer-{run}",
         specs=list(TOPICS),
-        expect=(Forecast, BarProcessed, Order, Fill, PositionMark),
+        expect=(Forecast, BarProcessed, BarRevision, Order, Fill, PositionMark),
         handle=handle,
         stop=stop,
         stage="scorer",

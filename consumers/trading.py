@@ -5,6 +5,11 @@ symbol arrive before that bar's ``bar_processed`` marker. On the marker the trad
 team in name order, (1) collects the fills that happened at D's open, (2) marks the team's
 position at D's close, (3) decides from the team's forecast as of D and submits the order that
 will execute at D+1's open. Same events in, same events out: wall time only comes from ``clock``.
+
+A gateway may *hold* an order until its broker accepts it (Alpaca: from 19:01 New York); the
+order event is written when :meth:`Trader.tick` finds it sent (or missed). One team's broker
+trouble (a :class:`~redblue.core.broker.BrokerError`) is logged and written as that team's
+rejected order; it never stops the other teams.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from datetime import date, datetime
 from consumers.recovery import TraderHistory
 from consumers.strategy import client_order_id, decide
 from redblue.core.arena import Arena
-from redblue.core.broker import BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
+from redblue.core.broker import BrokerError, BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
 from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
 
 log = logging.getLogger(__name__)
@@ -99,9 +104,28 @@ class Trader:
         teams = [team for team in sorted(self._gateways) if team not in self.halted]
         return [event for team in teams for event in self._step(team, bar)]
 
+    def tick(self) -> list[Event]:
+        """The order events of held orders the gateways sent (or gave up on) since the last tick."""
+        events: list[Event] = []
+        for team in sorted(set(self._gateways) - set(self.halted)):
+            try:
+                released = self._gateways[team].release()
+            except BrokerError as err:
+                log.error("team %s: releasing held orders failed: %s", team, err)
+                continue
+            for request, result in released:
+                if result.status == "rejected":
+                    self._book(team, request.symbol).pending.pop(request.client_order_id, None)
+                events.append(self._order_event(request, result))
+        return events
+
     def _step(self, team: str, bar: Bar) -> list[Event]:
         gateway = self._gateways[team]
-        fills = gateway.on_bar(bar)
+        try:
+            fills = gateway.on_bar(bar)
+        except BrokerError as err:  # fills not known now: asked again at this symbol's next bar
+            log.error("team %s: fills of %s %s not known: %s", team, bar.symbol, bar.date, err)
+            fills = []
         for fill in fills:
             self._apply(team, fill)
         rejected = [self._rejected(team, r) for r in gateway.take_rejections()]
@@ -143,9 +167,15 @@ class Trader:
         if decision.side is None:
             return None
         request = self._request(forecast, decision.side, decision.quantity)
-        result = self._gateways[team].submit(request)
-        if result.status != "rejected":  # "duplicate": sent before, so it is pending all the same
+        try:
+            result = self._gateways[team].submit(request)
+        except BrokerError as err:
+            result = SubmitResult("rejected", f"broker error: {err}")
+        if result.status != "rejected":  # "duplicate": sent before; "held": to be sent; pending all the same
             book.pending[request.client_order_id] = request.quantity
+        if result.status == "held":  # its order event is written when it is sent (tick)
+            log.info("team %s: %s %s", team, request.client_order_id, result.reason)
+            return None
         return self._order_event(request, result)
 
     def _request(self, forecast: Forecast, side: Side, quantity: int) -> OrderRequest:

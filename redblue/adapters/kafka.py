@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from redblue.core.clock import Clock, utc_now
 from redblue.core.errors import RedblueError
+from redblue.core.retry import Backoff, retrying
 from redblue.core.settings import Settings
 from schemas import TOPICS, DeadLetter, Event, SchemaError, TopicSpec, decode, encode, topic_name
 from schemas.topics import DEADLETTER
@@ -179,6 +180,8 @@ class Received:
     key: bytes | None
     value: bytes | None
 
+
+_LEADER_ELECTION = Backoff(attempts=8, first=0.25, most=2.0)  # about 8 s for a new topic's leaders
 
 # Errors a consumer meets on a fresh or busy broker and recovers from by itself: a topic whose
 # metadata has not propagated yet, a group coordinator being elected (the first group on a new
@@ -395,18 +398,16 @@ def read_topic(settings: Settings, run: str, spec: TopicSpec, timeout: float = 3
         consumer.close()
 
 
-def _watermarks(consumer: Consumer, partition: TopicPartition, attempts: int = 50) -> tuple[int, int]:
-    """A partition's low and high watermarks, retried while the broker is still electing its leader
-    (a topic created a moment ago)."""
-    for attempt in range(attempts):
-        try:
-            lo, hi = consumer.get_watermark_offsets(partition, timeout=10)
-            return lo, hi
-        except KafkaException as err:
-            if attempt + 1 == attempts or not is_transient(err.args[0]):
-                raise KafkaUnavailable(f"cannot read the end of {partition.topic}: {err}") from err
-            threading.Event().wait(0.2)
-    raise AssertionError("unreachable")
+def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
+    """A partition's (low, high) offsets; a topic created a moment ago may have no leader yet: retried."""
+
+    def transient(err: BaseException) -> bool:
+        return isinstance(err, KafkaException) and isinstance(err.args[0], KafkaError) and is_transient(err.args[0])
+
+    offsets: tuple[int, int] = retrying(
+        lambda: consumer.get_watermark_offsets(partition, timeout=10), transient, _LEADER_ELECTION
+    )
+    return offsets
 
 
 def _drain(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Any]:

@@ -40,7 +40,7 @@ import redis
 
 from redblue.core.metrics import ErrorSums, ScoredForecast
 from redblue.core.settings import Settings
-from redblue.core.store import Series, StoreError, StoreUnavailable
+from redblue.core.store import Series, StoreError, StoreUnavailable, sums_of
 from schemas import Fill, Forecast, Order, PositionMark
 from schemas.topics import check_run_id
 
@@ -162,6 +162,23 @@ class RedisStore:
         hit = str(int(scored.direction_correct))
         args = [scored.target.isoformat(), _dump_scored(scored), path, *sums, hit]
         return bool(self._add_score(keys=keys, args=args))
+
+    @_translated
+    def revise_score(self, scored: ScoredForecast) -> bool:
+        path = f"{scored.team}/{scored.model}/{scored.symbol}"
+        key, record = f"{self._p}:scored:{path}", _dump_scored(scored)
+        known = self._client.hget(key, scored.target.isoformat())
+        if known is None or _text(known) == record:
+            return False
+        self._client.hset(key, scored.target.isoformat(), record)
+        sums = sums_of(self.scored(Series(scored.team, scored.model, scored.symbol)))
+        fields = {name: repr(getattr(sums, name)) for name in _SUM_FIELDS}
+        fields |= {"count": str(sums.count), "direction_hits": str(sums.direction_hits)}
+        pipe = self._client.pipeline(transaction=True)
+        for name, value in fields.items():
+            pipe.hset(f"{self._p}:errors:{path}", name, value)
+        pipe.execute()
+        return True
 
     @_translated
     def scored(self, series: Series) -> list[ScoredForecast]:

@@ -15,6 +15,7 @@ from redblue.core.errors import RedblueError
 from redblue.core.settings import Settings
 
 if TYPE_CHECKING:
+    from producers.live import Poll
     from redblue.core.calendar import TradingCalendar
     from redblue.core.sources import BarSource
 
@@ -170,7 +171,7 @@ def trade(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.trader import bootstrap_trader, live_gateways, run_trader
 
     arena, _ = _arena(args)
-    trader = bootstrap_trader(args.run, arena, gateways=live_gateways(args.run, arena))
+    trader = bootstrap_trader(args.run, arena, gateways=live_gateways(args.run, arena, settings))
     stats = run_trader(settings, args.run, trader, _until_signalled())
     print(f"trader stopped after {stats.consumed} messages ({stats.dead_lettered} dead-lettered)")
     return 0
@@ -202,30 +203,40 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def produce(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.live import LiveProducer, Poll, last_dates
+    from producers.live import LiveProducer
+    from producers.published import Published
     from redblue.adapters.kafka import EventProducer, ensure_topics, read_topic
     from redblue.core.calendar import get_calendar
     from redblue.core.clock import utc_now
-    from schemas.topics import BARS
+    from schemas.topics import BARS, DEADLETTER
 
     arena, _ = _arena(args)
     calendar = get_calendar(arena.calendar)
     ensure_topics(settings, args.run)
-    last = last_dates(read_topic(settings, args.run, BARS))
+    published = Published.read_back(read_topic(settings, args.run, BARS), read_topic(settings, args.run, DEADLETTER))
     live = LiveProducer(_source(args.source, calendar), EventProducer(settings, args.run), arena.symbols, calendar,
-                        utc_now, last)  # fmt: skip
+                        utc_now, published)  # fmt: skip
 
     def report(poll: Poll) -> None:
-        sent = ", ".join(f"{b.symbol} {b.date}" for b in poll.sent) or "nothing new"
-        print(f"{utc_now():%Y-%m-%d %H:%M}Z sent {sent}", flush=True)
-        for item in poll.rejected:
-            print(f"  rejected {item.symbol} {item.date or ''}: {item.reason} (dead-lettered)", flush=True)
+        print(f"{utc_now():%Y-%m-%d %H:%M}Z {poll_text(poll)}", flush=True)
 
     if args.once:
-        report(live.poll())
-    else:
-        live.run(_until_signalled(), args.interval, report)
+        poll = live.poll()
+        report(poll)
+        return 1 if poll.error else 0
+    live.run(_until_signalled(), args.interval, report)
     return 0
+
+
+def poll_text(poll: Poll) -> str:
+    """What a poll did, one line per fact: what was sent, revised, dead-lettered, paused, or why nothing."""
+    if poll.error:
+        return f"nothing sent: {poll.error}"
+    lines = ["sent " + (", ".join(f"{b.symbol} {b.date}" for b in poll.sent) or "nothing new")]
+    lines += [f"  revised {r.bar.symbol} {r.bar.date}: {', '.join(r.changed)}" for r in poll.revised]
+    lines += [f"  dead-lettered {r.symbol} {r.date or ''}: {r.reason}" for r in poll.rejected]
+    lines += [f"  {why}" for why in poll.paused.values()]
+    return "\n".join(lines)
 
 
 def _source(name: str, calendar: TradingCalendar) -> BarSource:

@@ -28,7 +28,7 @@ from redblue.core.calendar import get_calendar
 from redblue.core.metrics import score_forecast
 from redblue.core.settings import Settings
 from redblue.core.store import LeaderboardStore, StoreError
-from schemas import BarProcessed, DeadLetter, Fill, Forecast, Order, PositionMark, SchemaError
+from schemas import BarProcessed, BarRevision, DeadLetter, Fill, Forecast, Order, PositionMark, SchemaError
 from schemas.topics import DEADLETTER, FILLS, FORECASTS, ORDERS
 
 
@@ -80,7 +80,7 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
     forecasts = _first_of_each(stream)
     markers = {(e.bar.symbol, e.bar.date): e for e in stream if isinstance(e, BarProcessed)}  # once per bar
     failed = Counter(f"{key}/{e.bar.symbol}" for e in markers.values() for key in e.failed)
-    closes = {day: e.bar.close for day, e in markers.items()}
+    closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed | BarRevision)}
     _csv(out / "forecasts.csv", FORECAST_COLUMNS, sorted(_forecast_rows(forecasts, closes)))
     _csv(out / "orders.csv", ORDER_COLUMNS, sorted(_rows(orders, ORDER_COLUMNS)))
     _csv(out / "fills.csv", FILL_COLUMNS, sorted(_rows([e for e in trades if isinstance(e, Fill)], FILL_COLUMNS)))

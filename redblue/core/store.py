@@ -49,6 +49,12 @@ class LeaderboardStore(Protocol):
         """Record a scored forecast and add it to its series' sums; ``False`` if already scored."""
         ...
 
+    def revise_score(self, scored: ScoredForecast) -> bool:
+        """Replace the series' score for ``scored.target`` (a revised actual close) and recompute
+        the series' sums in target order, as if it had been scored so; ``False`` if there was no
+        score for that target or it already had these values."""
+        ...
+
     def scored(self, series: Series) -> list[ScoredForecast]:
         """The series' scored forecasts in target order."""
         ...
@@ -191,6 +197,15 @@ class InMemoryStore:
         self._sums[series] = self._sums.get(series, ErrorSums()).add(scored)
         return True
 
+    def revise_score(self, scored: ScoredForecast) -> bool:
+        series = Series(scored.team, scored.model, scored.symbol)
+        done = self._scored.get(series, {})
+        if done.get(scored.target, scored) == scored:
+            return False
+        done[scored.target] = scored
+        self._sums[series] = sums_of(self.scored(series))
+        return True
+
     def scored(self, series: Series) -> list[ScoredForecast]:
         return [s for _, s in sorted(self._scored.get(series, {}).items())]
 
@@ -302,6 +317,14 @@ class InMemoryStores:
     def open(self, run: str) -> InMemoryStore:
         check_run_id(run)
         return self.stores.setdefault(run, InMemoryStore())
+
+
+def sums_of(scored: Sequence[ScoredForecast]) -> ErrorSums:
+    """A series' sums, added in the given (target) order: the same floats as scoring them one by one."""
+    sums = ErrorSums()
+    for one in scored:
+        sums = sums.add(one)
+    return sums
 
 
 def rank_score(metric: str, value: float) -> float:

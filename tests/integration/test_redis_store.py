@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from consumers.leaderboard import summary
 from redblue.adapters.redis_store import RedisStore
 from redblue.core.metrics import ErrorSums, ScoredForecast
-from redblue.core.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable
+from redblue.core.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable, sums_of
 from tests.unit.test_leaderboard import ARENA, D, fill, forecast, interleave, mark, order, play, simulated_streams
 
 SERIES = Series("red", "drift", "AAPL")
@@ -38,6 +39,18 @@ def test_a_forecast_is_scored_once(store: LeaderboardStore) -> None:
     assert store.add_score(AWKWARD[0]) is False
     assert store.error_sums() == {SERIES: ErrorSums().add(AWKWARD[0])}
     assert store.scored(SERIES) == [AWKWARD[0]]
+
+
+def test_a_revised_score_recomputes_the_sums_as_if_scored_so(store: LeaderboardStore) -> None:
+    for s in AWKWARD:
+        store.add_score(s)
+    new = replace(AWKWARD[3], actual=AWKWARD[3].actual + 1 / 7)
+    assert store.revise_score(new) is True
+    assert store.revise_score(new) is False  # a replayed revision changes nothing
+    assert store.revise_score(scored(20, 100.0, 101.0)) is False  # never scored: nothing to revise
+    expected = [*AWKWARD[:3], new, *AWKWARD[4:]]
+    assert store.scored(SERIES) == expected
+    assert store.error_sums()[SERIES] == sums_of(expected)  # bit for bit, in target order
 
 
 def test_sums_are_the_exact_floats_of_python(store: LeaderboardStore) -> None:

@@ -9,11 +9,11 @@ import pytest
 
 from processors.baselines import Drift, Persistence, ServedModel, Trend, build_baseline
 from processors.book import ModelBook
-from processors.forecasting import Horizon, advance, forecast, step
+from processors.forecasting import Horizon, advance, forecast, revise, step
 from redblue.core.arena import ModelSpec, load_arena
 from redblue.core.calendar import get_calendar
 from redblue.core.forecaster import ModelError
-from schemas import BarProcessed, Forecast
+from schemas import BarProcessed, BarRevision, Forecast
 from tests.factories import BASELINES, T0, bar
 
 CAL = get_calendar("XNYS")
@@ -145,3 +145,12 @@ def _forecast_as_of(history: list, as_of: int, model: ServedModel) -> list[Forec
         window = result.window
         kept += [e for e in result.events if isinstance(e, Forecast) and e.as_of == history[as_of].date]
     return kept
+
+
+def test_a_revision_replaces_the_session_in_the_window() -> None:
+    window = [bar("AAPL", d, 100.0 + i) for i, d in enumerate(SESSIONS[:3])]
+    new = bar("AAPL", SESSIONS[1], 150.0)
+    revision = BarRevision(bar=new, previous=window[1], produced_at=T0)
+    assert revise(window, revision) == [window[0], new, window[2]]
+    older = BarRevision(bar=bar("AAPL", SESSIONS[5], 1.0), previous=bar("AAPL", SESSIONS[5], 2.0), produced_at=T0)
+    assert revise(window, older) == window  # not in the window: nothing to change
