@@ -14,22 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Protocol
 
-from redblue.core.broker import OrderRequest
+from redblue.core.broker import OrderRequest, TeamHistory
 from schemas import Fill, Order, PositionMark
-
-
-@dataclass
-class TeamHistory:
-    """One team's trading as its topics tell it."""
-
-    fills: list[Fill] = field(default_factory=list)
-    pending: dict[str, OrderRequest] = field(default_factory=dict)  # client_order_id -> order not (fully) filled
-    unfilled: dict[str, int] = field(default_factory=dict)  # client_order_id -> shares still to fill
-    known_ids: set[str] = field(default_factory=set)  # every id the broker accepted
-    positions: dict[str, int] = field(default_factory=dict)
-    cash_flow: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,8 +78,4 @@ def _fill(team: TeamHistory, fill: Fill) -> None:
         team.pending.pop(fill.client_order_id, None)
 
 
-class Resumable(Protocol):
-    """A broker gateway that can take a rebuilt history: it restores (simulated) or reconciles
-    (a real account) and answers "" when it agrees, else why not (the team is then not traded)."""
-
-    def resume(self, history: TeamHistory) -> str: ...
+__all__ = ["TeamHistory", "TraderHistory", "rebuild", "request_of"]

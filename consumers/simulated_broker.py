@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from consumers.recovery import TeamHistory
 from redblue.core.arena import CostSpec
-from redblue.core.broker import OrderRequest, Rejection, SubmitResult
+from redblue.core.broker import OrderRequest, Rejection, SubmitResult, TeamHistory
 from schemas import Bar, Fill
 
 
