@@ -5,6 +5,9 @@ Where its state lives: in its own output. On every start it reads the run's ``or
 gateway restore (simulated) or reconcile (a real account) before anything is decided, and then
 re-reads the forecasts topic from its start, ignoring everything up to the last bar it had
 processed (see :mod:`consumers.recovery`). A team whose broker disagrees is not traded.
+Each consumed batch's output (fills, marks, orders) is one Kafka transaction, so a trader killed
+mid-batch leaves none of it behind and the rebuild never sees half a bar. (Order events of held
+orders released by the ticker are sent outside it.)
 
 ``bootstrap_trader`` wires the gateways: a replay always gets simulated brokers (it cannot reach
 a paper or live account); a live run gets each team's configured account.
@@ -142,6 +145,7 @@ def run_trader(
             stop=stop,
             stage="trader",
             from_start=True,  # pending forecasts live in memory; what was already processed is skipped
+            transactional_id=f"redblue-trader-{run}",  # a bar's fills, marks and orders: all or none
         )
     finally:
         done.set()
