@@ -32,6 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from consumers.scorer import TOPICS as SCORED
 from producers.replay import plan_replay, replay
 from redblue.adapters.kafka import EventProducer, ensure_topics, group_lag, read_topic
 from redblue.adapters.redis_store import RedisStore
@@ -44,10 +45,10 @@ from redblue.core.bars import DATA_DIR
 from redblue.core.calendar import get_calendar
 from redblue.core.clock import utc_now
 from redblue.core.settings import Settings
-from schemas import TOPICS, Fill, Order, PositionMark
+from schemas import Fill, Order, PositionMark
 from schemas.topics import BARS, FILLS, FORECASTS, ORDERS
 
-STAGES = {"processor": [BARS], "trader": [FORECASTS], "scorer": list(TOPICS)}
+STAGES = {"processor": [BARS], "trader": [FORECASTS], "scorer": list(SCORED)}
 
 
 def caught_up(settings: Settings, run: str) -> bool:

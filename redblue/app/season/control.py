@@ -102,14 +102,14 @@ def status(settings: Settings, season: str, arena: Arena) -> SeasonStatus:
 
 
 def _lags(settings: Settings, run: str) -> dict[str, int | str]:
+    from consumers.scorer import TOPICS as SCORED
     from redblue.adapters.kafka import KafkaUnavailable, group_lag
-    from schemas import TOPICS
     from schemas.topics import BARS, FORECASTS
 
     groups = {
         "processor": (f"redblue-processor-{run}", [BARS]),  # processors.app.app_id (not imported: Faust)
         "trader": (f"redblue-trader-{run}", [FORECASTS]),
-        "scorer": (f"redblue-scorer-{run}", list(TOPICS)),
+        "scorer": (f"redblue-scorer-{run}", list(SCORED)),
     }
     lags: dict[str, int | str] = {}
     for stage, (group, specs) in groups.items():
