@@ -20,7 +20,7 @@ SESSIONS = get_calendar().sessions(date(2024, 1, 2), date(2024, 3, 1))
 
 
 def run_agent(tmp_path: Path, messages: list[bytes]) -> dict[str, list[Any]]:
-    settings = Settings(home=tmp_path)
+    settings = Settings(home=tmp_path, stack_dir=tmp_path / "stack")
     app = create_app(settings, "t1", load_arena(BASELINES), Horizon())
     app.finalize()
     app.conf.store = "memory://"
