@@ -8,6 +8,7 @@ that already holds them changes nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from typing import NamedTuple, Protocol
 
@@ -104,6 +105,13 @@ class LeaderboardStore(Protocol):
         """``(1 + number of members with a strictly better score, score)``; ``None`` if unranked."""
         ...
 
+    def batch(self) -> AbstractContextManager[None]:
+        """Writes made inside happen together when the block ends (atomically where the store can).
+
+        Reads inside the block do not see them yet.
+        """
+        ...
+
 
 class InMemoryStore:
     """A dict-based :class:`LeaderboardStore` for unit tests and one-off reports."""
@@ -184,6 +192,9 @@ class InMemoryStore:
             return None
         score = board[member]
         return 1 + sum(1 for other in board.values() if other < score), score
+
+    def batch(self) -> AbstractContextManager[None]:
+        return nullcontext()  # a dict write is already immediate and cannot be seen half-done
 
 
 def rank_score(metric: str, value: float) -> float:

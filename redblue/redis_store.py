@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from typing import Any, Concatenate, cast
 from urllib.parse import urlsplit
@@ -105,6 +106,7 @@ class RedisStore:
         self._add_score = self._client.register_script(_ADD_SCORE)
         self._advance = self._client.register_script(_ADVANCE)
         self._registered = False
+        self._pipe: Any = None  # the open batch's transaction (see batch())
 
     @classmethod
     def from_settings(cls, settings: Settings, run: str) -> RedisStore:
@@ -125,9 +127,35 @@ class RedisStore:
         """Raise :class:`StoreUnavailable` if Redis does not answer."""
         self._client.ping()
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Queue the writes made inside and send them as one MULTI/EXEC transaction at the end.
+
+        Readers never see half a batch. Inside, ``add_score`` and ``add_fill`` cannot know yet
+        whether the write was new and answer ``True``. A nested batch joins the outer one.
+        """
+        if self._pipe is not None:
+            yield
+            return
+        self._pipe = self._client.pipeline(transaction=True)
+        try:
+            yield
+            self._execute(self._pipe)
+        finally:
+            self._pipe = None
+
+    @_translated
+    def _execute(self, pipe: Any) -> None:
+        pipe.execute()
+
+    @property
+    def _writer(self) -> Any:
+        """Where writes go: the open batch, else straight to Redis."""
+        return self._client if self._pipe is None else self._pipe
+
     def _register(self) -> None:
         if not self._registered:
-            self._client.sadd(f"{self._prefix}:runs", self._run)
+            self._writer.sadd(f"{self._prefix}:runs", self._run)
             self._registered = True
 
     # forecasts
@@ -140,7 +168,7 @@ class RedisStore:
         sums = [repr(getattr(scored, name)) for name in _SUM_FIELDS]
         hit = str(int(scored.direction_correct))
         args = [scored.target.isoformat(), _dump_scored(scored), path, *sums, hit]
-        return bool(self._add_score(keys=keys, args=args))
+        return bool(self._add_score(keys=keys, args=args, client=self._writer))
 
     @_translated
     def scored(self, series: Series) -> list[ScoredForecast]:
@@ -174,7 +202,7 @@ class RedisStore:
     @_translated
     def add_fill(self, fill: Fill) -> bool:
         self._register()
-        return bool(self._client.hsetnx(f"{self._p}:fills:{fill.team}", fill.client_order_id, fill.model_dump_json()))
+        return bool(self._writer.hsetnx(f"{self._p}:fills:{fill.team}", fill.client_order_id, fill.model_dump_json()))
 
     @_translated
     def fills(self, team: str) -> list[Fill]:
@@ -184,7 +212,7 @@ class RedisStore:
     @_translated
     def set_mark(self, mark: PositionMark) -> None:
         self._register()
-        self._client.hset(
+        self._writer.hset(
             f"{self._p}:marks:{mark.team}", f"{mark.as_of.isoformat()}/{mark.symbol}", mark.model_dump_json()
         )
 
@@ -198,8 +226,8 @@ class RedisStore:
     @_translated
     def set_equity(self, team: str, day: date, value: float) -> None:
         self._register()
-        self._client.hset(f"{self._p}:equity:{team}", day.isoformat(), repr(value))
-        self._advance(keys=[f"{self._p}:progress"], args=[f"equity:{team}", day.isoformat()])
+        self._writer.hset(f"{self._p}:equity:{team}", day.isoformat(), repr(value))
+        self._advance(keys=[f"{self._p}:progress"], args=[f"equity:{team}", day.isoformat()], client=self._writer)
 
     @_translated
     def equity_history(self, team: str) -> list[tuple[date, float]]:
@@ -215,7 +243,7 @@ class RedisStore:
     @_translated
     def advance_bar(self, symbol: str, day: date) -> None:
         self._register()
-        self._advance(keys=[f"{self._p}:progress"], args=[f"bar:{symbol}", day.isoformat()])
+        self._advance(keys=[f"{self._p}:progress"], args=[f"bar:{symbol}", day.isoformat()], client=self._writer)
 
     @_translated
     def bar_dates(self) -> dict[str, date]:
@@ -232,9 +260,9 @@ class RedisStore:
         self._register()
         key = f"{self._p}:rank:{metric}"
         if score is None:
-            self._client.zrem(key, member)
+            self._writer.zrem(key, member)
         else:
-            self._client.zadd(key, {member: score})
+            self._writer.zadd(key, {member: score})
 
     @_translated
     def ranking(self, metric: str, limit: int | None = None) -> list[tuple[str, float]]:
