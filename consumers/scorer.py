@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import date
 
 from consumers.leaderboard import Scoreboard
 from consumers.store import LeaderboardStore
@@ -10,19 +11,26 @@ from redblue.arena import Arena
 from redblue.kafka import ConsumerStats, Outgoing, consume, read_topic
 from redblue.redis_store import RedisStore
 from redblue.settings import Settings
+from redblue.spans import Span, Spans
 from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
 from schemas.topics import FILLS, FORECASTS
 
 
 def run_scorer(
-    settings: Settings, run: str, arena: Arena, stop: threading.Event, store: LeaderboardStore | None = None
+    settings: Settings,
+    run: str,
+    arena: Arena,
+    stop: threading.Event,
+    store: LeaderboardStore | None = None,
+    spans: Spans | None = None,
 ) -> ConsumerStats:
     """Consume until ``stop`` is set, from the topics' beginning on every start.
 
     The leaderboard is idempotent, so re-reading is harmless and a restarted scorer recovers the
-    forecasts that were waiting for their target bar.
+    forecasts that were waiting for their target bar. ``spans``: when each symbol takes part
+    (a simulation); without them every symbol is expected every day.
     """
-    board = Scoreboard(store or RedisStore.from_settings(settings, run), arena)
+    board = Scoreboard(store or RedisStore.from_settings(settings, run), arena, spans)
 
     def handle(event: Event) -> list[Outgoing]:
         board.handle(event)
@@ -46,16 +54,27 @@ def rebuild(settings: Settings, run: str, arena: Arena) -> int:
 
     The run's keys are deleted first; every event of the forecasts and fills topics is then fed
     to a fresh :class:`Scoreboard` in partition order. Undecodable messages (already dead-lettered
-    when they were first consumed) are skipped.
+    when they were first consumed) are skipped. Each symbol's span is taken from its marks.
     """
+    events = [e for spec in (FORECASTS, FILLS) for e in read_topic(settings, run, spec) if isinstance(e, Event)]
     store = RedisStore.from_settings(settings, run)
     store.delete_run()
-    board = Scoreboard(store, arena)
-    replayed = 0
-    for spec in (FORECASTS, FILLS):
-        for event in read_topic(settings, run, spec):
-            if isinstance(event, Event):
+    board = Scoreboard(store, arena, marked_spans(events))
+    for start in range(0, len(events), 1000):
+        with board.batch():
+            for event in events[start : start + 1000]:
                 board.handle(event)
-                replayed += 1
     store.close()
-    return replayed
+    return len(events)
+
+
+def marked_spans(events: list[Event]) -> dict[str, Span]:
+    """Each symbol's span as its position marks show it (first and last marked day).
+
+    Only the marking days are known from the marks; the other days of the span are set to them.
+    """
+    days: dict[str, list[date]] = {}
+    for event in events:
+        if isinstance(event, PositionMark):
+            days.setdefault(event.symbol, []).append(event.as_of)
+    return {s: Span(min(d), min(d), min(d), max(d)) for s, d in days.items()}

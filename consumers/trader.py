@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import date
 
 from consumers.broker import BrokerGateway
 from consumers.simulated_broker import SimulatedBroker
@@ -17,6 +16,7 @@ from redblue.arena import Arena
 from redblue.clock import Clock, utc_now
 from redblue.kafka import ConsumerStats, Outgoing, consume
 from redblue.settings import Settings
+from redblue.spans import Spans
 from schemas import BarProcessed, Event, Forecast, Order, PositionMark
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
@@ -51,18 +51,24 @@ def bootstrap_trader(
     return Trader(run, arena, gateways if gateways is not None else simulated_gateways(run, arena, clock), clock)
 
 
-def routed(events: list[Event], first_as_of: date | None = None) -> list[Outgoing]:
+def routed(events: list[Event], spans: Spans | None = None) -> list[Outgoing]:
     """Where each trader output goes: orders to ``orders``, fills and marks to ``fills``.
 
-    Marks before ``first_as_of`` (the warm-up of a replay, where nothing can trade) are dropped.
+    With ``spans`` (a replay) a mark outside its symbol's span (its warm-up, where nothing can
+    trade) is dropped.
     """
     out = []
     for event in events:
-        if isinstance(event, PositionMark) and first_as_of is not None and event.as_of < first_as_of:
+        if isinstance(event, PositionMark) and spans is not None and not _marked(spans, event):
             continue
         spec = ORDERS if isinstance(event, Order) else FILLS
         out.append(Outgoing(spec, getattr(event, "symbol", ""), event))
     return out
+
+
+def _marked(spans: Spans, mark: PositionMark) -> bool:
+    span = spans.get(mark.symbol)
+    return span is not None and span.marks(mark.as_of)
 
 
 def run_trader(
@@ -70,7 +76,7 @@ def run_trader(
     run: str,
     trader: Trader,
     stop: threading.Event,
-    first_as_of: date | None = None,
+    spans: Spans | None = None,
 ) -> ConsumerStats:
     """Consume until ``stop`` is set."""
 
@@ -79,7 +85,7 @@ def run_trader(
             trader.on_forecast(event)
             return []
         assert isinstance(event, BarProcessed)
-        return routed(trader.on_bar_processed(event), first_as_of)
+        return routed(trader.on_bar_processed(event), spans)
 
     return consume(
         settings,

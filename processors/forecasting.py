@@ -11,6 +11,7 @@ from typing import Literal
 
 from processors.models import ServedModel
 from redblue.calendar import CalendarError, TradingCalendar
+from redblue.spans import Spans
 from schemas import Bar, BarProcessed, Forecast
 
 log = logging.getLogger(__name__)
@@ -20,12 +21,21 @@ Verdict = Literal["ok", "duplicate", "stale", "conflict", "not_a_session"]
 
 @dataclass(frozen=True)
 class Horizon:
-    """Which targets a run forecasts: ``first``..``last`` inclusive (``None``: open-ended, live)."""
+    """Which targets a run forecasts: ``first``..``last`` inclusive (``None``: open-ended, live).
+
+    With ``spans`` (a simulation whose symbols start or end at different dates) a symbol's
+    targets must also lie in its own span; a symbol without a span is not forecast.
+    """
 
     first: date | None = None
     last: date | None = None
+    spans: Spans | None = None
 
-    def covers(self, target: date) -> bool:
+    def covers(self, symbol: str, target: date) -> bool:
+        if self.spans is not None:
+            span = self.spans.get(symbol)
+            if span is None or not span.targets(target):
+                return False
         return (self.first is None or target >= self.first) and (self.last is None or target <= self.last)
 
 
@@ -66,7 +76,7 @@ def forecast(
         target = calendar.next_session(last.date)
     except CalendarError:
         return [], []
-    if not horizon.covers(target):
+    if not horizon.covers(last.symbol, target):
         return [], []
     made: list[Forecast] = []
     failed: list[str] = []

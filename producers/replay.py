@@ -1,8 +1,10 @@
 """Historical replay: emits a simulation's bars onto the run's bars topic, in market-time order.
 
-A simulation "START + N trading days" scores exactly N target days per symbol and model,
-START being the first. The replay therefore emits the ``window`` warm-up bars before START
-(the last of them is the first as-of day) and then the bars of the N target days.
+A simulation "START + N trading days" (or "START to END") scores exactly N target days per
+symbol and model, START being the first. The replay therefore emits the ``window`` warm-up bars
+before START (the last of them is the first as-of day) and then the bars of the N target days.
+A symbol whose data begin later enters with its own warm-up once its data give one (its first
+target is then later than START); one whose data end earlier leaves at its last bar.
 """
 
 from __future__ import annotations
@@ -16,43 +18,107 @@ from producers.bars import DataError, Row, read_rows, to_bar_fields, window_rows
 from redblue.calendar import CalendarError, TradingCalendar
 from redblue.clock import Clock
 from redblue.kafka import EventProducer, Outgoing
+from redblue.spans import Span
 from schemas import Bar
 from schemas.topics import BARS
 
 
 @dataclass(frozen=True)
 class ReplayPlan:
-    """What a simulation replays: the target days, the warm-up and every row in emit order."""
+    """What a simulation replays: each symbol's span, the run's bounds and every row in emit order.
+
+    ``first_target``/``last_target``, ``first_as_of`` and ``warmup_first`` are the earliest (or
+    latest) over the symbols; ``spans`` says when each symbol takes part.
+    """
 
     first_target: date
     last_target: date
     first_as_of: date
     warmup_first: date
     rows: tuple[Row, ...]
+    spans: dict[str, Span]
 
     @property
     def days(self) -> int:
+        """Target trading days of the run (of any symbol)."""
         return len({r.date for r in self.rows if r.date >= self.first_target})
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every symbol takes part over the whole run (no late entry or early exit)."""
+        return len(set(self.spans.values())) <= 1
 
 
 def plan_replay(
-    data_dir: Path, symbols: tuple[str, ...], start: date, days: int, window: int, calendar: TradingCalendar
+    data_dir: Path,
+    symbols: tuple[str, ...],
+    start: date,
+    days: int | None,
+    window: int,
+    calendar: TradingCalendar,
+    *,
+    end: date | None = None,
 ) -> ReplayPlan:
-    """Check the data covers the run (every session present) and order the rows by (day, symbol)."""
-    if days < 1:
-        raise DataError(f"--days must be at least 1 (got {days})")
+    """Each symbol's span within ``start`` + ``days`` trading days (or ``start`` to ``end``) and
+    its rows (every session of the span and its warm-up present), ordered by (day, symbol).
+
+    A symbol whose data begin later than ``window`` sessions before ``start`` enters once its
+    data give it a full warm-up; one whose data end earlier leaves at its last bar.
+    """
+    last = _last_target(start, days, end, calendar)
+    rows: list[Row] = []
+    spans: dict[str, Span] = {}
+    for symbol in symbols:
+        data = read_rows(data_dir, symbol)
+        spans[symbol] = _span(symbol, data, start, last, window, calendar)
+        rows.extend(window_rows(data, spans[symbol].warmup_first, spans[symbol].last, calendar))
+    rows.sort(key=lambda r: (r.date, r.symbol))
+    first = min(s.first_target for s in spans.values())
+    return ReplayPlan(
+        first_target=first,
+        last_target=max(s.last for s in spans.values()),
+        first_as_of=min(s.first_as_of for s in spans.values()),
+        warmup_first=min(s.warmup_first for s in spans.values()),
+        rows=tuple(rows),
+        spans=spans,
+    )
+
+
+def _last_target(start: date, days: int | None, end: date | None, calendar: TradingCalendar) -> date:
+    if (days is None) == (end is None):
+        raise DataError("give either a number of trading days or an end date")
     if not calendar.is_session(start):
         raise DataError(f"{start} is not a {calendar.name} trading day; the next one is {calendar.next_session(start)}")
     try:
-        last = calendar.offset(start, days - 1)
-        warmup_first = calendar.offset(start, -window)
+        if days is not None:
+            if days < 1:
+                raise DataError(f"--days must be at least 1 (got {days})")
+            return calendar.offset(start, days - 1)
+        assert end is not None
+        sessions = calendar.sessions(start, end)
     except CalendarError as err:
         raise DataError(str(err)) from err
-    rows: list[Row] = []
-    for symbol in symbols:
-        rows.extend(window_rows(read_rows(data_dir, symbol), warmup_first, last, calendar))
-    rows.sort(key=lambda r: (r.date, r.symbol))
-    return ReplayPlan(start, last, calendar.offset(start, -1), warmup_first, tuple(rows))
+    if not sessions:
+        raise DataError(f"--end {end} is before --start {start}")
+    return sessions[-1]
+
+
+def _span(symbol: str, data: list[Row], start: date, last: date, window: int, calendar: TradingCalendar) -> Span:
+    """The symbol's part: its warm-up begins ``window`` sessions before ``start`` or at its first bar."""
+    if not data:
+        raise DataError(f"{symbol}: the bar file has no rows")
+    try:
+        warmup_first = max(calendar.offset(start, -window), calendar.first_on_or_after(data[0].date))
+        first_target = calendar.offset(warmup_first, window)
+    except CalendarError as err:
+        raise DataError(f"{symbol}: {err}") from err
+    end = min(last, data[-1].date)
+    if first_target > end:
+        raise DataError(
+            f"{symbol}: its data ({data[0].date} .. {data[-1].date}) leave no target day between {start} and {last} "
+            f"after a {window}-bar warm-up"
+        )
+    return Span(warmup_first, calendar.offset(first_target, -1), first_target, calendar.sessions(first_target, end)[-1])
 
 
 def replay(

@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="run a historical simulation through the whole pipeline")
     sim.add_argument("--start", type=_date, default=date(2024, 1, 2), help="first target day (default 2024-01-02)")
-    sim.add_argument("--days", type=int, default=180, help="number of target trading days (default 180)")
+    span = sim.add_mutually_exclusive_group()
+    span.add_argument("--days", type=int, default=None, help="number of target trading days (default 180)")
+    span.add_argument("--end", type=_date, default=None, help="last target day (instead of --days)")
     _arena_args(sim)
     sim.add_argument("--data", type=Path, default=None, help="directory of SYMBOL.csv bar files (default data/bars)")
     sim.add_argument("--run-id", default=None, help="run id (default: derived from the inputs; re-running replaces it)")
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _service_args(proc)
     proc.add_argument("--first-target", type=_date, default=None)
     proc.add_argument("--last-target", type=_date, default=None)
+    proc.add_argument("--spans", default=None, help="per-symbol spans of a simulation (SYMBOL=W/A/T/L,...)")
 
     for name, text in (("trade", "run the trader of a run"), ("score", "run the scorer of a run")):
         _service_args(sub.add_parser(name, help=text))
@@ -74,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="emit bars of a date range onto a run's bars topic")
     replay.add_argument("--run", required=True)
     replay.add_argument("--start", type=_date, required=True)
-    replay.add_argument("--days", type=int, required=True)
+    replay_span = replay.add_mutually_exclusive_group(required=True)
+    replay_span.add_argument("--days", type=int)
+    replay_span.add_argument("--end", type=_date)
     _arena_args(replay)
     replay.add_argument("--data", type=Path, default=None)
     return parser

@@ -69,7 +69,8 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     arena, path = _arena(args)
     req = SimulationRequest(
         start=args.start,
-        days=args.days,
+        days=args.days if args.days is not None or args.end is not None else 180,
+        end=args.end,
         arena=arena,
         arena_path=path,
         data_dir=args.data or DATA_DIR,
@@ -105,10 +106,11 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
     from processors.app import create_app, run_worker
     from processors.forecasting import Horizon
     from processors.registry import RegistrySource
+    from redblue.spans import parse_spans
     from training.names import KIND
 
     arena, _ = _arena(args)
-    horizon = Horizon(first=args.first_target, last=args.last_target)
+    horizon = Horizon(args.first_target, args.last_target, parse_spans(args.spans) if args.spans else None)
     sources = {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix)}
     run_worker(create_app(settings, args.run, arena, horizon, sources), loglevel="info" if args.verbose else "warn")
     return 0
@@ -164,7 +166,9 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 
     arena, _ = _arena(args)
     calendar = get_calendar(arena.calendar)
-    plan = plan_replay(args.data or DATA_DIR, arena.symbols, args.start, args.days, arena.window, calendar)
+    plan = plan_replay(
+        args.data or DATA_DIR, arena.symbols, args.start, args.days, arena.window, calendar, end=args.end
+    )
     ensure_topics(settings, args.run)
     sent = emit(EventProducer(settings, args.run), plan.rows, calendar, utc_now)
     print(f"replayed {sent} bars ({plan.warmup_first} .. {plan.last_target}) onto run {args.run}")

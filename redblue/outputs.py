@@ -16,7 +16,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from consumers.leaderboard import progress as store_progress
 from consumers.leaderboard import summary
 from consumers.metrics import score_forecast
 from consumers.store import LeaderboardStore, StoreError
@@ -24,6 +23,7 @@ from producers.replay import ReplayPlan
 from redblue import report
 from redblue.arena import Arena
 from redblue.calendar import get_calendar
+from redblue.coverage import render_symbol_counts, symbol_counts
 from redblue.kafka import read_topic
 from redblue.redis_store import RedisStore
 from redblue.settings import Settings
@@ -37,30 +37,13 @@ class Written:
     report: str
 
 
-def expected_progress(arena: Arena, plan: ReplayPlan) -> int:
-    """Steps of a complete run: every bar seen by the scorer, every team's equity marked every day.
+def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path, end: date | None = None) -> Written:
+    """Write every file of the run into ``out`` and return the summary and the printed report.
 
-    Within a symbol's partition the forecasts targeting day D come before D's bar, so once the
-    scorer has seen the last bar of every symbol, every forecast that was made has been scored.
+    ``end``: the run was asked for up to this day (``--end``) rather than a number of days. When
+    the symbols' spans differ, the summary has a ``coverage`` entry per symbol (its span and
+    counts); the printed report always ends with that table.
     """
-    return len(arena.symbols) * len(_sessions(arena, plan.warmup_first, plan)) + len(arena.teams) * (plan.days + 1)
-
-
-def progress(store: LeaderboardStore, arena: Arena, plan: ReplayPlan) -> int:
-    """Steps done so far (see :func:`expected_progress`)."""
-    done = store_progress(store)
-    bars = _sessions(arena, plan.warmup_first, plan)
-    marks = _sessions(arena, plan.first_as_of, plan)
-    seen = sum(sum(1 for d in bars if d <= day) for day in done.bars.values())
-    return seen + sum(sum(1 for d in marks if d <= day) for day in done.equity.values())
-
-
-def _sessions(arena: Arena, first: date, plan: ReplayPlan) -> list[date]:
-    return get_calendar(arena.calendar).sessions(first, plan.last_target)
-
-
-def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path) -> Written:
-    """Write every file of the run into ``out`` and return the summary and the printed report."""
     out.mkdir(parents=True, exist_ok=True)
     stream = read_topic(settings, run, FORECASTS)
     trades = read_topic(settings, run, FILLS)
@@ -71,7 +54,11 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
     closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed)}
     _csv(out / "forecasts.csv", FORECAST_COLUMNS, sorted(_forecast_rows(forecasts, closes)))
     _csv(out / "orders.csv", ORDER_COLUMNS, sorted(_rows(orders, ORDER_COLUMNS)))
-    _csv(out / "fills.csv", FILL_COLUMNS, sorted(_rows([e for e in trades if isinstance(e, Fill)], FILL_COLUMNS)))
+    fills = [e for e in trades if isinstance(e, Fill)]
+    _csv(out / "fills.csv", FILL_COLUMNS, sorted(_rows(fills, FILL_COLUMNS)))
+    calendar = get_calendar(arena.calendar)
+    scored = [f for f in forecasts if (f.symbol, f.target) in closes]
+    per_symbol = symbol_counts(plan, forecasts, scored, fills, calendar)
     with RedisStore.from_settings(settings, run) as store:
         _csv(out / "equity.csv", EQUITY_COLUMNS, _equity_rows(run, store, arena))
         result = {
@@ -84,7 +71,7 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
                 "bars": len(closes),
                 "forecasts": len(forecasts),
                 "orders": len(orders),
-                "fills": sum(isinstance(e, Fill) for e in trades),
+                "fills": len(fills),
                 "position_marks": sum(isinstance(e, PositionMark) for e in trades),
                 "dead_letters": len(letters),
                 "undecodable": sum(isinstance(e, SchemaError) for e in (*stream, *trades)),
@@ -92,8 +79,11 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
             "failed_forecasts": dict(sorted(failed.items())),
             **summary(store, arena),
         }
-        text = report.render_original(store, arena, plan.first_target, plan.days)
+        if not plan.uniform:
+            result["coverage"] = per_symbol
+        text = report.render_original(store, arena, plan.first_target, plan.days, end=end and plan.last_target)
         text += "\n\n" + report.leaderboard_text(store, arena)
+        text += "\n\n" + render_symbol_counts(per_symbol)
         text += "".join(
             f"\nwarning: {series} could not forecast on {n} day(s); see {out / 'logs' / 'processor.log'}"
             for series, n in sorted(failed.items())

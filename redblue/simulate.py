@@ -29,10 +29,12 @@ from redblue import outputs
 from redblue.arena import REPO_ROOT, Arena
 from redblue.calendar import get_calendar
 from redblue.clock import utc_now
+from redblue.coverage import Steps
 from redblue.errors import RedblueError
 from redblue.kafka import EventProducer, delete_run, ensure_topics
 from redblue.redis_store import RedisStore
 from redblue.settings import Settings, as_env
+from redblue.spans import format_spans
 
 Print = Callable[[str], None]
 
@@ -44,13 +46,14 @@ class SimulationError(RedblueError):
 @dataclass(frozen=True)
 class SimulationRequest:
     start: date
-    days: int
+    days: int | None
     arena: Arena
     arena_path: Path
     data_dir: Path = DATA_DIR
     run_id: str | None = None
     out: Path | None = None
     timeout: float = 300.0
+    end: date | None = None  # the last target day, instead of ``days``
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ def default_run_id(req: SimulationRequest) -> str:
     """Derived from every input, so the same simulation always gets the same id (and replaces itself)."""
     digest = hashlib.sha256(req.arena.model_dump_json().encode())
     digest.update(data_fingerprint(req.data_dir, req.arena.symbols).encode())
-    return f"sim-{req.start:%Y%m%d}-{req.days}d-{digest.hexdigest()[:10]}"
+    length = f"{req.days}d" if req.end is None else f"{req.end:%Y%m%d}"
+    return f"sim-{req.start:%Y%m%d}-{length}-{digest.hexdigest()[:10]}"
 
 
 def reset_run(settings: Settings, run: str) -> None:
@@ -130,17 +134,23 @@ def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> 
     """Run the whole simulation and write its files; raise :class:`SimulationError` if it stalls."""
     began = time.monotonic()
     calendar = get_calendar(req.arena.calendar)
-    plan = plan_replay(req.data_dir, req.arena.symbols, req.start, req.days, req.arena.window, calendar)
+    plan = plan_replay(
+        req.data_dir, req.arena.symbols, req.start, None if req.end else req.days, req.arena.window, calendar,
+        end=req.end,
+    )  # fmt: skip
     run = req.run_id or default_run_id(req)
     out_dir = req.out or REPO_ROOT / "out" / run
     say(
         f"run {run}: {len(req.arena.symbols)} symbol(s), targets {plan.first_target} .. {plan.last_target} "
-        f"({req.days} trading days), {len(plan.rows)} bars incl. {req.arena.window}-bar warm-up"
+        f"({plan.days} trading days), {len(plan.rows)} bars incl. {req.arena.window}-bar warm-up"
     )
+    if not plan.uniform:
+        for symbol, span in plan.spans.items():
+            say(f"  {symbol}: warm-up from {span.warmup_first}, targets {span.first_target} .. {span.last}")
     with running_pipeline(settings, run, req, plan, out_dir / "logs") as pipeline:
         replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
-    result = outputs.write(settings, run, req.arena, plan, out_dir)
+    result = outputs.write(settings, run, req.arena, plan, out_dir, end=req.end)
     return SimulationResult(run, out_dir, result.summary, result.report, time.monotonic() - began)
 
 
@@ -172,26 +182,28 @@ class Pipeline:
             sys.executable, "-m", "redblue", "process", "--run", self.run, "--arena", str(self.req.arena_path),
             "--symbols", ",".join(self.req.arena.symbols),
             "--first-target", self.plan.first_target.isoformat(), "--last-target", self.plan.last_target.isoformat(),
+            "--spans", format_spans(self.plan.spans),
         ]  # fmt: skip
         with self.log.open("wb") as handle:
             env = {**os.environ, **as_env(self.settings)}
             self.services.processor = subprocess.Popen(
                 cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
             )
-        settings, run, stop = self.settings, self.run, self.services.stop
+        settings, run, stop, spans = self.settings, self.run, self.services.stop, self.plan.spans
         trader = bootstrap_trader(run, self.req.arena)
-        self.services.spawn("trader", lambda: run_trader(settings, run, trader, stop, self.plan.first_as_of))
-        self.services.spawn("scorer", lambda: run_scorer(settings, run, self.req.arena, stop))
+        self.services.spawn("trader", lambda: run_trader(settings, run, trader, stop, spans))
+        self.services.spawn("scorer", lambda: run_scorer(settings, run, self.req.arena, stop, spans=spans))
 
     def wait_until_complete(self) -> None:
         """Poll the leaderboard's progress until the run is complete; fail after ``timeout`` without progress."""
-        expected = outputs.expected_progress(self.req.arena, self.plan)
+        steps = Steps(self.req.arena, self.plan, get_calendar(self.req.arena.calendar))
+        expected = steps.total
         show = _progress("pipeline (bars and equity marks through to the scorer)")
         last, since = -1, time.monotonic()
         with RedisStore.from_settings(self.settings, self.run) as store:
             while True:
                 self.services.check(self.log)
-                done = outputs.progress(store, self.req.arena, self.plan)
+                done = steps.done(store)
                 show(done, expected)
                 if done >= expected:
                     return
