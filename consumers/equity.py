@@ -12,8 +12,8 @@ from __future__ import annotations
 import heapq
 from datetime import date
 
-from consumers.metrics import equity
-from redblue.spans import Spans
+from redblue.core.metrics import equity
+from redblue.core.spans import Spans
 from schemas import PositionMark
 
 

@@ -1,7 +1,7 @@
 """The leaderboard: a projection of one run's forecasts, bars, fills and position marks.
 
 :class:`Scoreboard` turns events into small, idempotent writes to a :class:`LeaderboardStore`
-(see :mod:`consumers.store`: Redis in production, an in-memory fake in unit tests). Replaying the
+(see :mod:`redblue.core.store`: Redis in production, an in-memory fake in unit tests). Replaying the
 topics into a store that already holds them changes nothing, so the leaderboard can be rebuilt
 from Kafka at any time. Reading functions (:func:`rankings`, :func:`standings`,
 :func:`summary`, :func:`progress`) compute everything from the store in a fixed order, so the
@@ -17,7 +17,8 @@ from datetime import date
 from typing import Any
 
 from consumers.equity import EquityBook
-from consumers.metrics import (
+from redblue.core.arena import Arena
+from redblue.core.metrics import (
     FORECAST_METRICS,
     TRADING_METRICS,
     ErrorSums,
@@ -31,9 +32,8 @@ from consumers.metrics import (
     score_forecast,
     trading_metrics,
 )
-from consumers.store import LeaderboardStore, Series, rank_score
-from redblue.arena import Arena
-from redblue.spans import Spans
+from redblue.core.spans import Spans
+from redblue.core.store import LeaderboardStore, Series, rank_score
 from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
 
 RANKED_METRICS = (*FORECAST_METRICS, *TRADING_METRICS)

@@ -6,12 +6,12 @@ import threading
 from datetime import date
 
 from consumers.leaderboard import Scoreboard
-from consumers.store import LeaderboardStore
-from redblue.arena import Arena
-from redblue.kafka import ConsumerStats, Outgoing, consume, read_topic
-from redblue.redis_store import RedisStore
-from redblue.settings import Settings
-from redblue.spans import Span, Spans
+from redblue.adapters.kafka import ConsumerStats, Outgoing, consume, read_topic
+from redblue.adapters.redis_store import RedisStore
+from redblue.core.arena import Arena
+from redblue.core.settings import Settings
+from redblue.core.spans import Span, Spans
+from redblue.core.store import LeaderboardStore
 from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
 from schemas.topics import FILLS, FORECASTS
 

@@ -13,8 +13,9 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
-from processors.models import Forecaster, ModelError, ServedModel, build_baseline
-from redblue.arena import Arena, ModelSpec
+from processors.baselines import ServedModel, build_baseline
+from redblue.core.arena import Arena, ModelSpec
+from redblue.core.forecaster import Forecaster, ModelError
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from processors.models import ServedModel
-from redblue.calendar import CalendarError, TradingCalendar
-from redblue.spans import Spans
+from processors.baselines import ServedModel
+from redblue.core.calendar import CalendarError, TradingCalendar
+from redblue.core.spans import Spans
 from schemas import Bar, BarProcessed, Forecast
 
 log = logging.getLogger(__name__)

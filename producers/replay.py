@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from producers.bars import DataError, Row, read_rows, to_bar_fields, window_rows
-from redblue.calendar import CalendarError, TradingCalendar
-from redblue.clock import Clock
-from redblue.kafka import EventProducer, Outgoing
-from redblue.spans import Span
+from redblue.adapters.kafka import EventProducer, Outgoing
+from redblue.core.bars import DataError, Row, coverage, read_rows, to_bar_fields, window_rows
+from redblue.core.calendar import CalendarError, TradingCalendar
+from redblue.core.clock import Clock
+from redblue.core.spans import Span
 from schemas import Bar
 from schemas.topics import BARS
 
@@ -65,7 +65,10 @@ def plan_replay(
     A symbol whose data begin later than ``window`` sessions before ``start`` enters once its
     data give it a full warm-up; one whose data end earlier leaves at its last bar.
     """
-    last = _last_target(start, days, end, calendar)
+    try:
+        last = _last_target(start, days, end, calendar)
+    except CalendarError as err:
+        raise DataError(f"{err}; {coverage(data_dir, symbols)}") from err
     rows: list[Row] = []
     spans: dict[str, Span] = {}
     for symbol in symbols:
@@ -85,19 +88,18 @@ def plan_replay(
 
 
 def _last_target(start: date, days: int | None, end: date | None, calendar: TradingCalendar) -> date:
+    """The run's last target day; a date outside the calendar raises :class:`CalendarError`."""
     if (days is None) == (end is None):
         raise DataError("give either a number of trading days or an end date")
+    if days is not None and days < 1:
+        raise DataError(f"--days must be at least 1 (got {days})")
     if not calendar.is_session(start):
-        raise DataError(f"{start} is not a {calendar.name} trading day; the next one is {calendar.next_session(start)}")
-    try:
-        if days is not None:
-            if days < 1:
-                raise DataError(f"--days must be at least 1 (got {days})")
-            return calendar.offset(start, days - 1)
-        assert end is not None
-        sessions = calendar.sessions(start, end)
-    except CalendarError as err:
-        raise DataError(str(err)) from err
+        following = calendar.next_session(start)
+        raise DataError(f"{start} is not a {calendar.name} trading day; the next one is {following}")
+    if days is not None:
+        return calendar.offset(start, days - 1)
+    assert end is not None
+    sessions = calendar.sessions(start, end)
     if not sessions:
         raise DataError(f"--end {end} is before --start {start}")
     return sessions[-1]

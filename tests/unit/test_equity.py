@@ -6,7 +6,7 @@ import random
 from datetime import date
 
 from consumers.equity import EquityBook
-from redblue.spans import Span, format_spans, parse_spans
+from redblue.core.spans import Span, format_spans, parse_spans
 from schemas import PositionMark
 from tests.factories import T0, days
 

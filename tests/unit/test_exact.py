@@ -8,8 +8,8 @@ import statistics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.exact import ExactSum, Moments
-from consumers.metrics import TradingTrack, daily_returns, trading_metrics
+from redblue.core.exact import ExactSum, Moments
+from redblue.core.metrics import TradingTrack, daily_returns, trading_metrics
 from schemas import Fill
 from tests.factories import T0
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from processors.book import ModelBook
-from processors.models import ModelError
-from redblue.arena import ModelSpec, load_arena
+from redblue.core.arena import ModelSpec, load_arena
+from redblue.core.forecaster import ModelError
 from schemas import Bar
 from tests.factories import BASELINES
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from processors.forecasting import Horizon
-from producers.bars import DataError
 from producers.replay import plan_replay
-from redblue.calendar import get_calendar
-from redblue.spans import Span
+from redblue.core.bars import DataError
+from redblue.core.calendar import get_calendar
+from redblue.core.spans import Span
 
 CAL = get_calendar()
 SESSIONS = CAL.sessions(date(2024, 1, 2), date(2024, 6, 28))

@@ -5,10 +5,10 @@ from datetime import date
 import pytest
 
 from consumers.leaderboard import ModelStanding
-from consumers.metrics import ErrorSums, ScoredForecast, forecast_metrics, trading_metrics
-from consumers.store import InMemoryStore
-from redblue.arena import Arena
-from redblue.report import leaderboard_text, render_leaderboard, render_original
+from redblue.app.report import leaderboard_text, render_leaderboard, render_original
+from redblue.core.arena import Arena
+from redblue.core.metrics import ErrorSums, ScoredForecast, forecast_metrics, trading_metrics
+from redblue.core.store import InMemoryStore
 from tests.factories import days
 
 ORIGINAL = """\

@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from consumers.broker import BrokerGateway, OrderRequest, Rejection, SubmitResult
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
-from redblue.arena import Arena, CostSpec, ModelSpec, StrategySpec, TeamSpec
+from redblue.core.arena import Arena, CostSpec, ModelSpec, StrategySpec, TeamSpec
+from redblue.core.broker import BrokerGateway, OrderRequest, Rejection, SubmitResult
 from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
 from tests import factories
 
@@ -275,7 +275,7 @@ def test_events_of_another_run_and_missing_gateways_fail_loudly() -> None:
 
 def test_marks_outside_a_symbols_span_are_not_published() -> None:
     from consumers.trader import routed
-    from redblue.spans import Span
+    from redblue.core.spans import Span
     from schemas.topics import FILLS
 
     spans = {"AAPL": Span(D1, D2, D3, D4), "AMZN": Span(D1, D1, D2, D5)}
