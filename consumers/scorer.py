@@ -45,6 +45,7 @@ def run_scorer(
         handle=handle,
         stop=stop,
         stage="scorer",
+        batch=board.batch,  # one Redis transaction per consumed batch
         from_start=True,  # pending forecasts live in memory: a restarted scorer re-reads (idempotently)
     )
 

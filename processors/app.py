@@ -1,21 +1,27 @@
 """The Faust processor: ONE worker serves every model of the arena.
 
-The agent is a short loop: decode the bar (or dead-letter it), move the symbol's window (a
-Faust table, so it survives restarts), call the pure :func:`processors.forecasting.step`, send
-the forecasts and the ``bar_processed`` marker keyed by symbol.
+The agent is a short loop over batches of bars: decode each bar (or dead-letter it), move its
+symbol's window (kept in memory, stored in a Faust table so it survives restarts, see
+:mod:`processors.windows`), call the pure :func:`processors.forecasting.step_many` and send, bar
+by bar in the order they came, the forecasts and then the ``bar_processed`` marker keyed by symbol.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import faust
+from faust.streams import _current_event  # what Faust sets while a stream iterates one event
 
+from processors import app_id
 from processors.book import ModelBook, ModelSource
-from processors.forecasting import Horizon, step
+from processors.forecasting import Horizon, step_many
+from processors.windows import Windows
 from redblue.adapters.kafka import Received, dead_letter
 from redblue.core.arena import Arena
 from redblue.core.calendar import get_calendar
@@ -35,9 +41,11 @@ REJECTED = {
 }
 
 
-def app_id(run: str) -> str:
-    """The Faust app (and consumer group) of a run; its internal topics start with this too."""
-    return f"redblue-processor-{run}"
+# A batch is what arrived within BATCH_WAIT seconds (at most BATCH_SIZE bars): a day of every
+# symbol live, a long stretch of history in a replay. Every model predicts a batch in one call.
+BATCH_SIZE = 2000
+BATCH_WAIT = 0.05
+PRODUCER_LINGER = 0.005  # seconds the producer waits to fill a request
 
 
 def create_app(
@@ -62,12 +70,13 @@ def create_app(
         web_enabled=False,
         datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
-        producer_linger_ms=1,
+        producer_linger=PRODUCER_LINGER,
     )
     bars = app.topic(topic_name(settings.topic_prefix, run, BARS), value_type=bytes, value_serializer="raw")
-    forecasts = app.topic(topic_name(settings.topic_prefix, run, FORECASTS), value_type=bytes, value_serializer="raw")
+    forecasts = topic_name(settings.topic_prefix, run, FORECASTS)
     dead = app.topic(topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw")
-    windows = app.Table("windows", default=list, partitions=BARS.partitions)
+    table = app.Table("windows", default=list, partitions=BARS.partitions)
+    windows = Windows(table)
     book = ModelBook(arena, sources)
     calendar = get_calendar(arena.calendar)
 
@@ -75,30 +84,45 @@ def create_app(
         received = Received(message.topic, message.partition, message.offset, message.key, message.value)
         letter = dead_letter(received, "processor", reason, utc_now)
         log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, reason)
-        await dead.send(key=message.topic.encode(), value=encode(letter))
+        await dead.send(key=message.topic.encode(), value=encode(letter, revalidate=False))
 
     @app.agent(bars)
     async def process(stream: Any) -> None:
-        async for event in stream.events():
+        async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
+            await handle(batch)
+
+    async def handle(events: list[Any]) -> None:
+        """Decode a batch of bars (dead-letter the undecodable), step them all, send in order."""
+        received: list[tuple[Any, Bar]] = []
+        for event in events:
             try:
                 bar = decode(event.message.value, (Bar,))
             except SchemaError as err:
                 await reject(event.message, str(err))
                 continue
             assert isinstance(bar, Bar)
-            window = [Bar.model_validate(b) for b in windows[bar.symbol]]
-            result = step(
-                run, window, bar, book.models, size=arena.window, calendar=calendar, horizon=horizon, now=utc_now()
-            )
+            received.append((event, bar))
+        current = windows.load({bar.symbol for _, bar in received})
+        steps = step_many(
+            run, current, [bar for _, bar in received], book.models,
+            size=arena.window, calendar=calendar, horizon=horizon, now=utc_now(),
+        )  # fmt: skip
+        windows.update(current)
+        producer = app.producer  # straight to the producer: a topic's send costs more than the rest of a bar
+        for (event, bar), result in zip(received, steps, strict=True):
             if result.verdict in REJECTED:
                 await reject(event.message, REJECTED[result.verdict].format(bar=bar))
-                continue
-            if result.verdict != "ok":
+            elif result.verdict != "ok":
                 log.info("skipped %s %s: %s", bar.symbol, bar.date, result.verdict)
-                continue
-            windows[bar.symbol] = [b.model_dump(mode="json") for b in result.window]
-            for out in result.events:
-                await forecasts.send(key=bar.symbol.encode(), value=encode(out))
+            for out in result.events:  # built (and validated) just now: not validated again
+                await producer.send(forecasts, bar.symbol.encode(), encode(out, revalidate=False), None, None, None)
+        last = {bar.symbol: event for event, bar in received}
+
+        def write(symbol: str, stored: Any) -> None:
+            with _processing(last[symbol]):  # the table's changelog partition is that of the bar
+                table[symbol] = stored
+
+        windows.save(write)
 
     @app.timer(interval=settings.model_refresh_seconds)  # type: ignore[untyped-decorator]
     async def refresh_models() -> None:
@@ -107,7 +131,29 @@ def create_app(
     return app
 
 
+@contextmanager
+def _processing(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event, as while iterating a stream one event at a time.
+
+    A table write goes to the changelog partition of the current event; a batch (``take_events``)
+    has none of its own, so each window is written as part of the last bar that moved it.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def build_worker(app: faust.App, loglevel: str = "warn") -> faust.Worker:
+    """The worker of ``app``, logging at ``loglevel`` and above."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner turns the root logger down to DEBUG so that it can spin on every
+    # record: a log record for every message sent. A worker logging to a file needs no spinner.
+    worker.spinner = None
+    return worker
+
+
 def run_worker(app: faust.App, loglevel: str = "warn") -> None:
     """Run the worker in this process until it is stopped (SIGTERM/SIGINT)."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    build_worker(app, loglevel).execute_from_commandline()

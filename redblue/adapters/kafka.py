@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +125,7 @@ def _wait_gone(admin: AdminClient, names: list[str], attempts: int = 50) -> None
 
 
 class EventProducer:
-    """Produces events of one run; every event is validated by :func:`schemas.encode` first."""
+    """Produces events of one run (validated by :func:`schemas.encode` unless already validated)."""
 
     def __init__(self, settings: Settings, run: str) -> None:
         self._settings = settings
@@ -138,12 +139,17 @@ class EventProducer:
             }
         )
         self._errors: list[str] = []
+        self._topics: dict[TopicSpec, str] = {}
 
     def topic(self, spec: TopicSpec) -> str:
-        return topic_name(self._settings.topic_prefix, self._run, spec)
+        name = self._topics.get(spec)
+        if name is None:
+            name = self._topics[spec] = topic_name(self._settings.topic_prefix, self._run, spec)
+        return name
 
-    def send(self, out: Outgoing) -> None:
-        self.send_raw(out.spec, out.key, encode(out.event))
+    def send(self, out: Outgoing, *, revalidate: bool = True) -> None:
+        """Produce ``out``; ``revalidate=False`` for an event built with its validating constructor."""
+        self.send_raw(out.spec, out.key, encode(out.event, revalidate=revalidate))
 
     def send_raw(self, spec: TopicSpec, key: str | None, value: bytes) -> None:
         """Produce bytes as they are (tests use it to inject malformed messages)."""
@@ -164,6 +170,13 @@ class EventProducer:
         left = self._producer.flush(timeout)
         if left or self._errors:
             raise KafkaUnavailable(f"{left} message(s) not delivered; errors: {self._errors[:3]}")
+
+    def delivered(self) -> bool:
+        """Whether everything sent so far is acknowledged, without waiting; raise if anything failed."""
+        self._producer.poll(0)
+        if self._errors:
+            raise KafkaUnavailable(f"message(s) not delivered: {self._errors[:3]}")
+        return len(self._producer) == 0
 
 
 Handler = Callable[[Event], list[Outgoing]]
@@ -257,20 +270,71 @@ def _received(msg: Message, stage: str) -> Received | None:
     )
 
 
-def commit(consumer: Consumer, stage: str) -> None:
-    """Commit the consumed positions synchronously; a transient failure is logged and left to the
-    next commit (which covers the same positions), a lasting one raises :class:`KafkaUnavailable`.
+def commit(consumer: Consumer, stage: str, *, asynchronous: bool = False) -> None:
+    """Commit the consumed positions; a transient failure is logged and left to the next commit
+    (which covers the same positions), a lasting one raises :class:`KafkaUnavailable`.
 
     A commit lost to a rebalance means those messages are delivered again: at-least-once, and
-    every handler is idempotent.
+    every handler is idempotent. An asynchronous commit's failure is seen by the callback of the
+    consume loop (:class:`_Commits`).
     """
     try:
-        consumer.commit(asynchronous=False)
+        if asynchronous:
+            consumer.commit(asynchronous=True)
+        else:
+            consumer.commit(asynchronous=False)
     except KafkaException as err:
         error = err.args[0]
         if not isinstance(error, KafkaError) or not is_transient(error):
             raise KafkaUnavailable(f"{stage}: Kafka commit failed: {err}") from err
         _transient_log.warning(stage, error, "commit not done")
+
+
+class _Commits:
+    """Commits a consume loop's positions once everything it produced before is acknowledged,
+    without waiting for the acknowledgements on every batch.
+
+    After each batch the positions are committed (asynchronously) if the producer has nothing in
+    flight; otherwise the commit is left to a later batch, and at most every ``every`` seconds
+    (and when the loop is idle or stops) the loop waits for the producer and commits. So offsets
+    never run ahead of the outputs they caused: at-least-once, as with a flush per batch.
+    """
+
+    def __init__(
+        self, consumer: Consumer, producer: EventProducer, stage: str, failed: list[KafkaError], every: float = 1.0
+    ) -> None:
+        self._consumer, self._producer, self._stage, self._every = consumer, producer, stage, every
+        self._pending = False
+        self._last = utc_now().timestamp()
+        self._failed = failed  # filled by the consumer's commit callback (served inside ``consume``)
+
+    def after_batch(self) -> None:
+        self._pending = True
+        self._check()
+        if self._producer.delivered():
+            self._commit(asynchronous=True)
+        elif utc_now().timestamp() - self._last >= self._every:
+            self.settle()
+
+    def settle(self) -> None:
+        """Wait for the producer and commit synchronously (when idle and when stopping)."""
+        if self._pending:
+            self._producer.flush()
+            self._commit(asynchronous=False)
+
+    def _commit(self, *, asynchronous: bool) -> None:
+        commit(self._consumer, self._stage, asynchronous=asynchronous)
+        self._pending = False
+        self._last = utc_now().timestamp()
+
+    def _check(self) -> None:
+        failed = list(self._failed)
+        self._failed.clear()
+        for error in failed:
+            if error.code() == KafkaError._NO_OFFSET or is_transient(error):
+                _transient_log.warning(self._stage, error, "commit not done")
+            else:
+                raise KafkaUnavailable(f"{self._stage}: Kafka commit failed: {error.str()}")
 
 
 @dataclass
@@ -291,16 +355,20 @@ def consume(
     stage: str,
     clock: Clock = utc_now,
     from_start: bool = False,
+    batch: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> ConsumerStats:
     """Consume ``specs`` until ``stop`` is set: decode, handle, produce the results, commit.
 
     A message that fails its contract goes to the run's dead-letter topic with the reason and
     the original bytes; offsets are committed only after the handler's output is acknowledged
-    (at-least-once; the handlers are idempotent). With ``from_start`` every start re-reads the
-    topics from their beginning, for a projection that keeps working state in memory and must
-    rebuild it after a restart.
+    (at-least-once; the handlers are idempotent; see :class:`_Commits`). The handler's events
+    were validated when it built them and are not validated again. ``batch`` wraps the handling
+    of each batch of consumed messages (e.g. to write a projection's changes in one round trip).
+    With ``from_start`` every start re-reads the topics from their beginning, for a projection
+    that keeps working state in memory and must rebuild it after a restart.
     """
     producer = EventProducer(settings, run)
+    failed: list[KafkaError] = []
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -308,21 +376,27 @@ def consume(
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 50,
+            "on_commit": lambda error, _partitions: failed.extend([error] if error is not None else []),
         }
     )
+    commits = _Commits(consumer, producer, stage, failed)
     consumer.subscribe([producer.topic(s) for s in specs], on_assign=_rewind if from_start else _keep)
     stats = ConsumerStats()
     try:
         while not stop.is_set():
+            messages = consumer.consume(num_messages=1000, timeout=0.2)
             handled = 0
-            for msg in consumer.consume(num_messages=500, timeout=0.2):
-                received = _received(msg, stage)
-                if received is not None:
-                    _one(received, producer, handle, expect, stage, stats, clock)
-                    handled += 1
+            with batch():
+                for msg in messages:
+                    received = _received(msg, stage)
+                    if received is not None:
+                        _one(received, producer, handle, expect, stage, stats, clock)
+                        handled += 1
             if handled:  # a batch of error events or EOF notices has nothing to commit
-                producer.flush()
-                commit(consumer, stage)
+                commits.after_batch()
+            elif not messages:
+                commits.settle()
+        commits.settle()
     finally:
         consumer.close()
     return stats
@@ -352,11 +426,11 @@ def _one(
         event = decode(msg.value, expect)
     except SchemaError as err:
         stats.dead_lettered += 1
-        producer.send(Outgoing(DEADLETTER, msg.topic, dead_letter(msg, stage, str(err), clock)))
+        producer.send(Outgoing(DEADLETTER, msg.topic, dead_letter(msg, stage, str(err), clock)), revalidate=False)
         log.warning("%s: dead-lettered %s[%d]@%d: %s", stage, msg.topic, msg.partition, msg.offset, err)
         return
     for out in handle(event):
-        producer.send(out)
+        producer.send(out, revalidate=False)  # built by the handler with validating constructors
 
 
 def dead_letter(msg: Received, stage: str, reason: str, clock: Clock) -> DeadLetter:

@@ -104,14 +104,18 @@ def leaderboard(args: argparse.Namespace, settings: Settings) -> int:
 
 def process(args: argparse.Namespace, settings: Settings) -> int:
     from processors.app import create_app, run_worker
+    from processors.book import ModelSource
     from processors.forecasting import Horizon
-    from redblue.adapters.mlflow.registry import RegistrySource
     from redblue.core.model_names import KIND
     from redblue.core.spans import parse_spans
 
     arena, _ = _arena(args)
     horizon = Horizon(args.first_target, args.last_target, parse_spans(args.spans) if args.spans else None)
-    sources = {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix)}
+    sources: dict[str, ModelSource] = {}
+    if any(spec.kind == KIND for _, spec in arena.all_models()):  # MLflow takes seconds to import: only if needed
+        from redblue.adapters.mlflow.registry import RegistrySource
+
+        sources[KIND] = RegistrySource(settings.mlflow_uri, settings.registry_prefix)
     run_worker(create_app(settings, args.run, arena, horizon, sources), loglevel="info" if args.verbose else "warn")
     return 0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from consumers.scorer import run_scorer
 from consumers.trader import bootstrap_trader, run_trader
-from processors.app import app_id
+from processors import app_id
 from producers.replay import ReplayPlan, plan_replay, replay
 from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics
 from redblue.adapters.redis_store import RedisStore

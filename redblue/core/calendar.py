@@ -26,6 +26,7 @@ class TradingCalendar:
         self.name = name
         self._sessions: list[date] = [ts.date() for ts in self._cal.sessions]
         self._index = {d: i for i, d in enumerate(self._sessions)}
+        self._closes: dict[date, datetime] = {}
 
     @property
     def span(self) -> tuple[date, date]:
@@ -76,9 +77,12 @@ class TradingCalendar:
 
     def close_time(self, day: date) -> datetime:
         """When the session ``day`` closed (UTC): the moment its daily bar became final."""
-        self._position(day)
-        close: datetime = self._cal.session_close(pd.Timestamp(day)).to_pydatetime()
-        return close.astimezone(UTC)
+        found = self._closes.get(day)
+        if found is None:
+            self._position(day)
+            close: datetime = self._cal.session_close(pd.Timestamp(day)).to_pydatetime()
+            found = self._closes[day] = close.astimezone(UTC)  # asked once per symbol and day in a replay
+        return found
 
 
 @lru_cache(maxsize=4)

@@ -59,3 +59,57 @@ def test_a_commit_with_nothing_to_commit_is_not_fatal() -> None:
 def test_a_commit_refused_for_lack_of_rights_stops_with_a_clear_message() -> None:
     with pytest.raises(KafkaUnavailable, match="scorer: Kafka commit failed"):
         commit(_Consumer(KafkaError.GROUP_AUTHORIZATION_FAILED), "scorer")  # type: ignore[arg-type]
+
+
+class _Producer:
+    """In flight: how many outputs are not yet acknowledged."""
+
+    def __init__(self) -> None:
+        self.in_flight, self.flushes = 0, 0
+
+    def delivered(self) -> bool:
+        return self.in_flight == 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        self.in_flight = 0
+
+
+class _Recorder:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def commit(self, asynchronous: bool = True) -> None:
+        self.log.append("async" if asynchronous else "sync")
+
+
+def test_offsets_are_committed_only_once_the_outputs_before_them_are_acknowledged() -> None:
+    from redblue.adapters.kafka import _Commits
+
+    log: list[str] = []
+    producer, failed = _Producer(), []
+    commits = _Commits(_Recorder(log), producer, "trader", failed, every=3600.0)  # type: ignore[arg-type]
+    producer.in_flight = 2
+    commits.after_batch()
+    assert log == [] and producer.flushes == 0  # outputs in flight: no commit, and no waiting
+    producer.in_flight = 0
+    commits.after_batch()
+    assert log == ["async"]  # everything before is acknowledged: commit without waiting
+    producer.in_flight = 1
+    commits.after_batch()
+    commits.settle()  # idle or stopping: wait for the outputs, then commit
+    assert (log, producer.flushes) == (["async", "sync"], 1)
+    commits.settle()
+    assert log == ["async", "sync"]  # nothing new to commit
+
+
+def test_a_lasting_asynchronous_commit_failure_stops_the_loop() -> None:
+    from redblue.adapters.kafka import _Commits
+
+    failed: list[KafkaError] = []
+    commits = _Commits(_Recorder([]), _Producer(), "scorer", failed)  # type: ignore[arg-type]
+    failed.append(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
+    commits.after_batch()  # transient: logged, retried by the next commit
+    failed.append(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
+    with pytest.raises(KafkaUnavailable, match="scorer: Kafka commit failed"):
+        commits.after_batch()
