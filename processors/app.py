@@ -145,6 +145,12 @@ def _processing(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def changelogs(app: faust.App) -> dict[str, int]:
+    """The app's table changelog topics and their partitions (create them before the worker
+    starts: a first batch right after start-up would otherwise meet one not in the metadata yet)."""
+    return {table.changelog_topic_name: table.partitions or BARS.partitions for table in app.tables.values()}
+
+
 def build_worker(app: faust.App, loglevel: str = "warn") -> faust.Worker:
     """The worker of ``app``, logging at ``loglevel`` and above."""
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)

@@ -72,7 +72,7 @@ def plan_replay(
     rows: list[Row] = []
     spans: dict[str, Span] = {}
     for symbol in symbols:
-        data = read_rows(data_dir, symbol)
+        data = read_rows(data_dir, symbol, _earliest(start, window, calendar), last)  # only what the run can use
         spans[symbol] = _span(symbol, data, start, last, window, calendar)
         rows.extend(window_rows(data, spans[symbol].warmup_first, spans[symbol].last, calendar))
     rows.sort(key=lambda r: (r.date, r.symbol))
@@ -105,21 +105,34 @@ def _last_target(start: date, days: int | None, end: date | None, calendar: Trad
     return sessions[-1]
 
 
-def _span(symbol: str, data: list[Row], start: date, last: date, window: int, calendar: TradingCalendar) -> Span:
-    """The symbol's part: its warm-up begins ``window`` sessions before ``start`` or at its first bar."""
-    if not data:
-        raise DataError(f"{symbol}: the bar file has no rows")
+def _earliest(start: date, window: int, calendar: TradingCalendar) -> date:
+    """The first day a warm-up can begin: ``window`` sessions before ``start``."""
     try:
-        warmup_first = max(calendar.offset(start, -window), calendar.first_on_or_after(data[0].date))
-        first_target = calendar.offset(warmup_first, window)
+        return calendar.offset(start, -window)
+    except CalendarError as err:
+        raise DataError(str(err)) from err
+
+
+def _span(symbol: str, data: list[Row], start: date, last: date, window: int, calendar: TradingCalendar) -> Span:
+    """The symbol's part: its warm-up begins ``window`` sessions before ``start`` or at its first bar.
+
+    ``data`` are the symbol's rows from that earliest warm-up day to ``last``.
+    """
+    earliest = _earliest(start, window, calendar)
+    try:
+        first_target = (
+            calendar.offset(max(earliest, calendar.first_on_or_after(data[0].date)), window) if data else None
+        )
     except CalendarError as err:
         raise DataError(f"{symbol}: {err}") from err
-    end = min(last, data[-1].date)
-    if first_target > end:
+    if first_target is None or first_target > min(last, data[-1].date):
+        covered = f"{data[0].date} .. {data[-1].date}" if data else "none"
         raise DataError(
-            f"{symbol}: its data ({data[0].date} .. {data[-1].date}) leave no target day between {start} and {last} "
+            f"{symbol}: its data between {earliest} and {last} ({covered}) leave no target day "
             f"after a {window}-bar warm-up"
         )
+    warmup_first = calendar.offset(first_target, -window)
+    end = min(last, data[-1].date)
     return Span(warmup_first, calendar.offset(first_target, -1), first_target, calendar.sessions(first_target, end)[-1])
 
 

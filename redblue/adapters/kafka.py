@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +82,24 @@ def ensure_topics(settings: Settings, run: str) -> list[str]:
             if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaUnavailable(f"cannot create topic {name}: {err}") from err
     return list(wanted)
+
+
+def ensure_compacted_topics(settings: Settings, partitions: Mapping[str, int]) -> None:
+    """Create compacted topics (name -> partitions) unless they exist, e.g. a processor's table
+    changelogs, so that its worker never meets one that the cluster metadata does not show yet."""
+    admin = _admin(settings)
+    futures = admin.create_topics(
+        [
+            NewTopic(name, num_partitions=n, replication_factor=1, config={"cleanup.policy": "compact"})
+            for name, n in partitions.items()
+        ]
+    )
+    for name, future in futures.items():
+        try:
+            future.result(timeout=30)
+        except KafkaException as err:
+            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise KafkaUnavailable(f"cannot create topic {name}: {err}") from err
 
 
 def delete_run(
@@ -451,39 +469,55 @@ def read_topic(settings: Settings, run: str, spec: TopicSpec, timeout: float = 3
 
     Returns decoded events; undecodable messages come back as :class:`SchemaError` instances.
     """
-    name = topic_name(settings.topic_prefix, run, spec)
+    return read_topics(settings, run, [spec], timeout)[spec]
+
+
+def read_topics(
+    settings: Settings, run: str, specs: Sequence[TopicSpec], timeout: float = 30.0
+) -> dict[TopicSpec, list[Any]]:
+    """:func:`read_topic` of several topics at once (one consumer reads them all)."""
+    names = {topic_name(settings.topic_prefix, run, spec): spec for spec in specs}
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": f"redblue-reader-{run}",
             "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,  # a partition already read to its end must not hold up the others
         }
     )
     try:
-        meta = consumer.list_topics(name, timeout=10).topics[name]
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10) for p in meta.partitions}
-        wanted = {p: hi for p, (lo, hi) in ends.items() if hi > lo}
-        consumer.assign([TopicPartition(name, p, ends[p][0]) for p in wanted])
-        return _drain(consumer, wanted, timeout)
+        ends: dict[tuple[str, int], tuple[int, int]] = {}
+        for name in names:
+            meta = consumer.list_topics(name, timeout=10).topics[name]
+            for p in meta.partitions:
+                ends[(name, p)] = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+        wanted = {tp: hi for tp, (lo, hi) in ends.items() if hi > lo}
+        consumer.assign([TopicPartition(name, p, ends[(name, p)][0]) for name, p in wanted])
+        read = _drain(consumer, wanted, timeout)
     finally:
         consumer.close()
+    return {
+        spec: [event for (topic, _), events in sorted(read.items()) if topic == name for event in events]
+        for name, spec in names.items()
+    }
 
 
-def _drain(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Any]:
-    by_partition: dict[int, list[Any]] = {p: [] for p in ends}
-    done: set[int] = set()
+def _drain(consumer: Consumer, ends: dict[tuple[str, int], int], timeout: float) -> dict[tuple[str, int], list[Any]]:
+    by_partition: dict[tuple[str, int], list[Any]] = {tp: [] for tp in ends}
+    done: set[tuple[str, int]] = set()
     deadline = utc_now().timestamp() + timeout
     while len(done) < len(ends):
         if utc_now().timestamp() > deadline:
-            raise KafkaUnavailable(f"timed out reading topic; partitions done {sorted(done)} of {sorted(ends)}")
+            raise KafkaUnavailable(f"timed out reading topics; partitions done {sorted(done)} of {sorted(ends)}")
         for raw in consumer.consume(num_messages=1000, timeout=0.5):
             msg = _received(raw, "reader")
             if msg is None:
                 continue
+            tp = (msg.topic, msg.partition)
             try:
-                by_partition[msg.partition].append(decode(msg.value))
+                by_partition[tp].append(decode(msg.value))
             except SchemaError as err:
-                by_partition[msg.partition].append(err)
-            if msg.offset + 1 >= ends[msg.partition]:
-                done.add(msg.partition)
-    return [event for p in sorted(by_partition) for event in by_partition[p]]
+                by_partition[tp].append(err)
+            if msg.offset + 1 >= ends[tp]:
+                done.add(tp)
+    return by_partition

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from redblue.core import calendar
 from redblue.core.errors import RedblueError
 from redblue.core.metrics import FORECAST_METRICS, TRADING_METRICS
 from redblue.core.settings import Settings
@@ -105,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = Settings()
+        calendar.use_cache(settings.home / "calendars")  # no exchange_calendars import in every process
         return commands.dispatch(args, settings)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -103,9 +103,10 @@ def leaderboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def process(args: argparse.Namespace, settings: Settings) -> int:
-    from processors.app import create_app, run_worker
+    from processors.app import changelogs, create_app, run_worker
     from processors.book import ModelSource
     from processors.forecasting import Horizon
+    from redblue.adapters.kafka import ensure_compacted_topics
     from redblue.core.model_names import KIND
     from redblue.core.spans import parse_spans
 
@@ -116,7 +117,9 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
         from redblue.adapters.mlflow.registry import RegistrySource
 
         sources[KIND] = RegistrySource(settings.mlflow_uri, settings.registry_prefix)
-    run_worker(create_app(settings, args.run, arena, horizon, sources), loglevel="info" if args.verbose else "warn")
+    app = create_app(settings, args.run, arena, horizon, sources)
+    ensure_compacted_topics(settings, changelogs(app))
+    run_worker(app, loglevel="info" if args.verbose else "warn")
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from consumers.leaderboard import summary
 from producers.replay import ReplayPlan
-from redblue.adapters.kafka import read_topic
+from redblue.adapters.kafka import read_topics
 from redblue.adapters.redis_store import RedisStore
 from redblue.app import report
 from redblue.app.coverage import render_symbol_counts, symbol_counts
@@ -45,10 +45,10 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
     counts); the printed report always ends with that table.
     """
     out.mkdir(parents=True, exist_ok=True)
-    stream = read_topic(settings, run, FORECASTS)
-    trades = read_topic(settings, run, FILLS)
-    orders = [e for e in read_topic(settings, run, ORDERS) if isinstance(e, Order)]
-    letters = [e for e in read_topic(settings, run, DEADLETTER) if isinstance(e, DeadLetter)]
+    topics = read_topics(settings, run, [FORECASTS, FILLS, ORDERS, DEADLETTER])
+    stream, trades = topics[FORECASTS], topics[FILLS]
+    orders = [e for e in topics[ORDERS] if isinstance(e, Order)]
+    letters = [e for e in topics[DEADLETTER] if isinstance(e, DeadLetter)]
     forecasts = [e for e in stream if isinstance(e, Forecast)]
     failed = Counter(f"{key}/{e.bar.symbol}" for e in stream if isinstance(e, BarProcessed) for key in e.failed)
     closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed)}

@@ -110,12 +110,17 @@ class _Services:
                 + _tail(processor_log)
             )
 
-    def shutdown(self) -> None:
+    def begin_shutdown(self) -> None:
+        """Ask every part to stop, without waiting (they stop while the caller goes on)."""
         self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
         if self.processor is not None and self.processor.poll() is None:
             self.processor.terminate()
+
+    def shutdown(self) -> None:
+        self.begin_shutdown()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        if self.processor is not None:
             try:
                 self.processor.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -150,7 +155,8 @@ def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> 
     with running_pipeline(settings, run, req, plan, out_dir / "logs") as pipeline:
         replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
-    result = outputs.write(settings, run, req.arena, plan, out_dir, end=req.end)
+        pipeline.services.begin_shutdown()  # the services stop while the files are written
+        result = outputs.write(settings, run, req.arena, plan, out_dir, end=req.end)
     return SimulationResult(run, out_dir, result.summary, result.report, time.monotonic() - began)
 
 
@@ -214,7 +220,7 @@ class Pipeline:
                         f"no progress for {self.req.timeout:.0f}s at {done}/{expected} steps; "
                         f"processor log {self.log}:\n" + _tail(self.log)
                     )
-                time.sleep(0.2)
+                time.sleep(0.05)
 
 
 def _progress(label: str) -> Callable[[int, int], None]:
