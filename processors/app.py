@@ -27,8 +27,9 @@ from redblue.core.arena import Arena
 from redblue.core.calendar import get_calendar
 from redblue.core.clock import utc_now
 from redblue.core.settings import Settings
-from schemas import Bar, SchemaError, decode, encode, topic_name
+from schemas import Bar, Event, SchemaError, decode_all, encode, topic_name
 from schemas.topics import BARS, DEADLETTER, FORECASTS
+from schemas.wire import pack
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ REJECTED = {
 
 # A batch is what arrived within BATCH_WAIT seconds (at most BATCH_SIZE bars): a day of every
 # symbol live, a long stretch of history in a replay. Every model predicts a batch in one call.
-BATCH_SIZE = 2000
+BATCH_SIZE = 2000  # messages (a replay's message holds many bars)
 BATCH_WAIT = 0.05
+STEP_SIZE = 1000  # bars stepped, and their results sent, at a time: the next stage starts early
 PRODUCER_LINGER = 0.005  # seconds the producer waits to fill a request
 
 
@@ -92,30 +94,18 @@ def create_app(
             await handle(batch)
 
     async def handle(events: list[Any]) -> None:
-        """Decode a batch of bars (dead-letter the undecodable), step them all, send in order."""
+        """Decode a batch of messages (dead-letter the undecodable), step their bars and send the
+        results, a stretch of at most STEP_SIZE bars at a time; then store the moved windows."""
         received: list[tuple[Any, Bar]] = []
         for event in events:
             try:
-                bar = decode(event.message.value, (Bar,))
+                bars = decode_all(event.message.value, (Bar,))  # one bar, or a replay's batch of them
             except SchemaError as err:
                 await reject(event.message, str(err))
                 continue
-            assert isinstance(bar, Bar)
-            received.append((event, bar))
-        current = windows.load({bar.symbol for _, bar in received})
-        steps = step_many(
-            run, current, [bar for _, bar in received], book.models,
-            size=arena.window, calendar=calendar, horizon=horizon, now=utc_now(),
-        )  # fmt: skip
-        windows.update(current)
-        producer = app.producer  # straight to the producer: a topic's send costs more than the rest of a bar
-        for (event, bar), result in zip(received, steps, strict=True):
-            if result.verdict in REJECTED:
-                await reject(event.message, REJECTED[result.verdict].format(bar=bar))
-            elif result.verdict != "ok":
-                log.info("skipped %s %s: %s", bar.symbol, bar.date, result.verdict)
-            for out in result.events:  # built (and validated) just now: not validated again
-                await producer.send(forecasts, bar.symbol.encode(), encode(out, revalidate=False), None, None, None)
+            received += [(event, bar) for bar in bars if isinstance(bar, Bar)]
+        for start in range(0, len(received), STEP_SIZE):
+            await step_and_send(received[start : start + STEP_SIZE])
         last = {bar.symbol: event for event, bar in received}
 
         def write(symbol: str, stored: Any) -> None:
@@ -123,6 +113,25 @@ def create_app(
                 table[symbol] = stored
 
         windows.save(write)
+
+    async def step_and_send(received: list[tuple[Any, Bar]]) -> None:
+        current = windows.load({bar.symbol for _, bar in received})
+        steps = step_many(
+            run, current, [bar for _, bar in received], book.models,
+            size=arena.window, calendar=calendar, horizon=horizon, now=utc_now(),
+        )  # fmt: skip
+        windows.update(current)
+        outgoing: list[tuple[str, Event]] = []
+        for (event, bar), result in zip(received, steps, strict=True):
+            if result.verdict in REJECTED:
+                await reject(event.message, REJECTED[result.verdict].format(bar=bar))
+            elif result.verdict != "ok":
+                log.info("skipped %s %s: %s", bar.symbol, bar.date, result.verdict)
+            outgoing += [(bar.symbol, out) for out in result.events]
+        # per partition, the forecasts and markers in order, in as few messages as can be (built
+        # and validated just now: not validated again), straight to Faust's producer
+        for partition, key, value in pack(outgoing, FORECASTS.partitions, revalidate=False):
+            await app.producer.send(forecasts, key.encode(), value, partition, None, None)
 
     @app.timer(interval=settings.model_refresh_seconds)  # type: ignore[untyped-decorator]
     async def refresh_models() -> None:

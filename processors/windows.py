@@ -31,6 +31,8 @@ class Windows:
     def load(self, symbols: set[str]) -> dict[str, list[Bar]]:
         """The current window of each of ``symbols`` (empty for a symbol never seen)."""
         for symbol in symbols:
+            if symbol in self._moved:
+                continue  # moved by this worker since the last save: memory is ahead of the table
             stored = self._table.get(symbol) or []
             if not self._matches(symbol, stored):
                 bars = [_bar(item) for item in stored]

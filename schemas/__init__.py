@@ -19,7 +19,7 @@ from schemas.events import (
     SchemaError,
 )
 from schemas.topics import TOPICS, TopicSpec, topic_name
-from schemas.wire import decode, encode
+from schemas.wire import decode, decode_all, encode, encode_many
 
 __all__ = [
     "TOPICS",
@@ -34,6 +34,8 @@ __all__ = [
     "SchemaError",
     "TopicSpec",
     "decode",
+    "decode_all",
     "encode",
+    "encode_many",
     "topic_name",
 ]

@@ -20,10 +20,12 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from redblue.core.clock import Clock, utc_now
 from redblue.core.errors import RedblueError
 from redblue.core.settings import Settings
-from schemas import TOPICS, DeadLetter, Event, SchemaError, TopicSpec, decode, encode, topic_name
+from schemas import TOPICS, DeadLetter, Event, SchemaError, TopicSpec, decode_all, encode, topic_name
 from schemas.topics import DEADLETTER
+from schemas.wire import pack
 
 log = logging.getLogger(__name__)
+_UNASSIGNED = -1  # librdkafka's RD_KAFKA_PARTITION_UA
 
 
 class KafkaUnavailable(RedblueError):
@@ -169,11 +171,28 @@ class EventProducer:
         """Produce ``out``; ``revalidate=False`` for an event built with its validating constructor."""
         self.send_raw(out.spec, out.key, encode(out.event, revalidate=revalidate))
 
-    def send_raw(self, spec: TopicSpec, key: str | None, value: bytes) -> None:
+    def send_many(self, outs: Sequence[Outgoing], *, revalidate: bool = True, per_message: int = 500) -> None:
+        """Produce ``outs`` in order, those bound for one partition together in one message (a
+        batch of at most ``per_message`` events; see :func:`schemas.encode_many`).
+
+        An event goes to the partition its key maps to (see :func:`schemas.wire.pack`: the
+        partition a message with that key alone would get), so each key keeps its order.
+        """
+        by_topic: dict[TopicSpec, list[tuple[str, Event]]] = {}
+        for out in outs:
+            by_topic.setdefault(out.spec, []).append((out.key, out.event))
+        for spec, keyed in by_topic.items():
+            for partition, key, value in pack(keyed, spec.partitions, per_message=per_message, revalidate=revalidate):
+                self.send_raw(spec, key, value, partition)
+
+    def send_raw(self, spec: TopicSpec, key: str | None, value: bytes, partition: int | None = None) -> None:
         """Produce bytes as they are (tests use it to inject malformed messages)."""
+        target = _UNASSIGNED if partition is None else partition  # unassigned: the key picks it
         while True:
             try:
-                self._producer.produce(self.topic(spec), value=value, key=key, on_delivery=self._delivered)
+                self._producer.produce(
+                    self.topic(spec), value=value, key=key, partition=target, on_delivery=self._delivered
+                )
                 break
             except BufferError:
                 self._producer.poll(0.1)
@@ -288,19 +307,23 @@ def _received(msg: Message, stage: str) -> Received | None:
     )
 
 
-def commit(consumer: Consumer, stage: str, *, asynchronous: bool = False) -> None:
-    """Commit the consumed positions; a transient failure is logged and left to the next commit
-    (which covers the same positions), a lasting one raises :class:`KafkaUnavailable`.
+Offsets = dict[tuple[str, int], int]  # (topic, partition) -> the next offset to read
+
+
+def commit(consumer: Consumer, stage: str, offsets: Offsets | None = None, *, asynchronous: bool = False) -> None:
+    """Commit ``offsets`` (default: the consumed positions); a transient failure is logged and left
+    to the next commit (which covers the same positions), a lasting one raises :class:`KafkaUnavailable`.
 
     A commit lost to a rebalance means those messages are delivered again: at-least-once, and
-    every handler is idempotent. An asynchronous commit's failure is seen by the callback of the
-    consume loop (:class:`_Commits`).
+    every handler is idempotent. An asynchronous commit's failure reaches the consume loop's commit
+    callback (see :class:`_Commits`).
     """
     try:
-        if asynchronous:
-            consumer.commit(asynchronous=True)
+        if offsets is None:
+            consumer.commit(asynchronous=asynchronous)  # type: ignore[call-overload]
         else:
-            consumer.commit(asynchronous=False)
+            tps = [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
+            consumer.commit(offsets=tps, asynchronous=asynchronous)  # type: ignore[call-overload]
     except KafkaException as err:
         error = err.args[0]
         if not isinstance(error, KafkaError) or not is_transient(error):
@@ -309,25 +332,26 @@ def commit(consumer: Consumer, stage: str, *, asynchronous: bool = False) -> Non
 
 
 class _Commits:
-    """Commits a consume loop's positions once everything it produced before is acknowledged,
-    without waiting for the acknowledgements on every batch.
+    """Commits what a consume loop has handled once everything it produced before is acknowledged,
+    without waiting for the acknowledgements on every unit of work.
 
-    After each batch the positions are committed (asynchronously) if the producer has nothing in
-    flight; otherwise the commit is left to a later batch, and at most every ``every`` seconds
+    After each unit the handled offsets are committed (asynchronously) if the producer has nothing
+    in flight; otherwise the commit is left to a later unit, and at most every ``every`` seconds
     (and when the loop is idle or stops) the loop waits for the producer and commits. So offsets
-    never run ahead of the outputs they caused: at-least-once, as with a flush per batch.
+    never run ahead of the outputs they caused: at-least-once, as with a flush per unit.
     """
 
     def __init__(
         self, consumer: Consumer, producer: EventProducer, stage: str, failed: list[KafkaError], every: float = 1.0
     ) -> None:
         self._consumer, self._producer, self._stage, self._every = consumer, producer, stage, every
-        self._pending = False
+        self._handled: Offsets = {}
         self._last = utc_now().timestamp()
         self._failed = failed  # filled by the consumer's commit callback (served inside ``consume``)
 
-    def after_batch(self) -> None:
-        self._pending = True
+    def after(self, handled: Offsets) -> None:
+        """Note the offsets a unit of work handled (its outputs sent) and commit when it can."""
+        self._handled.update(handled)
         self._check()
         if self._producer.delivered():
             self._commit(asynchronous=True)
@@ -336,13 +360,13 @@ class _Commits:
 
     def settle(self) -> None:
         """Wait for the producer and commit synchronously (when idle and when stopping)."""
-        if self._pending:
+        if self._handled:
             self._producer.flush()
             self._commit(asynchronous=False)
 
     def _commit(self, *, asynchronous: bool) -> None:
-        commit(self._consumer, self._stage, asynchronous=asynchronous)
-        self._pending = False
+        commit(self._consumer, self._stage, self._handled, asynchronous=asynchronous)
+        self._handled = {}
         self._last = utc_now().timestamp()
 
     def _check(self) -> None:
@@ -400,24 +424,60 @@ def consume(
     commits = _Commits(consumer, producer, stage, failed)
     consumer.subscribe([producer.topic(s) for s in specs], on_assign=_rewind if from_start else _keep)
     stats = ConsumerStats()
+    work = _Work(producer, handle, batch, commits)
     try:
         while not stop.is_set():
             messages = consumer.consume(num_messages=1000, timeout=0.2)
-            handled = 0
-            with batch():
-                for msg in messages:
-                    received = _received(msg, stage)
-                    if received is not None:
-                        _one(received, producer, handle, expect, stage, stats, clock)
-                        handled += 1
-            if handled:  # a batch of error events or EOF notices has nothing to commit
-                commits.after_batch()
-            elif not messages:
+            if not messages:
                 commits.settle()
+                continue
+            for msg in messages:
+                received = _received(msg, stage)
+                if received is not None:
+                    work.add(received, _decoded(received, producer, expect, stage, stats, clock))
+            work.finish()
         commits.settle()
     finally:
         consumer.close()
     return stats
+
+
+class _Work:
+    """Consumed messages handled in units of at most ``size`` events: a unit's events are handled
+    inside ``batch``, its outputs sent, then its offsets committed (see :class:`_Commits`). Units keep
+    the stages of a pipeline overlapping when a message carries a batch of many events."""
+
+    def __init__(
+        self,
+        producer: EventProducer,
+        handle: Handler,
+        batch: Callable[[], AbstractContextManager[object]],
+        commits: _Commits,
+        size: int = 2000,
+    ) -> None:
+        self._producer, self._handle, self._batch, self._commits, self._size = producer, handle, batch, commits, size
+        self._unit: list[list[Event]] = []
+        self._offsets: Offsets = {}
+        self._events = 0
+
+    def add(self, msg: Received, events: list[Event]) -> None:
+        self._unit.append(events)
+        self._offsets[(msg.topic, msg.partition)] = msg.offset + 1
+        self._events += len(events)
+        if self._events >= self._size:
+            self.finish()
+
+    def finish(self) -> None:
+        if not self._offsets:
+            return
+        outs: list[Outgoing] = []
+        with self._batch():
+            for events in self._unit:
+                for event in events:
+                    outs += self._handle(event)
+        self._producer.send_many(outs, revalidate=False)  # built by the handler with validating constructors
+        self._commits.after(self._offsets)
+        self._unit, self._offsets, self._events = [], {}, 0
 
 
 def _rewind(consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -430,25 +490,23 @@ def _keep(consumer: Consumer, partitions: list[TopicPartition]) -> None:
     """Resume from the committed offsets (the default)."""
 
 
-def _one(
+def _decoded(
     msg: Received,
     producer: EventProducer,
-    handle: Handler,
     expect: tuple[type[Event], ...],
     stage: str,
     stats: ConsumerStats,
     clock: Clock,
-) -> None:
+) -> list[Event]:
+    """The events of one message; none if it breaks its contract (then it is dead-lettered)."""
     stats.consumed += 1
     try:
-        event = decode(msg.value, expect)
+        return decode_all(msg.value, expect)
     except SchemaError as err:
         stats.dead_lettered += 1
         producer.send(Outgoing(DEADLETTER, msg.topic, dead_letter(msg, stage, str(err), clock)), revalidate=False)
         log.warning("%s: dead-lettered %s[%d]@%d: %s", stage, msg.topic, msg.partition, msg.offset, err)
-        return
-    for out in handle(event):
-        producer.send(out, revalidate=False)  # built by the handler with validating constructors
+        return []
 
 
 def dead_letter(msg: Received, stage: str, reason: str, clock: Clock) -> DeadLetter:
@@ -467,7 +525,8 @@ def dead_letter(msg: Received, stage: str, reason: str, clock: Clock) -> DeadLet
 def read_topic(settings: Settings, run: str, spec: TopicSpec, timeout: float = 30.0) -> list[Any]:
     """Every message of one run topic, from the beginning to the end as of now, in partition order.
 
-    Returns decoded events; undecodable messages come back as :class:`SchemaError` instances.
+    Returns decoded events (a batch's one by one); undecodable messages come back as
+    :class:`SchemaError` instances.
     """
     return read_topics(settings, run, [spec], timeout)[spec]
 
@@ -515,7 +574,7 @@ def _drain(consumer: Consumer, ends: dict[tuple[str, int], int], timeout: float)
                 continue
             tp = (msg.topic, msg.partition)
             try:
-                by_partition[tp].append(decode(msg.value))
+                by_partition[tp].extend(decode_all(msg.value))
             except SchemaError as err:
                 by_partition[tp].append(err)
             if msg.offset + 1 >= ends[tp]:

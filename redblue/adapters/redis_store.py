@@ -17,7 +17,9 @@ Every key of a run starts with ``{prefix}:{run}:`` (``p`` below), so runs never 
 
 A forecast is scored once: a Lua script sets its ``scored`` field with HSETNX and only if that
 succeeds adds it to the error sums, in IEEE doubles like :class:`redblue.core.metrics.ErrorSums`
-(results are bit-identical to the in-memory store). Fills are recorded once by HSETNX.
+(results are bit-identical to the in-memory store). Fills are recorded once by HSETNX. Inside
+:meth:`RedisStore.batch` the writes are coalesced (one script call per series, one HSET per team's
+marks or equity, one progress update per field) and sent as one MULTI/EXEC transaction.
 """
 
 from __future__ import annotations
@@ -40,19 +42,32 @@ from schemas.topics import check_run_id
 
 _SUM_FIELDS = ("abs_error", "squared_error", "pct_error", "naive_abs_error")
 
-# KEYS: scored, errors, series set. ARGV: target, record, series, then the four sums, then hit (0/1).
-_ADD_SCORE = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+# KEYS: scored, errors, series set. ARGV: the series, then per score: target, record, the four sums,
+# hit (0/1). Adds, in order, the scores whose target is new; the sums stay IEEE doubles throughout
+# ('%.17g' round-trips them), so adding scores one call each or many in one call is bit-identical.
+_ADD_SCORES = """
 local cur = redis.call('HMGET', KEYS[2], 'count', 'abs_error', 'squared_error', 'pct_error',
                        'naive_abs_error', 'direction_hits')
 local function num(x) if x then return tonumber(x) else return 0 end end
+local n, a, s, p, v, h = num(cur[1]), num(cur[2]), num(cur[3]), num(cur[4]), num(cur[5]), num(cur[6])
+local added = 0
+for i = 2, #ARGV, 7 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    n = n + 1
+    a = a + tonumber(ARGV[i + 2])
+    s = s + tonumber(ARGV[i + 3])
+    p = p + tonumber(ARGV[i + 4])
+    v = v + tonumber(ARGV[i + 5])
+    h = h + tonumber(ARGV[i + 6])
+    added = added + 1
+  end
+end
+if added == 0 then return 0 end
 local function f(x) return string.format('%.17g', x) end
-redis.call('HSET', KEYS[2], 'count', string.format('%d', num(cur[1]) + 1),
-           'abs_error', f(num(cur[2]) + tonumber(ARGV[4])), 'squared_error', f(num(cur[3]) + tonumber(ARGV[5])),
-           'pct_error', f(num(cur[4]) + tonumber(ARGV[6])), 'naive_abs_error', f(num(cur[5]) + tonumber(ARGV[7])),
-           'direction_hits', string.format('%d', num(cur[6]) + tonumber(ARGV[8])))
-redis.call('SADD', KEYS[3], ARGV[3])
-return 1
+redis.call('HSET', KEYS[2], 'count', string.format('%d', n), 'abs_error', f(a), 'squared_error', f(s),
+           'pct_error', f(p), 'naive_abs_error', f(v), 'direction_hits', string.format('%d', h))
+redis.call('SADD', KEYS[3], ARGV[1])
+return added
 """
 
 # KEYS: a hash. ARGV: field, ISO day. Keeps the latest day.
@@ -103,10 +118,11 @@ class RedisStore:
         self._prefix = prefix
         self._run = check_run_id(run)
         self._p = f"{prefix}:{run}"
-        self._add_score = self._client.register_script(_ADD_SCORE)
+        self._add_scores = self._client.register_script(_ADD_SCORES)
         self._advance = self._client.register_script(_ADVANCE)
         self._registered = False
         self._pipe: Any = None  # the open batch's transaction (see batch())
+        self._queue = _Queue()  # the open batch's coalesced writes
 
     @classmethod
     def from_settings(cls, settings: Settings, run: str) -> RedisStore:
@@ -138,8 +154,10 @@ class RedisStore:
             yield
             return
         self._pipe = self._client.pipeline(transaction=True)
+        self._queue = _Queue()
         try:
             yield
+            self._queue.write(self, self._pipe)
             self._execute(self._pipe)
         finally:
             self._pipe = None
@@ -164,11 +182,16 @@ class RedisStore:
     def add_score(self, scored: ScoredForecast) -> bool:
         self._register()
         path = f"{scored.team}/{scored.model}/{scored.symbol}"
-        keys = [f"{self._p}:scored:{path}", f"{self._p}:errors:{path}", f"{self._p}:series"]
         sums = [repr(getattr(scored, name)) for name in _SUM_FIELDS]
-        hit = str(int(scored.direction_correct))
-        args = [scored.target.isoformat(), _dump_scored(scored), path, *sums, hit]
-        return bool(self._add_score(keys=keys, args=args, client=self._writer))
+        args = [scored.target.isoformat(), _dump_scored(scored), *sums, str(int(scored.direction_correct))]
+        if self._pipe is not None:
+            self._queue.scores.setdefault(path, []).extend(args)
+            return True
+        return bool(self._write_scores(path, args, self._client))
+
+    def _write_scores(self, path: str, args: list[str], client: Any) -> Any:
+        keys = [f"{self._p}:scored:{path}", f"{self._p}:errors:{path}", f"{self._p}:series"]
+        return self._add_scores(keys=keys, args=[path, *args], client=client)
 
     @_translated
     def scored(self, series: Series) -> list[ScoredForecast]:
@@ -212,9 +235,11 @@ class RedisStore:
     @_translated
     def set_mark(self, mark: PositionMark) -> None:
         self._register()
-        self._writer.hset(
-            f"{self._p}:marks:{mark.team}", f"{mark.as_of.isoformat()}/{mark.symbol}", mark.model_dump_json()
-        )
+        field, value = f"{mark.as_of.isoformat()}/{mark.symbol}", mark.model_dump_json()
+        if self._pipe is not None:
+            self._queue.marks.setdefault(mark.team, {})[field] = value
+        else:
+            self._client.hset(f"{self._p}:marks:{mark.team}", field, value)
 
     @_translated
     def marks(self, team: str, day: date, symbols: Sequence[str]) -> dict[str, PositionMark]:
@@ -226,8 +251,12 @@ class RedisStore:
     @_translated
     def set_equity(self, team: str, day: date, value: float) -> None:
         self._register()
-        self._writer.hset(f"{self._p}:equity:{team}", day.isoformat(), repr(value))
-        self._advance(keys=[f"{self._p}:progress"], args=[f"equity:{team}", day.isoformat()], client=self._writer)
+        if self._pipe is not None:
+            self._queue.equity.setdefault(team, {})[day.isoformat()] = repr(value)
+            self._queue.advance(f"equity:{team}", day)
+            return
+        self._client.hset(f"{self._p}:equity:{team}", day.isoformat(), repr(value))
+        self._advance(keys=[f"{self._p}:progress"], args=[f"equity:{team}", day.isoformat()])
 
     @_translated
     def equity_history(self, team: str) -> list[tuple[date, float]]:
@@ -243,7 +272,10 @@ class RedisStore:
     @_translated
     def advance_bar(self, symbol: str, day: date) -> None:
         self._register()
-        self._advance(keys=[f"{self._p}:progress"], args=[f"bar:{symbol}", day.isoformat()], client=self._writer)
+        if self._pipe is not None:
+            self._queue.advance(f"bar:{symbol}", day)
+        else:
+            self._advance(keys=[f"{self._p}:progress"], args=[f"bar:{symbol}", day.isoformat()])
 
     @_translated
     def bar_dates(self) -> dict[str, date]:
@@ -303,6 +335,30 @@ class RedisStore:
     def list_runs(self) -> list[str]:
         """The run ids with a leaderboard under this prefix."""
         return self._members(f"{self._prefix}:runs")
+
+
+class _Queue:
+    """A batch's writes, coalesced: one script call per series for its scores (in order), one HSET
+    per team for its marks and one for its equity, one progress update per field (the latest day)."""
+
+    def __init__(self) -> None:
+        self.scores: dict[str, list[str]] = {}
+        self.marks: dict[str, dict[str, str]] = {}
+        self.equity: dict[str, dict[str, str]] = {}
+        self.progress: dict[str, str] = {}
+
+    def advance(self, field: str, day: date) -> None:
+        self.progress[field] = max(self.progress.get(field, ""), day.isoformat())
+
+    def write(self, store: RedisStore, pipe: Any) -> None:
+        for path, args in self.scores.items():
+            store._write_scores(path, args, pipe)
+        for team, marks in self.marks.items():
+            pipe.hset(f"{store._p}:marks:{team}", mapping=cast(Any, marks))
+        for team, curve in self.equity.items():
+            pipe.hset(f"{store._p}:equity:{team}", mapping=cast(Any, curve))
+        for field, day in self.progress.items():
+            store._advance(keys=[f"{store._p}:progress"], args=[field, day], client=pipe)
 
 
 def _text(value: object) -> str:

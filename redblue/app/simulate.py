@@ -220,7 +220,7 @@ class Pipeline:
                         f"no progress for {self.req.timeout:.0f}s at {done}/{expected} steps; "
                         f"processor log {self.log}:\n" + _tail(self.log)
                     )
-                time.sleep(0.05)
+                time.sleep(0.1)
 
 
 def _progress(label: str) -> Callable[[int, int], None]:

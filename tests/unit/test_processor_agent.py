@@ -13,8 +13,8 @@ from processors.forecasting import Horizon
 from redblue.core.arena import load_arena
 from redblue.core.calendar import get_calendar
 from redblue.core.settings import Settings
-from schemas import Bar, BarProcessed, DeadLetter, Forecast, decode, encode
-from tests.factories import BASELINES, bar
+from schemas import Bar, BarProcessed, DeadLetter, Forecast, decode, decode_all, encode
+from tests.factories import BASELINES, T0, bar
 
 SESSIONS = get_calendar().sessions(date(2024, 1, 2), date(2024, 3, 1))
 
@@ -31,7 +31,7 @@ def run_agent(tmp_path: Path, messages: list[bytes]) -> dict[str, list[Any]]:
         sent.setdefault(self.get_topic_name().rsplit(".", 1)[-1], []).append(decode(value))
 
     async def produce(topic: str, key: Any, value: Any, *_: Any) -> None:
-        sent.setdefault(topic.rsplit(".", 1)[-1], []).append(decode(value))
+        sent.setdefault(topic.rsplit(".", 1)[-1], []).extend(decode_all(value))
 
     async def feed() -> None:
         with mock.patch("faust.topics.Topic.send", capture), mock.patch.object(app.producer, "send", produce):
@@ -84,3 +84,13 @@ def test_the_worker_does_not_turn_logging_down_to_debug(tmp_path: Path) -> None:
         assert root.level == logging.WARNING
     finally:
         root.setLevel(before)
+
+
+def test_a_batch_of_bars_in_one_message_gives_what_one_bar_per_message_gives(tmp_path: Path) -> None:
+    from schemas import encode_many
+
+    bars = [bar("AAPL", d, 100.0 + i) for i, d in enumerate(SESSIONS[:25])]
+    one_by_one = run_agent(tmp_path / "a", [encode(b) for b in bars])["forecasts"]
+    together = run_agent(tmp_path / "b", [encode_many(bars[:10]), encode_many(bars[10:])])["forecasts"]
+    strip = [e.model_copy(update={"produced_at": T0}) for e in one_by_one]
+    assert [e.model_copy(update={"produced_at": T0}) for e in together] == strip

@@ -103,7 +103,8 @@ def _slow_or_error(raw: bytes) -> object:
     from schemas.wire import _decode_slowly
 
     try:
-        return _decode_slowly(raw, None)
+        [event] = _decode_slowly(raw)
+        return event
     except SchemaError as err:
         return str(err)
 
@@ -146,3 +147,24 @@ def test_encoding_does_not_validate_again_unless_asked() -> None:
     assert json.loads(encode(broken, revalidate=False))["data"]["predicted_close"] == -1.0
     with pytest.raises(SchemaError, match="predicted_close"):
         encode(broken)
+
+
+def test_a_batch_carries_events_in_order_and_is_refused_whole() -> None:
+    from schemas import decode_all, encode_many
+
+    b = bar("AAPL", date(2024, 1, 2), 100.0)
+    events = [forecast(), BarProcessed(run="r1", bar=b, forecasts=1, produced_at=T0), forecast(model="other")]
+    raw = encode_many(events)
+    assert json.loads(raw)["type"] == "batch"
+    assert decode_all(raw) == events
+    assert decode_all(raw, (Forecast, BarProcessed)) == events
+    single = encode_many(events[:1])
+    assert decode_all(single) == events[:1] and json.loads(single)["type"] == "forecast"
+    with pytest.raises(SchemaError, match="unexpected event type 'bar_processed'"):
+        decode_all(raw, (Forecast,))
+    with pytest.raises(SchemaError, match="a batch of 3 events where one event was expected"):
+        decode(raw)
+    broken = json.loads(raw)
+    broken["data"]["events"][1]["data"]["forecasts"] = -1
+    with pytest.raises(SchemaError, match="batch event 1: forecasts: Input should be greater than or equal to 0"):
+        decode_all(json.dumps(broken).encode())

@@ -54,3 +54,14 @@ def test_a_restarted_worker_starts_from_the_table() -> None:
     first.update({"AAPL": [bar("AAPL", D[0], 100.0), bar("AAPL", D[1], 101.0)]})
     first.save()
     assert Windows(table).load({"AAPL"})["AAPL"] == [bar("AAPL", D[0], 100.0), bar("AAPL", D[1], 101.0)]
+
+
+def test_a_window_moved_but_not_saved_yet_is_not_read_back_from_the_table() -> None:
+    """Two stretches of one batch: the second must see the first's bars, not the older table."""
+    table = CountingTable()
+    windows = Windows(table)
+    current = windows.load({"AAPL"})
+    current["AAPL"] = [bar("AAPL", D[0], 100.0)]
+    windows.update(current)
+    assert windows.load({"AAPL"})["AAPL"] == [bar("AAPL", D[0], 100.0)]
+    assert table.writes == 0
