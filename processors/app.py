@@ -79,7 +79,7 @@ def create_app(
     dead = app.topic(topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw")
     table = app.Table("windows", default=list, partitions=BARS.partitions)
     windows = Windows(table)
-    book = ModelBook(arena, sources)
+    book = ModelBook(arena, sources, background=True)  # models load while the worker starts
     calendar = get_calendar(arena.calendar)
 
     async def reject(message: Any, reason: str) -> None:
@@ -90,6 +90,7 @@ def create_app(
 
     @app.agent(bars)
     async def process(stream: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, book.ready.wait)  # every model, before any bar
         async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
             await handle(batch)
 
@@ -135,7 +136,8 @@ def create_app(
 
     @app.timer(interval=settings.model_refresh_seconds)  # type: ignore[untyped-decorator]
     async def refresh_models() -> None:
-        await asyncio.get_running_loop().run_in_executor(None, book.refresh)
+        if book.ready.is_set():
+            await asyncio.get_running_loop().run_in_executor(None, book.refresh)
 
     return app
 

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument("--first-target", type=_date, default=None)
     proc.add_argument("--last-target", type=_date, default=None)
     proc.add_argument("--spans", default=None, help="per-symbol spans of a simulation (SYMBOL=W/A/T/L,...)")
+    proc.add_argument(
+        "--wait-for-go", action="store_true", help="get ready (models loaded), then wait for a line on stdin to start"
+    )
 
     for name, text in (("trade", "run the trader of a run"), ("score", "run the scorer of a run")):
         _service_args(sub.add_parser(name, help=text))

@@ -63,7 +63,7 @@ def stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from redblue.app.simulate import SimulationRequest
+    from redblue.app.simulate import SimulationRequest, SimulationResult
     from redblue.app.simulate import simulate as run_simulation
 
     arena, path = _arena(args)
@@ -78,9 +78,12 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         out=args.out,
         timeout=args.timeout,
     )
-    result = run_simulation(settings, req, say=lambda text: print(text, file=sys.stderr))
-    print(result.report)
-    print(f"\nrun {result.run} took {result.seconds:.1f}s; files in {result.out}")
+
+    def report(result: SimulationResult) -> None:
+        print(result.report)
+        print(f"\nrun {result.run} took {result.seconds:.1f}s; files in {result.out}", flush=True)
+
+    result = run_simulation(settings, req, say=lambda text: print(text, file=sys.stderr), on_written=report)
     if not args.no_mlflow:
         from redblue.adapters.mlflow.tracking import SIMULATIONS, log_simulation
 
@@ -118,6 +121,8 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
 
         sources[KIND] = RegistrySource(settings.mlflow_uri, settings.registry_prefix)
     app = create_app(settings, args.run, arena, horizon, sources)
+    if args.wait_for_go and not sys.stdin.readline():
+        return 0  # the orchestrator gave up before the run's topics were ready
     ensure_compacted_topics(settings, changelogs(app))
     run_worker(app, loglevel="info" if args.verbose else "warn")
     return 0

@@ -1,9 +1,10 @@
 """A simulation: one run of the whole pipeline over history, through the real broker.
 
-The orchestrator resets the run (topics, consumer groups, leaderboard keys), starts the Faust
-processor as its own process and the trader and scorer as consumers, replays the bars, waits
-until the scorer has seen the last bar, every forecast and every equity mark, stops everything
-and writes the run's files from the topics and the leaderboard.
+The orchestrator starts the Faust processor as its own process (it imports and loads its models
+while the run is reset: topics, consumer groups, leaderboard keys; then its worker starts), the
+trader and scorer as consumers, replays the bars, waits until the scorer has seen the last bar,
+every forecast and every equity mark, writes the run's files from the topics and the leaderboard
+while everything stops. The heavier modules are imported only once the processor is on its way.
 """
 
 from __future__ import annotations
@@ -19,15 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from consumers.scorer import run_scorer
-from consumers.trader import bootstrap_trader, run_trader
 from processors import app_id
 from producers.replay import ReplayPlan, plan_replay, replay
 from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics
-from redblue.adapters.redis_store import RedisStore
-from redblue.app import outputs
-from redblue.app.coverage import Steps
 from redblue.core.arena import REPO_ROOT, Arena
 from redblue.core.bars import DATA_DIR, data_fingerprint
 from redblue.core.calendar import get_calendar
@@ -77,6 +74,8 @@ def reset_run(settings: Settings, run: str) -> None:
     """Remove everything an earlier run with this id left: topics, consumer groups, Redis keys."""
     groups = [app_id(run), f"redblue-trader-{run}", f"redblue-scorer-{run}", f"redblue-reader-{run}"]
     delete_run(settings, run, extra_prefixes=(f"{app_id(run)}-",), groups=groups)
+    from redblue.adapters.redis_store import RedisStore
+
     RedisStore(settings.redis_url, settings.redis_prefix, run).delete_run()
 
 
@@ -135,8 +134,17 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> SimulationResult:
-    """Run the whole simulation and write its files; raise :class:`SimulationError` if it stalls."""
+def simulate(
+    settings: Settings,
+    req: SimulationRequest,
+    say: Print = print,
+    on_written: Callable[[SimulationResult], None] | None = None,
+) -> SimulationResult:
+    """Run the whole simulation and write its files; raise :class:`SimulationError` if it stalls.
+
+    ``on_written`` gets the result as soon as the files are written, before the services have
+    stopped (this function returns once they have).
+    """
     began = time.monotonic()
     calendar = get_calendar(req.arena.calendar)
     plan = plan_replay(
@@ -156,8 +164,18 @@ def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> 
         replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
         pipeline.services.begin_shutdown()  # the services stop while the files are written
-        result = outputs.write(settings, run, req.arena, plan, out_dir, end=req.end)
-    return SimulationResult(run, out_dir, result.summary, result.report, time.monotonic() - began)
+        written = _outputs().write(settings, run, req.arena, plan, out_dir, end=req.end)
+        result = SimulationResult(run, out_dir, written.summary, written.report, time.monotonic() - began)
+        if on_written is not None:
+            on_written(result)  # e.g. print the report while the services finish stopping
+    return result
+
+
+def _outputs() -> Any:
+    """:mod:`redblue.app.outputs`, imported when needed: a simulation starts its processor first."""
+    from redblue.app import outputs
+
+    return outputs
 
 
 @contextmanager
@@ -166,10 +184,11 @@ def running_pipeline(
 ) -> Iterator[Pipeline]:
     """Reset the run, create its topics and run processor, trader and scorer until the block ends."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    reset_run(settings, run)
-    ensure_topics(settings, run)
     pipeline = Pipeline(settings, run, req, plan, log_dir / "processor.log")
     try:
+        pipeline.launch()  # the processor imports and loads its models while the run is reset
+        reset_run(settings, run)
+        ensure_topics(settings, run)
         pipeline.start()
         yield pipeline
     finally:
@@ -183,18 +202,32 @@ class Pipeline:
         self.settings, self.run, self.req, self.plan, self.log = settings, run, req, plan, log
         self.services = _Services()
 
-    def start(self) -> None:
+    def launch(self) -> None:
+        """Start the processor process; it gets ready (imports, models) and waits for :meth:`start`."""
         cmd = [
             sys.executable, "-m", "redblue", "process", "--run", self.run, "--arena", str(self.req.arena_path),
             "--symbols", ",".join(self.req.arena.symbols),
             "--first-target", self.plan.first_target.isoformat(), "--last-target", self.plan.last_target.isoformat(),
-            "--spans", format_spans(self.plan.spans),
+            "--spans", format_spans(self.plan.spans), "--wait-for-go",
         ]  # fmt: skip
         with self.log.open("wb") as handle:
             env = {**os.environ, **as_env(self.settings)}
             self.services.processor = subprocess.Popen(
-                cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
+                cmd, stdin=subprocess.PIPE, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
             )
+
+    def start(self) -> None:
+        """Let the processor's worker start (the run's topics exist now); start the trader and scorer."""
+        from consumers.scorer import run_scorer
+        from consumers.trader import bootstrap_trader, run_trader
+
+        processor = self.services.processor
+        assert processor is not None and processor.stdin is not None
+        try:
+            processor.stdin.write(b"go\n")
+            processor.stdin.close()
+        except BrokenPipeError:
+            pass  # it exited already: services.check() reports it with its log
         settings, run, stop, spans = self.settings, self.run, self.services.stop, self.plan.spans
         trader = bootstrap_trader(run, self.req.arena)
         self.services.spawn("trader", lambda: run_trader(settings, run, trader, stop, spans))
@@ -202,6 +235,9 @@ class Pipeline:
 
     def wait_until_complete(self) -> None:
         """Poll the leaderboard's progress until the run is complete; fail after ``timeout`` without progress."""
+        from redblue.adapters.redis_store import RedisStore
+        from redblue.app.coverage import Steps
+
         steps = Steps(self.req.arena, self.plan, get_calendar(self.req.arena.calendar))
         expected = steps.total
         show = _progress("pipeline (bars and equity marks through to the scorer)")

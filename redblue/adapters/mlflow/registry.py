@@ -26,20 +26,24 @@ from redblue.core.model_names import CHAMPION, registry_name
 SQLITE = "sqlite:///"
 
 
+def _mlflow() -> Any:
+    """MLflow, imported on first use (it takes seconds: a worker starts meanwhile)."""
+    import mlflow.artifacts
+    import mlflow.exceptions
+    import mlflow.onnx
+
+    return mlflow
+
+
 class RegistrySource:
     """A :class:`~processors.book.ModelSource` for trained models served from the MLflow registry.
 
-    Nothing is contacted until the first :meth:`version`. The serialized ONNX of the last version
+    Nothing is imported or contacted until the first :meth:`version`. The serialized ONNX of the last version
     fetched per registered name is kept, so retrying a version that failed validation does not
     download it again.
     """
 
     def __init__(self, tracking_uri: str, prefix: str, alias: str = CHAMPION) -> None:
-        import mlflow.artifacts
-        import mlflow.exceptions
-        import mlflow.onnx
-
-        self._mlflow = mlflow
         self.tracking_uri = tracking_uri
         self.prefix = prefix
         self.alias = alias
@@ -56,7 +60,7 @@ class RegistrySource:
         name = self.name(team, spec, symbol)
         try:
             found = self._registry().get_model_version_by_alias(name, self.alias)
-        except self._mlflow.exceptions.MlflowException as err:
+        except _mlflow().exceptions.MlflowException as err:
             raise self._translate(err, team, spec, name) from err
         except ModelError:
             raise
@@ -64,10 +68,10 @@ class RegistrySource:
             raise self._unreachable(name, err) from err
         return str(found.version)
 
-    def load(self, team: str, spec: ModelSpec, symbol: str) -> OnnxForecaster:
-        """The forecaster of the version the alias points at (validated against the contract)."""
+    def load(self, team: str, spec: ModelSpec, symbol: str, version: str | None = None) -> OnnxForecaster:
+        """The forecaster of ``version`` (default: the one the alias points at), validated against the contract."""
         name = self.name(team, spec, symbol)
-        version = self.version(team, spec, symbol)
+        version = version or self.version(team, spec, symbol)
         data = self._fetch(name, version)
         try:
             return OnnxForecaster(data, version=version, symbol=symbol, team=team, name=spec.name)
@@ -85,7 +89,7 @@ class RegistrySource:
                         f"no MLflow store at {self.tracking_uri}: start the stack (bin/redblue stack up) "
                         "and train the models (bin/redblue train)"
                     )
-                self._client = self._mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                self._client = _mlflow().MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
             return self._client
 
     def _fetch(self, name: str, version: str) -> bytes:
@@ -96,10 +100,10 @@ class RegistrySource:
         try:
             uri = self._registry().get_model_version_download_uri(name, version)
             with tempfile.TemporaryDirectory(prefix="redblue-model-") as tmp:
-                local = self._mlflow.artifacts.download_artifacts(
+                local = _mlflow().artifacts.download_artifacts(
                     artifact_uri=uri, dst_path=tmp, tracking_uri=self.tracking_uri
                 )
-                proto = self._mlflow.onnx.load_model(local)
+                proto = _mlflow().onnx.load_model(local)
         except ModelError:
             raise
         except Exception as err:  # MLflow, onnx (checker, protobuf) and storage errors alike
