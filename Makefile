@@ -43,3 +43,5 @@ bench: up
 	$(RB) train --until 2023-12-29
 	$(VENV)/bin/python bench/pipeline.py
 	$(VENV)/bin/python bench/serving.py
+	$(VENV)/bin/python bench/throughput.py
+	$(VENV)/bin/python bench/scaling.py

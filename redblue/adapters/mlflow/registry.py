@@ -9,6 +9,9 @@ cannot hand it a different one) and serves it as an :class:`~redblue.adapters.on
 
 MLflow's exceptions (a missing model or alias, an unreachable store, a broken artifact) become
 :class:`~redblue.core.forecaster.ModelError` with the registered name and what to do about it.
+For a local sqlite store the alias and the ONNX file are read directly first
+(:mod:`redblue.adapters.mlflow.local_store`), without importing MLflow; anything it cannot read is
+asked of MLflow.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from redblue.adapters.mlflow import local_store
 from redblue.adapters.onnx import OnnxForecaster
 from redblue.core.arena import ModelSpec
 from redblue.core.forecaster import ModelError
@@ -58,6 +62,9 @@ class RegistrySource:
     def version(self, team: str, spec: ModelSpec, symbol: str) -> str:
         """The version number the alias points at now, e.g. ``"3"``."""
         name = self.name(team, spec, symbol)
+        quick = local_store.alias_version(self.tracking_uri, name, self.alias)
+        if quick is not None:
+            return quick
         try:
             found = self._registry().get_model_version_by_alias(name, self.alias)
         except _mlflow().exceptions.MlflowException as err:
@@ -97,6 +104,11 @@ class RegistrySource:
         cached = self._fetched.get(name)
         if cached is not None and cached[0] == version:
             return cached[1]
+        data = local_store.model_bytes(self.tracking_uri, name, version) or self._download(name, version)
+        self._fetched[name] = (version, data)
+        return data
+
+    def _download(self, name: str, version: str) -> bytes:
         try:
             uri = self._registry().get_model_version_download_uri(name, version)
             with tempfile.TemporaryDirectory(prefix="redblue-model-") as tmp:
@@ -111,7 +123,6 @@ class RegistrySource:
                 f"cannot load {name} version {version} from {self.tracking_uri}: {type(err).__name__}: {err}"
             ) from err
         data: bytes = proto.SerializeToString()
-        self._fetched[name] = (version, data)
         return data
 
     def _translate(self, err: Any, team: str, spec: ModelSpec, name: str) -> ModelError:
