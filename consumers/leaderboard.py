@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -33,8 +33,8 @@ from redblue.core.metrics import (
     trading_metrics,
 )
 from redblue.core.spans import Spans
-from redblue.core.store import LeaderboardStore, Series, rank_score
-from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
+from redblue.core.store import LeaderboardStore, Series, rank_score, sums_of
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark
 
 RANKED_METRICS = (*FORECAST_METRICS, *TRADING_METRICS)
 
@@ -101,7 +101,9 @@ class Scoreboard:
     which is what the scorer does on every start. A run has one scorer.
 
     Inside :meth:`batch` the store's writes and the ranking updates are collected and applied
-    together at the end (with Redis: one atomic round trip).
+    together at the end (with Redis: one atomic round trip). For the web page it also keeps each
+    symbol's closes, every model's latest forecast (noted in one write per bar, when the bar's
+    marker arrives) and the orders.
     """
 
     def __init__(self, store: LeaderboardStore, arena: Arena, spans: Spans | None = None) -> None:
@@ -110,7 +112,8 @@ class Scoreboard:
         self._spans = spans
         self._pending: dict[tuple[str, date], dict[str, Forecast]] = {}
         self._closes: dict[tuple[str, date], float] = {}
-        self._scored: set[str] = set()  # forecast keys
+        self._scored: dict[Series, dict[date, ScoredForecast]] = {}  # what each series scored, by target
+        self._fresh: dict[str, list[Forecast]] = {}  # symbol -> forecasts not yet noted as latest
         self._sums: dict[tuple[str, str], dict[str, ErrorSums]] = {}  # (team, model) -> symbol -> sums
         self._equity: dict[str, EquityBook] = {}
         self._trading: dict[str, TradingTrack] = {}
@@ -140,13 +143,18 @@ class Scoreboard:
             self.on_forecast(event)
         elif isinstance(event, BarProcessed):
             self.on_bar_processed(event)
+        elif isinstance(event, BarRevision):
+            self.on_bar_revision(event)
         elif isinstance(event, Fill):
             self.on_fill(event)
         elif isinstance(event, PositionMark):
             self.on_position_mark(event)
+        elif isinstance(event, Order):
+            self.on_order(event)
 
     def on_forecast(self, forecast: Forecast) -> ScoredForecast | None:
         """Hold ``forecast`` until its target bar; score it now if that bar was already seen."""
+        self._fresh.setdefault(forecast.symbol, []).append(forecast)
         slot = (forecast.symbol, forecast.target)
         close = self._closes.get(slot)
         if close is None:
@@ -159,10 +167,43 @@ class Scoreboard:
         """Score every forecast waiting for this bar; return those scored for the first time."""
         bar = event.bar
         self._closes[(bar.symbol, bar.date)] = bar.close
+        self._store.note_forecasts(self._fresh.pop(bar.symbol, []))
+        self._store.set_close(bar.symbol, bar.date, bar.close)
         waiting = self._pending.pop((bar.symbol, bar.date), {})
         scored = self._score([waiting[key] for key in sorted(waiting)], bar.close)
         self._store.advance_bar(bar.symbol, bar.date)
         return scored
+
+    def on_bar_revision(self, event: BarRevision) -> list[ScoredForecast]:
+        """The vendor revised a processed bar: score its day's forecasts against the new close.
+
+        Forecasts already scored against the old close are re-scored (their series' sums are
+        recomputed in target order, so they come out as if the new close had been known from
+        the start); forecasts that arrive later use the new close. Forecasts made *from* the
+        revised day keep the last close they were made with. Returns the re-scored forecasts.
+        """
+        bar = event.bar
+        if (bar.symbol, bar.date) not in self._closes:
+            return []  # the bar itself never reached the scorer: nothing was scored against it
+        self._closes[(bar.symbol, bar.date)] = bar.close
+        self._store.set_close(bar.symbol, bar.date, bar.close)
+        rescored = []
+        for series in sorted(s for s in self._scored if s.symbol == bar.symbol):
+            done = self._scored[series]
+            old = done.get(bar.date)
+            new = replace(old, actual=bar.close) if old is not None else None
+            if new is None or new == old:
+                continue
+            done[bar.date] = new
+            self._store.revise_score(new)
+            self._sums[(series.team, series.model)][series.symbol] = sums_of([done[day] for day in sorted(done)])
+            self._changed("model", series.member)
+            rescored.append(new)
+        return rescored
+
+    def on_order(self, order: Order) -> bool:
+        """Record ``order``; ``False`` if its ``client_order_id`` was already recorded."""
+        return self._store.add_order(order)
 
     def on_fill(self, fill: Fill) -> bool:
         """Record ``fill``; ``False`` if its order was already recorded."""
@@ -203,9 +244,10 @@ class Scoreboard:
         for forecast in forecasts:
             scored = score_forecast(forecast, actual)
             self._store.add_score(scored)
-            if scored.key in self._scored:
+            done = self._scored.setdefault(Series.of(forecast), {})
+            if scored.target in done:
                 continue
-            self._scored.add(scored.key)
+            done[scored.target] = scored
             by_symbol = self._sums.setdefault((scored.team, scored.model), {})
             by_symbol[scored.symbol] = by_symbol.get(scored.symbol, ErrorSums()).add(scored)
             self._changed("model", f"{scored.team}/{scored.model}")

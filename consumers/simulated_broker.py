@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from redblue.core.arena import CostSpec
-from redblue.core.broker import OrderRequest, Rejection, SubmitResult
+from redblue.core.broker import OrderRequest, Rejection, SubmitResult, TeamHistory
 from schemas import Bar, Fill
 
 
@@ -48,11 +48,24 @@ class SimulatedBroker:
         """Shares of ``symbol`` held (queued orders not included)."""
         return self._positions.get(symbol, 0)
 
+    def resume(self, history: TeamHistory) -> str:
+        """Take the account back as the trader's topics tell it (this broker has no memory of its own):
+        cash and positions from the fills, the queue from the orders still pending. Always agrees."""
+        self._cash += sum(f.cash_flow for f in history.fills)
+        self._positions = dict(history.positions)
+        self._queue = list(history.pending.values())
+        self._known_ids = set(history.known_ids)
+        return ""
+
     def take_rejections(self) -> list[Rejection]:
         """The fill-time rejections not taken before (each one is returned once)."""
         new = self._rejections[self._taken :]
         self._taken = len(self._rejections)
         return new
+
+    def release(self) -> list[tuple[OrderRequest, SubmitResult]]:
+        """Nothing is ever held: a simulated order is queued for its open when submitted."""
+        return []
 
     def submit(self, order: OrderRequest) -> SubmitResult:
         """Queue ``order`` for its target day's open; a known ``client_order_id`` changes nothing."""

@@ -1,5 +1,14 @@
 """The trader service: consumes a run's forecasts topic, publishes orders, fills and marks.
 
+Where its state lives: in its own output. On every start it reads the run's ``orders`` and
+``fills`` topics, rebuilds positions, pending orders and cash from them, lets each team's
+gateway restore (simulated) or reconcile (a real account) before anything is decided, and then
+re-reads the forecasts topic from its start, ignoring everything up to the last bar it had
+processed (see :mod:`consumers.recovery`). A team whose broker disagrees is not traded.
+Each consumed batch's output (fills, marks, orders) is one Kafka transaction, so a trader killed
+mid-batch leaves none of it behind and the rebuild never sees half a bar. (Order events of held
+orders released by the ticker are sent outside it.)
+
 ``bootstrap_trader`` wires the gateways: a replay always gets simulated brokers (it cannot reach
 a paper or live account); a live run gets each team's configured account.
 """
@@ -9,15 +18,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from consumers.recovery import rebuild
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
-from redblue.adapters.kafka import ConsumerStats, Outgoing, consume
+from redblue.adapters.kafka import ConsumerStats, EventProducer, Outgoing, consume, read_topic
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
 from redblue.core.settings import Settings
 from redblue.core.spans import Spans
-from schemas import BarProcessed, Event, Forecast, Order, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
 GatewayFactory = Callable[[str], BrokerGateway]
@@ -28,19 +38,23 @@ def simulated_gateways(run: str, arena: Arena, clock: Clock) -> dict[str, Broker
     return {team: SimulatedBroker(run, team, arena.costs, arena.strategy.initial_cash, clock) for team in arena.teams}
 
 
-def live_gateways(run: str, arena: Arena, clock: Clock = utc_now) -> dict[str, BrokerGateway]:
-    """Each team's configured account: simulated, or Alpaca with ``REDBLUE_<TEAM>_ALPACA_*`` credentials."""
+def live_gateways(run: str, arena: Arena, settings: Settings, clock: Clock = utc_now) -> dict[str, BrokerGateway]:
+    """Each team's configured account: simulated, or Alpaca with ``REDBLUE_<TEAM>_ALPACA_*`` credentials.
+
+    A real-money account (``..._PAPER=false``) needs ``REDBLUE_ALLOW_REAL_MONEY`` to name the team.
+    """
     from redblue.adapters.alpaca.broker import AlpacaBroker
     from redblue.core.calendar import get_calendar
-    from redblue.core.settings import alpaca_credentials
+    from redblue.core.settings import team_alpaca_credentials
 
     gateways = simulated_gateways(run, arena, clock)
     for team, spec in arena.teams.items():
         if spec.account.broker == "alpaca":
-            creds = alpaca_credentials(f"REDBLUE_{team.upper()}_ALPACA_")
+            creds = team_alpaca_credentials(team, settings)
             gateways[team] = AlpacaBroker(
                 run, team, creds.key, creds.secret, clock=clock, calendar=get_calendar(arena.calendar),
-                paper=creds.paper, url_override=creds.url_override,
+                paper=creds.paper, allow_real_money=team.lower() in settings.real_money_teams,
+                url_override=creds.url_override,
             )  # fmt: skip
     return gateways
 
@@ -71,29 +85,74 @@ def _marked(spans: Spans, mark: PositionMark) -> bool:
     return span is not None and span.marks(mark.as_of)
 
 
+def handler(
+    trader: Trader, spans: Spans | None = None, lock: threading.Lock | None = None
+) -> Callable[[Event], list[Outgoing]]:
+    """What the trader does with each event of the forecasts topic (under ``lock``, shared with :func:`ticker`).
+
+    A ``bar_revision`` changes nothing here: trades are never redone and positions already
+    marked stay marked (docs/market-time.md); the next day's mark uses the next close.
+    """
+    guard = lock or threading.Lock()
+
+    def handle(event: Event) -> list[Outgoing]:
+        with guard:
+            if isinstance(event, Forecast):
+                trader.on_forecast(event)
+                return []
+            if isinstance(event, BarProcessed):
+                return routed(trader.on_bar_processed(event), spans)
+            return []
+
+    return handle
+
+
+def ticker(
+    trader: Trader, send: Callable[[list[Outgoing]], None], lock: threading.Lock, stop: threading.Event, every: float
+) -> None:
+    """Every ``every`` seconds until ``stop``: send the order events of the orders the gateways released."""
+    while not stop.wait(every):
+        with lock:
+            events = trader.tick()
+        if events:
+            send(routed(events))
+
+
 def run_trader(
     settings: Settings,
     run: str,
     trader: Trader,
     stop: threading.Event,
     spans: Spans | None = None,
+    tick_seconds: float = 30.0,
 ) -> ConsumerStats:
-    """Consume until ``stop`` is set."""
+    """Resume from the run's orders and fills topics, then consume until ``stop`` is set;
+    meanwhile release held orders every ``tick_seconds``."""
+    trader.resume(rebuild([*read_topic(settings, run, ORDERS), *read_topic(settings, run, FILLS)]))
+    lock = threading.Lock()
+    producer = EventProducer(settings, run)
 
-    def handle(event: Event) -> list[Outgoing]:
-        if isinstance(event, Forecast):
-            trader.on_forecast(event)
-            return []
-        assert isinstance(event, BarProcessed)
-        return routed(trader.on_bar_processed(event), spans)
+    def send(outs: list[Outgoing]) -> None:
+        for out in outs:
+            producer.send(out)
+        producer.flush()
 
-    return consume(
-        settings,
-        run,
-        group=f"redblue-trader-{run}",
-        specs=[FORECASTS],
-        expect=(Forecast, BarProcessed),
-        handle=handle,
-        stop=stop,
-        stage="trader",
-    )
+    done = threading.Event()  # not ``stop``: a failing consumer must not stop other services sharing it
+    tick = threading.Thread(target=ticker, args=(trader, send, lock, done, tick_seconds), daemon=True)
+    tick.start()
+    try:
+        return consume(
+            settings,
+            run,
+            group=f"redblue-trader-{run}",
+            specs=[FORECASTS],
+            expect=(Forecast, BarProcessed, BarRevision),
+            handle=handler(trader, spans, lock),
+            stop=stop,
+            stage="trader",
+            from_start=True,  # pending forecasts live in memory; what was already processed is skipped
+            transactional_id=f"redblue-trader-{run}",  # a bar's fills, marks and orders: all or none
+        )
+    finally:
+        done.set()
+        tick.join()

@@ -5,18 +5,27 @@ symbol arrive before that bar's ``bar_processed`` marker. On the marker the trad
 team in name order, (1) collects the fills that happened at D's open, (2) marks the team's
 position at D's close, (3) decides from the team's forecast as of D and submits the order that
 will execute at D+1's open. Same events in, same events out: wall time only comes from ``clock``.
+
+A gateway may *hold* an order until its broker accepts it (Alpaca: from 19:01 New York); the
+order event is written when :meth:`Trader.tick` finds it sent (or missed). One team's broker
+trouble (a :class:`~redblue.core.broker.BrokerError`) is logged and written as that team's
+rejected order; it never stops the other teams.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
+from consumers.recovery import TraderHistory
 from consumers.strategy import client_order_id, decide
 from redblue.core.arena import Arena
-from redblue.core.broker import BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
+from redblue.core.broker import BrokerError, BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
 from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,6 +52,30 @@ class Trader:
         self._forecasts: dict[tuple[str, str, date], Forecast] = {}
         self._books: dict[tuple[str, str], _Book] = {}
         self._last_bar: dict[str, date] = {}
+        self.halted: dict[str, str] = {}  # team -> why it is not traded (a failed reconciliation)
+
+    def resume(self, history: TraderHistory) -> None:
+        """Continue from the trader's own topics (see :mod:`consumers.recovery`), before any event.
+
+        Each team's gateway restores or reconciles its account; a team whose broker disagrees,
+        or whose gateway cannot check, is not traded from now on (fail closed; see ``halted``).
+        """
+        self._last_bar = dict(history.last_bar)
+        for team in sorted(self._gateways):
+            past = history.teams.get(team)
+            if past is None:
+                continue
+            for symbol in {*past.positions, *past.cash_flow, *(o.symbol for o in past.pending.values())}:
+                self._books[(team, symbol)] = _Book(
+                    past.positions.get(symbol, 0),
+                    past.cash_flow.get(symbol, 0.0),
+                    {c: n for c, n in past.unfilled.items() if past.pending[c].symbol == symbol},
+                )
+            resume = getattr(self._gateways[team], "resume", None)
+            why = resume(past) if resume is not None else "its broker gateway cannot reconcile a restart"
+            if why:
+                self.halted[team] = why
+                log.error("team %s is not traded any more: %s", team, why)
 
     def on_forecast(self, f: Forecast) -> None:
         """Keep ``f`` if it is from a team's trading model and its bar is still to come.
@@ -68,11 +101,31 @@ class Trader:
         if self._seen(bar.symbol, bar.date):
             return []
         self._last_bar[bar.symbol] = bar.date
-        return [event for team in sorted(self._gateways) for event in self._step(team, bar)]
+        teams = [team for team in sorted(self._gateways) if team not in self.halted]
+        return [event for team in teams for event in self._step(team, bar)]
+
+    def tick(self) -> list[Event]:
+        """The order events of held orders the gateways sent (or gave up on) since the last tick."""
+        events: list[Event] = []
+        for team in sorted(set(self._gateways) - set(self.halted)):
+            try:
+                released = self._gateways[team].release()
+            except BrokerError as err:
+                log.error("team %s: releasing held orders failed: %s", team, err)
+                continue
+            for request, result in released:
+                if result.status == "rejected":
+                    self._book(team, request.symbol).pending.pop(request.client_order_id, None)
+                events.append(self._order_event(request, result))
+        return events
 
     def _step(self, team: str, bar: Bar) -> list[Event]:
         gateway = self._gateways[team]
-        fills = gateway.on_bar(bar)
+        try:
+            fills = gateway.on_bar(bar)
+        except BrokerError as err:  # fills not known now: asked again at this symbol's next bar
+            log.error("team %s: fills of %s %s not known: %s", team, bar.symbol, bar.date, err)
+            fills = []
         for fill in fills:
             self._apply(team, fill)
         rejected = [self._rejected(team, r) for r in gateway.take_rejections()]
@@ -114,9 +167,15 @@ class Trader:
         if decision.side is None:
             return None
         request = self._request(forecast, decision.side, decision.quantity)
-        result = self._gateways[team].submit(request)
-        if result.status != "rejected":  # "duplicate": sent before, so it is pending all the same
+        try:
+            result = self._gateways[team].submit(request)
+        except BrokerError as err:
+            result = SubmitResult("rejected", f"broker error: {err}")
+        if result.status != "rejected":  # "duplicate": sent before; "held": to be sent; pending all the same
             book.pending[request.client_order_id] = request.quantity
+        if result.status == "held":  # its order event is written when it is sent (tick)
+            log.info("team %s: %s %s", team, request.client_order_id, result.reason)
+            return None
         return self._order_event(request, result)
 
     def _request(self, forecast: Forecast, side: Side, quantity: int) -> OrderRequest:

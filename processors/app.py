@@ -4,6 +4,8 @@ The agent is a short loop over batches of bars: decode each bar (or dead-letter 
 symbol's window (kept in memory, stored in a Faust table so it survives restarts, see
 :mod:`processors.windows`), call the pure :func:`processors.forecasting.step_many` and send, bar
 by bar in the order they came, the forecasts and then the ``bar_processed`` marker keyed by symbol.
+A ``bar_revision`` updates the window (:func:`processors.forecasting.revise`) and is forwarded onto
+the forecasts topic, in its place among the markers, for the scorer.
 """
 
 from __future__ import annotations
@@ -20,22 +22,23 @@ from faust.streams import _current_event  # what Faust sets while a stream itera
 
 from processors import app_id
 from processors.book import ModelBook, ModelSource
-from processors.forecasting import Horizon, step_many
+from processors.forecasting import Horizon, revise, step_many
 from processors.windows import Windows
 from redblue.adapters.kafka import Received, dead_letter
 from redblue.core.arena import Arena
 from redblue.core.calendar import get_calendar
 from redblue.core.clock import utc_now
 from redblue.core.settings import Settings
-from schemas import Bar, Event, SchemaError, decode_all, encode, topic_name
+from schemas import Bar, BarRevision, Event, SchemaError, decode_all, encode, topic_name
 from schemas.topics import BARS, DEADLETTER, FORECASTS
 from schemas.wire import pack
 
 log = logging.getLogger(__name__)
 
 
-# Verdicts that mean corrupt market data: dead-lettered with this reason. A plain duplicate
-# (a redelivered or replayed bar) and a stale bar are skipped without a letter.
+# Verdicts that mean corrupt market data: dead-lettered with this reason. A redelivered bar
+# sends its forecasts and marker again (see processors.forecasting.step); a duplicate that
+# cannot be re-made exactly and a stale bar are skipped without a letter.
 REJECTED = {
     "conflict": "conflicting bar: {bar.symbol} {bar.date} was already processed with other values",
     "not_a_session": "{bar.date} is not a trading day of the arena's calendar ({bar.symbol})",
@@ -75,64 +78,14 @@ def create_app(
         producer_linger=PRODUCER_LINGER,
     )
     bars = app.topic(topic_name(settings.topic_prefix, run, BARS), value_type=bytes, value_serializer="raw")
-    forecasts = topic_name(settings.topic_prefix, run, FORECASTS)
-    dead = app.topic(topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw")
-    table = app.Table("windows", default=list, partitions=BARS.partitions)
-    windows = Windows(table)
     book = ModelBook(arena, sources, background=True)  # models load while the worker starts
-    calendar = get_calendar(arena.calendar)
-
-    async def reject(message: Any, reason: str) -> None:
-        received = Received(message.topic, message.partition, message.offset, message.key, message.value)
-        letter = dead_letter(received, "processor", reason, utc_now)
-        log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, reason)
-        await dead.send(key=message.topic.encode(), value=encode(letter, revalidate=False))
+    batches = _Batches(app, settings, run, arena, horizon, book)
 
     @app.agent(bars)
     async def process(stream: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(None, book.ready.wait)  # every model, before any bar
         async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
-            await handle(batch)
-
-    async def handle(events: list[Any]) -> None:
-        """Decode a batch of messages (dead-letter the undecodable), step their bars and send the
-        results, a stretch of at most STEP_SIZE bars at a time; then store the moved windows."""
-        received: list[tuple[Any, Bar]] = []
-        for event in events:
-            try:
-                bars = decode_all(event.message.value, (Bar,))  # one bar, or a replay's batch of them
-            except SchemaError as err:
-                await reject(event.message, str(err))
-                continue
-            received += [(event, bar) for bar in bars if isinstance(bar, Bar)]
-        for start in range(0, len(received), STEP_SIZE):
-            await step_and_send(received[start : start + STEP_SIZE])
-        last = {bar.symbol: event for event, bar in received}
-
-        def write(symbol: str, stored: Any) -> None:
-            with _processing(last[symbol]):  # the table's changelog partition is that of the bar
-                table[symbol] = stored
-
-        windows.save(write)
-
-    async def step_and_send(received: list[tuple[Any, Bar]]) -> None:
-        current = windows.load({bar.symbol for _, bar in received})
-        steps = step_many(
-            run, current, [bar for _, bar in received], book.models,
-            size=arena.window, calendar=calendar, horizon=horizon, now=utc_now(),
-        )  # fmt: skip
-        windows.update(current)
-        outgoing: list[tuple[str, Event]] = []
-        for (event, bar), result in zip(received, steps, strict=True):
-            if result.verdict in REJECTED:
-                await reject(event.message, REJECTED[result.verdict].format(bar=bar))
-            elif result.verdict != "ok":
-                log.info("skipped %s %s: %s", bar.symbol, bar.date, result.verdict)
-            outgoing += [(bar.symbol, out) for out in result.events]
-        # per partition, the forecasts and markers in order, in as few messages as can be (built
-        # and validated just now: not validated again), straight to Faust's producer
-        for partition, key, value in pack(outgoing, FORECASTS.partitions, revalidate=False):
-            await app.producer.send(forecasts, key.encode(), value, partition, None, None)
+            await batches.handle(batch)
 
     @app.timer(interval=settings.model_refresh_seconds)  # type: ignore[untyped-decorator]
     async def refresh_models() -> None:
@@ -140,6 +93,85 @@ def create_app(
             await asyncio.get_running_loop().run_in_executor(None, book.refresh)
 
     return app
+
+
+class _Batches:
+    """What the agent does with a batch of messages of the bars topic."""
+
+    def __init__(self, app: faust.App, settings: Settings, run: str, arena: Arena, horizon: Horizon, book: ModelBook):
+        self._app, self._run, self._arena, self._horizon, self._book = app, run, arena, horizon, book
+        self._forecasts = topic_name(settings.topic_prefix, run, FORECASTS)
+        self._dead = app.topic(
+            topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw"
+        )
+        self._table = app.Table("windows", default=list, partitions=BARS.partitions)
+        self._windows = Windows(self._table)
+        self._calendar = get_calendar(arena.calendar)
+
+    async def handle(self, events: list[Any]) -> None:
+        """Decode a batch of messages (dead-letter the undecodable), step their bars and send the
+        results, a stretch of at most STEP_SIZE bars at a time; then store the moved windows."""
+        received: list[tuple[Any, Bar | BarRevision]] = []
+        for event in events:
+            try:
+                items = decode_all(event.message.value, (Bar, BarRevision))  # one, or a replay's batch
+            except SchemaError as err:
+                await self._reject(event.message, str(err))
+                continue
+            received += [(event, item) for item in items if isinstance(item, Bar | BarRevision)]
+        for start in range(0, len(received), STEP_SIZE):
+            await self._step_and_send(received[start : start + STEP_SIZE])
+        last = {_symbol(item): event for event, item in received}
+
+        def write(symbol: str, stored: Any) -> None:
+            with _processing(last[symbol]):  # the table's changelog partition is that of the bar
+                self._table[symbol] = stored
+
+        self._windows.save(write)
+
+    async def _step_and_send(self, received: list[tuple[Any, Bar | BarRevision]]) -> None:
+        """Step the bars, revise windows with the revisions (forwarded in their place), send it all."""
+        current = self._windows.load({_symbol(item) for _, item in received})
+        outgoing: list[tuple[str, Event]] = []
+        stretch: list[tuple[Any, Bar]] = []
+        for event, item in [*received, (None, None)]:
+            if isinstance(item, Bar):
+                stretch.append((event, item))
+                continue
+            outgoing += await self._stepped(current, stretch)
+            stretch = []
+            if isinstance(item, BarRevision):  # later forecasts see the new values; made ones stay
+                current[item.bar.symbol] = revise(current[item.bar.symbol], item)
+                outgoing.append((item.bar.symbol, item))
+        self._windows.update(current)
+        # per partition, the forecasts, markers and revisions in order, in as few messages as can be
+        # (built and validated just now: not validated again), straight to Faust's producer
+        for partition, key, value in pack(outgoing, FORECASTS.partitions, revalidate=False):
+            await self._app.producer.send(self._forecasts, key.encode(), value, partition, None, None)
+
+    async def _stepped(self, current: dict[str, list[Bar]], stretch: list[tuple[Any, Bar]]) -> list[tuple[str, Event]]:
+        steps = step_many(
+            self._run, current, [bar for _, bar in stretch], self._book.models, size=self._arena.window,
+            calendar=self._calendar, horizon=self._horizon, now=utc_now(),
+        )  # fmt: skip
+        outgoing: list[tuple[str, Event]] = []
+        for (event, bar), result in zip(stretch, steps, strict=True):
+            if result.verdict in REJECTED:
+                await self._reject(event.message, REJECTED[result.verdict].format(bar=bar))
+            elif result.verdict not in ("ok", "redelivered"):  # a redelivered bar re-sends its events
+                log.info("skipped %s %s: %s", bar.symbol, bar.date, result.verdict)
+            outgoing += [(bar.symbol, out) for out in result.events]
+        return outgoing
+
+    async def _reject(self, message: Any, reason: str) -> None:
+        received = Received(message.topic, message.partition, message.offset, message.key, message.value)
+        letter = dead_letter(received, "processor", reason, utc_now)
+        log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, reason)
+        await self._dead.send(key=message.topic.encode(), value=encode(letter, revalidate=False))
+
+
+def _symbol(item: Bar | BarRevision) -> str:
+    return item.symbol if isinstance(item, Bar) else item.bar.symbol
 
 
 @contextmanager

@@ -13,11 +13,11 @@ from processors.baselines import ServedModel
 from redblue.core.calendar import CalendarError, TradingCalendar
 from redblue.core.forecaster import Forecaster, predict_many
 from redblue.core.spans import Spans
-from schemas import Bar, BarProcessed, Forecast
+from schemas import Bar, BarProcessed, BarRevision, Forecast
 
 log = logging.getLogger(__name__)
 
-Verdict = Literal["ok", "duplicate", "stale", "conflict", "not_a_session"]
+Verdict = Literal["ok", "redelivered", "duplicate", "stale", "conflict", "not_a_session"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,15 @@ def advance(window: Sequence[Bar], bar: Bar, size: int, calendar: TradingCalenda
             return list(window), "duplicate"
         return list(window), "conflict" if seen is not None else "stale"
     return [*window, bar][-size:], "ok"
+
+
+def revise(window: Sequence[Bar], revision: BarRevision) -> list[Bar]:
+    """The window with the revised session's new values (unchanged if the session is not in it).
+
+    Forecasts made later see the corrected bar, as a replay of final data would; forecasts
+    already made from the old values stay as they were.
+    """
+    return [revision.bar if b.date == revision.bar.date else b for b in window]
 
 
 def _same_values(a: Bar, b: Bar) -> bool:
@@ -186,6 +195,12 @@ def step(
 
     The ``BarProcessed`` marker comes after the forecasts it completes, on the same key, so a
     consumer sees every forecast made from bar D before it learns bar D.
+
+    A bar already in the window (a redelivery: the worker stored the window and then died
+    before its forecasts and marker were sent) is ``redelivered``: its forecasts and marker are
+    made again from the window as it was when the bar first came (consumers are idempotent).
+    Only when that window cannot be rebuilt exactly (an older bar of a full window, whose
+    predecessors have been dropped) is it a ``duplicate`` that yields nothing.
     """
     windows = {bar.symbol: list(window)}
     return step_many(run, windows, [bar], models, size=size, calendar=calendar, horizon=horizon, now=now)[0]
@@ -208,20 +223,32 @@ def step_many(
     ``windows`` holds each symbol's window and is moved along; each bar's forecasts are made
     from its symbol's window as it was right after that bar (never a later bar of the batch).
     """
-    moved: list[tuple[list[Bar], Verdict]] = []
+    moved: list[tuple[list[Bar], list[Bar], Verdict]] = []  # (window forecast from, window after, verdict)
     for bar in bars:
-        window, verdict = advance(windows.get(bar.symbol, []), bar, size, calendar)
+        before = windows.get(bar.symbol, [])
+        window, verdict = advance(before, bar, size, calendar)
+        if verdict == "duplicate" and (seen := _as_it_was(before, bar, size)) is not None:
+            moved.append((seen, list(before), "redelivered"))
+            continue
         if verdict == "ok":
             windows[bar.symbol] = window
-        moved.append((window, verdict))
-    fresh = [window for window, verdict in moved if verdict == "ok"]
+        moved.append((window, window, verdict))
+    fresh = [window for window, _, verdict in moved if verdict in ("ok", "redelivered")]
     made = iter(forecast_many(run, fresh, models, calendar, horizon, now))
     steps = []
-    for bar, (window, verdict) in zip(bars, moved, strict=True):
-        if verdict != "ok":
-            steps.append(Step(window, [], verdict))
+    for bar, (_, after, verdict) in zip(bars, moved, strict=True):
+        if verdict not in ("ok", "redelivered"):
+            steps.append(Step(after, [], verdict))
             continue
         forecasts, failed = next(made)
         marker = BarProcessed(run=run, bar=bar, forecasts=len(forecasts), failed=tuple(failed), produced_at=now)
-        steps.append(Step(window, [*forecasts, marker], verdict))
+        steps.append(Step(after, [*forecasts, marker], verdict))
     return steps
+
+
+def _as_it_was(window: Sequence[Bar], bar: Bar, size: int) -> list[Bar] | None:
+    """The window right after ``bar`` (already in it) first came, if it can be rebuilt exactly."""
+    index = next(i for i, b in enumerate(window) if b.date == bar.date)
+    if index == len(window) - 1 or len(window) < size:
+        return list(window[: index + 1])
+    return None

@@ -10,6 +10,7 @@ raises :class:`SchemaError` whose message is the reason written to the dead-lett
 from schemas.events import (
     Bar,
     BarProcessed,
+    BarRevision,
     DeadLetter,
     Event,
     Fill,
@@ -25,6 +26,7 @@ __all__ = [
     "TOPICS",
     "Bar",
     "BarProcessed",
+    "BarRevision",
     "DeadLetter",
     "Event",
     "Fill",

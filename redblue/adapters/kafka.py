@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from redblue.core.clock import Clock, utc_now
 from redblue.core.errors import RedblueError
+from redblue.core.retry import Backoff, retrying
 from redblue.core.settings import Settings
 from schemas import TOPICS, DeadLetter, Event, SchemaError, TopicSpec, decode_all, encode, topic_name
 from schemas.topics import DEADLETTER
@@ -26,6 +27,7 @@ from schemas.wire import pack
 
 log = logging.getLogger(__name__)
 _UNASSIGNED = -1  # librdkafka's RD_KAFKA_PARTITION_UA
+Offsets = dict[tuple[str, int], int]  # (topic, partition) -> the next offset to read
 
 
 class KafkaUnavailable(RedblueError):
@@ -147,19 +149,41 @@ def _wait_gone(admin: AdminClient, names: list[str], attempts: int = 50) -> None
 class EventProducer:
     """Produces events of one run (validated by :func:`schemas.encode` unless already validated)."""
 
-    def __init__(self, settings: Settings, run: str) -> None:
+    def __init__(self, settings: Settings, run: str, transactional_id: str | None = None) -> None:
         self._settings = settings
         self._run = run
-        self._producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "enable.idempotence": True,
-                "linger.ms": 5,
-                "log_level": 3,  # errors only: transient start-up retries are not news
-            }
-        )
+        config: dict[str, str | int | bool] = {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "log_level": 3,  # errors only: transient start-up retries are not news
+        }
+        if transactional_id is not None:  # a restarted process with the same id fences the old one
+            config["transactional.id"] = transactional_id
+        self._producer = Producer(config)
+        if transactional_id is not None:
+            self._producer.init_transactions(30)
         self._errors: list[str] = []
         self._topics: dict[TopicSpec, str] = {}
+
+    def begin(self) -> None:
+        """Open a transaction (a producer made with a ``transactional_id``)."""
+        self._producer.begin_transaction()
+
+    def commit_with(self, consumer: Consumer, offsets: Offsets | None = None) -> None:
+        """Commit the open transaction together with ``offsets`` of ``consumer`` (default: its
+        positions): all of it or nothing."""
+        try:
+            if offsets is None:
+                positions = consumer.position(consumer.assignment())
+            else:
+                positions = [TopicPartition(topic, partition, at) for (topic, partition), at in offsets.items()]
+            self._producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
+            self._producer.commit_transaction(30)
+        except KafkaException as err:
+            if isinstance(err.args[0], KafkaError) and err.args[0].txn_requires_abort():
+                self._producer.abort_transaction(30)
+            raise KafkaUnavailable(f"transaction not committed (its output is discarded): {err}") from err
 
     def topic(self, spec: TopicSpec) -> str:
         name = self._topics.get(spec)
@@ -229,6 +253,8 @@ class Received:
     key: bytes | None
     value: bytes | None
 
+
+_LEADER_ELECTION = Backoff(attempts=8, first=0.25, most=2.0)  # about 8 s for a new topic's leaders
 
 # Errors a consumer meets on a fresh or busy broker and recovers from by itself: a topic whose
 # metadata has not propagated yet, a group coordinator being elected (the first group on a new
@@ -305,9 +331,6 @@ def _received(msg: Message, stage: str) -> Received | None:
         key=key.encode() if isinstance(key, str) else key,
         value=value.encode() if isinstance(value, str) else value,
     )
-
-
-Offsets = dict[tuple[str, int], int]  # (topic, partition) -> the next offset to read
 
 
 def commit(consumer: Consumer, stage: str, offsets: Offsets | None = None, *, asynchronous: bool = False) -> None:
@@ -398,8 +421,13 @@ def consume(
     clock: Clock = utc_now,
     from_start: bool = False,
     batch: Callable[[], AbstractContextManager[object]] = nullcontext,
+    transactional_id: str | None = None,
 ) -> ConsumerStats:
     """Consume ``specs`` until ``stop`` is set: decode, handle, produce the results, commit.
+
+    With ``transactional_id`` each unit's output and offsets are one Kafka transaction:
+    a process killed mid-batch leaves none of that batch's output visible (to ``read_committed``
+    readers: every consumer here) and a restarted one with the same id fences it.
 
     A message that fails its contract goes to the run's dead-letter topic with the reason and
     the original bytes; offsets are committed only after the handler's output is acknowledged
@@ -409,7 +437,7 @@ def consume(
     With ``from_start`` every start re-reads the topics from their beginning, for a projection
     that keeps working state in memory and must rebuild it after a restart.
     """
-    producer = EventProducer(settings, run)
+    producer = EventProducer(settings, run, transactional_id)
     failed: list[KafkaError] = []
     consumer = Consumer(
         {
@@ -424,7 +452,7 @@ def consume(
     commits = _Commits(consumer, producer, stage, failed)
     consumer.subscribe([producer.topic(s) for s in specs], on_assign=_rewind if from_start else _keep)
     stats = ConsumerStats()
-    work = _Work(producer, handle, batch, commits)
+    work = _Work(producer, handle, batch, commits, consumer if transactional_id is not None else None)
     try:
         while not stop.is_set():
             messages = consumer.consume(num_messages=1000, timeout=0.2)
@@ -434,6 +462,7 @@ def consume(
             for msg in messages:
                 received = _received(msg, stage)
                 if received is not None:
+                    work.start()  # a transaction opens before a dead letter is sent: it belongs to it
                     work.add(received, _decoded(received, producer, expect, stage, stats, clock))
             work.finish()
         commits.settle()
@@ -444,8 +473,9 @@ def consume(
 
 class _Work:
     """Consumed messages handled in units of at most ``size`` events: a unit's events are handled
-    inside ``batch``, its outputs sent, then its offsets committed (see :class:`_Commits`). Units keep
-    the stages of a pipeline overlapping when a message carries a batch of many events."""
+    inside ``batch``, its outputs sent, then its offsets committed (see :class:`_Commits`), or,
+    given the ``transactional`` consumer, its outputs and offsets committed as one transaction.
+    Units keep the stages of a pipeline overlapping when a message carries many events."""
 
     def __init__(
         self,
@@ -453,12 +483,21 @@ class _Work:
         handle: Handler,
         batch: Callable[[], AbstractContextManager[object]],
         commits: _Commits,
+        transactional: Consumer | None = None,
         size: int = 2000,
     ) -> None:
         self._producer, self._handle, self._batch, self._commits, self._size = producer, handle, batch, commits, size
+        self._transactional = transactional
+        self._open = False
         self._unit: list[list[Event]] = []
         self._offsets: Offsets = {}
         self._events = 0
+
+    def start(self) -> None:
+        """Before a message is decoded: a transactional unit opens its transaction."""
+        if self._transactional is not None and not self._open:
+            self._producer.begin()
+            self._open = True
 
     def add(self, msg: Received, events: list[Event]) -> None:
         self._unit.append(events)
@@ -476,7 +515,11 @@ class _Work:
                 for event in events:
                     outs += self._handle(event)
         self._producer.send_many(outs, revalidate=False)  # built by the handler with validating constructors
-        self._commits.after(self._offsets)
+        if self._transactional is not None:
+            self._producer.commit_with(self._transactional, self._offsets)
+            self._open = False
+        else:
+            self._commits.after(self._offsets)
         self._unit, self._offsets, self._events = [], {}, 0
 
 
@@ -542,6 +585,7 @@ def read_topics(
             "group.id": f"redblue-reader-{run}",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 10,  # a partition already read to its end must not hold up the others
+            "enable.partition.eof": True,  # transaction markers take offsets no message is read at
         }
     )
     try:
@@ -549,7 +593,7 @@ def read_topics(
         for name in names:
             meta = consumer.list_topics(name, timeout=10).topics[name]
             for p in meta.partitions:
-                ends[(name, p)] = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+                ends[(name, p)] = _watermarks(consumer, TopicPartition(name, p))
         wanted = {tp: hi for tp, (lo, hi) in ends.items() if hi > lo}
         consumer.assign([TopicPartition(name, p, ends[(name, p)][0]) for name, p in wanted])
         read = _drain(consumer, wanted, timeout)
@@ -561,6 +605,18 @@ def read_topics(
     }
 
 
+def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
+    """A partition's (low, high) offsets; a topic created a moment ago may have no leader yet: retried."""
+
+    def transient(err: BaseException) -> bool:
+        return isinstance(err, KafkaException) and isinstance(err.args[0], KafkaError) and is_transient(err.args[0])
+
+    offsets: tuple[int, int] = retrying(
+        lambda: consumer.get_watermark_offsets(partition, timeout=10), transient, _LEADER_ELECTION
+    )
+    return offsets
+
+
 def _drain(consumer: Consumer, ends: dict[tuple[str, int], int], timeout: float) -> dict[tuple[str, int], list[Any]]:
     by_partition: dict[tuple[str, int], list[Any]] = {tp: [] for tp in ends}
     done: set[tuple[str, int]] = set()
@@ -569,6 +625,12 @@ def _drain(consumer: Consumer, ends: dict[tuple[str, int], int], timeout: float)
         if utc_now().timestamp() > deadline:
             raise KafkaUnavailable(f"timed out reading topics; partitions done {sorted(done)} of {sorted(ends)}")
         for raw in consumer.consume(num_messages=1000, timeout=0.5):
+            error = raw.error()
+            if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                where = (raw.topic() or "", raw.partition() or 0)
+                if where in ends:
+                    done.add(where)
+                continue
             msg = _received(raw, "reader")
             if msg is None:
                 continue
@@ -580,3 +642,28 @@ def _drain(consumer: Consumer, ends: dict[tuple[str, int], int], timeout: float)
             if msg.offset + 1 >= ends[tp]:
                 done.add(tp)
     return by_partition
+
+
+def group_lag(settings: Settings, run: str, group: str, specs: Sequence[TopicSpec], timeout: float = 10.0) -> int:
+    """How many messages of the run's ``specs`` topics consumer ``group`` has not committed yet.
+
+    Per partition: high watermark minus the committed offset (or minus the low watermark when the
+    group committed nothing there). A missing topic counts as no lag.
+    """
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = []
+        for name in (topic_name(settings.topic_prefix, run, spec) for spec in specs):
+            meta = consumer.list_topics(name, timeout=timeout).topics.get(name)
+            if meta is None or meta.error is not None:
+                continue
+            partitions += [TopicPartition(name, p) for p in meta.partitions]
+        lag = 0
+        for tp in consumer.committed(partitions, timeout=timeout) if partitions else []:
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
+            lag += hi - (tp.offset if tp.offset >= 0 else lo)
+        return lag
+    except KafkaException as err:
+        raise KafkaUnavailable(f"cannot read the lag of consumer group {group}: {err}") from err
+    finally:
+        consumer.close()

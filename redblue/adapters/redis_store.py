@@ -12,32 +12,40 @@ Every key of a run starts with ``{prefix}:{run}:`` (``p`` below), so runs never 
 ``p:equity:{team}``                   hash    day -> equity at that close
 ``p:progress``                        hash    ``bar:{symbol}`` / ``equity:{team}`` -> last day
 ``p:rank:{metric}``                   zset    member -> score, lower is better
+``p:latest``                          hash    ``team/model/symbol`` -> its latest forecast (JSON)
+``p:versions``                        hash    ``team/model/symbol/version`` -> first as_of served
+``p:orders:{team}``                   hash    client_order_id -> order (JSON)
+``p:closes:{symbol}``                 hash    day -> close
+``p:meta``                            hash    the run's description (:mod:`consumers.runs`)
 ``{prefix}:runs``                     set     the run ids that have keys
 ====================================  ======  ============================================
 
 A forecast is scored once: a Lua script sets its ``scored`` field with HSETNX and only if that
 succeeds adds it to the error sums, in IEEE doubles like :class:`redblue.core.metrics.ErrorSums`
-(results are bit-identical to the in-memory store). Fills are recorded once by HSETNX. Inside
-:meth:`RedisStore.batch` the writes are coalesced (one script call per series, one HSET per team's
-marks or equity, one progress update per field) and sent as one MULTI/EXEC transaction.
+(results are bit-identical to the in-memory store). Fills and orders are recorded once by HSETNX.
+Inside :meth:`RedisStore.batch` the writes are coalesced (one script call per series, one command
+per team's marks or equity and per symbol's closes, one progress update per field) and sent as one
+MULTI/EXEC transaction.
+:class:`RedisStores` opens the store of any run under one prefix over one connection pool
+(what ``redblue serve`` reads).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
-from typing import Any, Concatenate, cast
+from typing import Any, Concatenate, Protocol, cast
 from urllib.parse import urlsplit
 
 import redis
 
 from redblue.core.metrics import ErrorSums, ScoredForecast
 from redblue.core.settings import Settings
-from redblue.core.store import Series, StoreError, StoreUnavailable
-from schemas import Fill, PositionMark
+from redblue.core.store import Series, StoreError, StoreUnavailable, sums_of
+from schemas import Fill, Forecast, Order, PositionMark
 from schemas.topics import check_run_id
 
 _SUM_FIELDS = ("abs_error", "squared_error", "pct_error", "naive_abs_error")
@@ -78,12 +86,26 @@ return 0
 """
 
 
-def _translated[**P, R](
-    method: Callable[Concatenate[RedisStore, P], R],
-) -> Callable[Concatenate[RedisStore, P], R]:
+# KEYS: latest, versions. ARGV: series path, as_of, forecast JSON, model version.
+# Keeps the forecast with the latest as_of (the first one on a tie) and each version's first as_of.
+_NOTE_FORECAST = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if (not cur) or cjson.decode(cur)['as_of'] < ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+local field = ARGV[1] .. '/' .. ARGV[4]
+local first = redis.call('HGET', KEYS[2], field)
+if (not first) or ARGV[2] < first then redis.call('HSET', KEYS[2], field, ARGV[2]) end
+return 0
+"""
+
+
+class _Located(Protocol):
+    where: str
+
+
+def _translated[S: _Located, **P, R](method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
     """Turn redis-py exceptions into :class:`StoreUnavailable` / :class:`StoreError`."""
 
-    def wrapper(self: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
@@ -109,17 +131,16 @@ class RedisStore:
     No connection is opened before the first command; :meth:`ping` checks the server early.
     """
 
-    def __init__(self, url: str, prefix: str, run: str) -> None:
+    def __init__(self, url: str, prefix: str, run: str, *, client: redis.Redis | None = None) -> None:
         self.where = _redacted(url)
-        try:
-            self._client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30)
-        except ValueError as err:
-            raise StoreError(f"invalid Redis URL {self.where}: {err}") from err
+        self._owns_client = client is None
+        self._client = client if client is not None else _connect(url)
         self._prefix = prefix
         self._run = check_run_id(run)
         self._p = f"{prefix}:{run}"
         self._add_scores = self._client.register_script(_ADD_SCORES)
         self._advance = self._client.register_script(_ADVANCE)
+        self._note_forecast = self._client.register_script(_NOTE_FORECAST)
         self._registered = False
         self._pipe: Any = None  # the open batch's transaction (see batch())
         self._queue = _Queue()  # the open batch's coalesced writes
@@ -130,7 +151,8 @@ class RedisStore:
         return cls(settings.redis_url, settings.redis_prefix, run)
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
 
     def __enter__(self) -> RedisStore:
         return self
@@ -147,8 +169,9 @@ class RedisStore:
     def batch(self) -> Iterator[None]:
         """Queue the writes made inside and send them as one MULTI/EXEC transaction at the end.
 
-        Readers never see half a batch. Inside, ``add_score`` and ``add_fill`` cannot know yet
-        whether the write was new and answer ``True``. A nested batch joins the outer one.
+        Readers never see half a batch. Inside, ``add_score``, ``add_fill`` and ``add_order``
+        cannot know yet whether the write was new and answer ``True``. A nested batch joins the
+        outer one.
         """
         if self._pipe is not None:
             yield
@@ -194,6 +217,27 @@ class RedisStore:
         return self._add_scores(keys=keys, args=[path, *args], client=client)
 
     @_translated
+    def revise_score(self, scored: ScoredForecast) -> bool:
+        if self._pipe is not None:  # a revision reads what the batch wrote so far: send that first (rare)
+            self._queue.write(self, self._pipe)
+            self._execute(self._pipe)
+            self._pipe, self._queue = self._client.pipeline(transaction=True), _Queue()
+        path = f"{scored.team}/{scored.model}/{scored.symbol}"
+        key, record = f"{self._p}:scored:{path}", _dump_scored(scored)
+        known = self._client.hget(key, scored.target.isoformat())
+        if known is None or _text(known) == record:
+            return False
+        self._client.hset(key, scored.target.isoformat(), record)
+        sums = sums_of(self.scored(Series(scored.team, scored.model, scored.symbol)))
+        fields = {name: repr(getattr(sums, name)) for name in _SUM_FIELDS}
+        fields |= {"count": str(sums.count), "direction_hits": str(sums.direction_hits)}
+        pipe = self._client.pipeline(transaction=True)
+        for name, value in fields.items():
+            pipe.hset(f"{self._p}:errors:{path}", name, value)
+        pipe.execute()
+        return True
+
+    @_translated
     def scored(self, series: Series) -> list[ScoredForecast]:
         raw = self._hash(f"{self._p}:scored:{'/'.join(series)}")
         return [_load_scored(series, day, raw[day]) for day in sorted(raw)]
@@ -237,9 +281,9 @@ class RedisStore:
         self._register()
         field, value = f"{mark.as_of.isoformat()}/{mark.symbol}", mark.model_dump_json()
         if self._pipe is not None:
-            self._queue.marks.setdefault(mark.team, {})[field] = value
+            self._queue.marks.setdefault(mark.team, {}).setdefault(field, value)
         else:
-            self._client.hset(f"{self._p}:marks:{mark.team}", field, value)
+            self._client.hsetnx(f"{self._p}:marks:{mark.team}", field, value)  # written once (see set_mark)
 
     @_translated
     def marks(self, team: str, day: date, symbols: Sequence[str]) -> dict[str, PositionMark]:
@@ -312,6 +356,79 @@ class RedisStore:
             return None
         return 1 + int(self._client.zcount(key, "-inf", f"({float(score)!r}")), float(score)
 
+    # what the web page shows besides the scores
+
+    @_translated
+    def note_forecasts(self, forecasts: Sequence[Forecast]) -> None:
+        if not forecasts:
+            return
+        self._register()
+        if self._pipe is not None:
+            self._queue.note(forecasts)
+            return
+        pipe = self._client.pipeline(transaction=False)
+        self._write_forecasts(forecasts, pipe)
+        pipe.execute()
+
+    def _write_forecasts(self, forecasts: Sequence[Forecast], pipe: Any) -> None:
+        keys = [f"{self._p}:latest", f"{self._p}:versions"]
+        for f in forecasts:
+            path = "/".join(Series.of(f))
+            self._note_forecast(keys=keys, args=[path, f.as_of.isoformat(), f.model_dump_json(), f.model_version],
+                                client=pipe)  # fmt: skip
+
+    @_translated
+    def latest_forecasts(self) -> list[Forecast]:
+        raw = self._hash(f"{self._p}:latest")
+        return [Forecast.model_validate_json(raw[path]) for path in sorted(raw, key=lambda p: Series(*p.split("/")))]
+
+    @_translated
+    def model_versions(self) -> dict[Series, dict[str, date]]:
+        found: dict[Series, dict[str, date]] = {}
+        for field, day in self._hash(f"{self._p}:versions").items():
+            team, model, symbol, version = field.split("/", 3)
+            found.setdefault(Series(team, model, symbol), {})[version] = date.fromisoformat(day)
+        return {s: dict(sorted(v.items())) for s, v in sorted(found.items())}
+
+    @_translated
+    def add_order(self, order: Order) -> bool:
+        self._register()
+        key = f"{self._p}:orders:{order.team}"
+        return bool(self._writer.hsetnx(key, order.client_order_id, order.model_dump_json()))
+
+    @_translated
+    def orders(self, team: str) -> list[Order]:
+        found = [Order.model_validate_json(raw) for raw in self._client.hvals(f"{self._p}:orders:{team}")]
+        return sorted(found, key=lambda o: (o.as_of, o.symbol, o.client_order_id))
+
+    @_translated
+    def set_close(self, symbol: str, day: date, close: float) -> None:
+        self._register()
+        if self._pipe is not None:
+            self._queue.closes.setdefault(symbol, {})[day.isoformat()] = repr(close)
+        else:
+            self._client.hset(f"{self._p}:closes:{symbol}", day.isoformat(), repr(close))
+
+    @_translated
+    def closes(self, symbol: str) -> list[tuple[date, float]]:
+        raw = self._hash(f"{self._p}:closes:{symbol}")
+        return [(date.fromisoformat(day), float(raw[day])) for day in sorted(raw)]
+
+    @_translated
+    def set_meta(self, fields: Mapping[str, str], *, only_missing: bool = False) -> None:
+        if not fields:
+            return
+        self._register()
+        key = f"{self._p}:meta"
+        pipe = self._client.pipeline(transaction=False)
+        for name, value in fields.items():
+            (pipe.hsetnx if only_missing else pipe.hset)(key, name, value)
+        pipe.execute()
+
+    @_translated
+    def meta(self) -> dict[str, str]:
+        return self._hash(f"{self._p}:meta")
+
     # runs
 
     @_translated
@@ -338,27 +455,76 @@ class RedisStore:
 
 
 class _Queue:
-    """A batch's writes, coalesced: one script call per series for its scores (in order), one HSET
-    per team for its marks and one for its equity, one progress update per field (the latest day)."""
+    """A batch's writes, coalesced: one script call per series for its scores (in order), the
+    marks of a team (first one of a day and symbol kept), its equity and each symbol's closes in
+    one command each, one progress update per field (the latest day), and per series only the
+    forecasts that can change what is noted (the latest, and each version's earliest)."""
 
     def __init__(self) -> None:
         self.scores: dict[str, list[str]] = {}
         self.marks: dict[str, dict[str, str]] = {}
         self.equity: dict[str, dict[str, str]] = {}
+        self.closes: dict[str, dict[str, str]] = {}
         self.progress: dict[str, str] = {}
+        self.noted: dict[tuple[Series, str], Forecast] = {}  # (series, version or "") -> forecast
 
     def advance(self, field: str, day: date) -> None:
         self.progress[field] = max(self.progress.get(field, ""), day.isoformat())
+
+    def note(self, forecasts: Sequence[Forecast]) -> None:
+        for f in forecasts:
+            for slot, later in (((Series.of(f), ""), True), ((Series.of(f), f.model_version), False)):
+                known = self.noted.get(slot)
+                if known is None or (f.as_of > known.as_of if later else f.as_of < known.as_of):
+                    self.noted[slot] = f
 
     def write(self, store: RedisStore, pipe: Any) -> None:
         for path, args in self.scores.items():
             store._write_scores(path, args, pipe)
         for team, marks in self.marks.items():
-            pipe.hset(f"{store._p}:marks:{team}", mapping=cast(Any, marks))
+            for field, value in marks.items():
+                pipe.hsetnx(f"{store._p}:marks:{team}", field, value)
         for team, curve in self.equity.items():
             pipe.hset(f"{store._p}:equity:{team}", mapping=cast(Any, curve))
+        for symbol, closes in self.closes.items():
+            pipe.hset(f"{store._p}:closes:{symbol}", mapping=cast(Any, closes))
+        noted = sorted({id(f): f for f in self.noted.values()}.values(), key=lambda f: f.as_of)
+        store._write_forecasts(noted, pipe)
         for field, day in self.progress.items():
             store._advance(keys=[f"{store._p}:progress"], args=[field, day], client=pipe)
+
+
+class RedisStores:
+    """The stores of every run under one key prefix, over one shared connection pool."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.where = _redacted(url)
+        self._url = url
+        self._prefix = prefix
+        self._client = _connect(url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisStores:
+        return cls(settings.redis_url, settings.redis_prefix)
+
+    def open(self, run: str) -> RedisStore:
+        """The store of ``run`` (``ValueError`` for an invalid run id); closing it keeps the pool."""
+        return RedisStore(self._url, self._prefix, run, client=self._client)
+
+    @_translated
+    def runs(self) -> list[str]:
+        """The run ids with keys under this prefix."""
+        return sorted(_text(m) for m in self._client.smembers(f"{self._prefix}:runs"))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _connect(url: str) -> redis.Redis:
+    try:
+        return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30)
+    except ValueError as err:
+        raise StoreError(f"invalid Redis URL {_redacted(url)}: {err}") from err
 
 
 def _text(value: object) -> str:

@@ -34,17 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="the local Kafka, Redis and MLflow")
     stack.add_argument("action", choices=["up", "down", "status"])
 
-    sim = sub.add_parser("simulate", help="run a historical simulation through the whole pipeline")
-    sim.add_argument("--start", type=_date, default=date(2024, 1, 2), help="first target day (default 2024-01-02)")
-    span = sim.add_mutually_exclusive_group()
-    span.add_argument("--days", type=int, default=None, help="number of target trading days (default 180)")
-    span.add_argument("--end", type=_date, default=None, help="last target day (instead of --days)")
-    _arena_args(sim)
-    sim.add_argument("--data", type=Path, default=None, help="directory of SYMBOL.csv bar files (default data/bars)")
-    sim.add_argument("--run-id", default=None, help="run id (default: derived from the inputs; re-running replaces it)")
-    sim.add_argument("--out", type=Path, default=None, help="output directory (default out/RUN_ID)")
-    sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
-    sim.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    _simulate_args(sub.add_parser("simulate", help="run a historical simulation through the whole pipeline"))
 
     train = sub.add_parser("train", help="train the arena's Ludwig models (up-to-date ones are kept) into MLflow")
     _arena_args(train)
@@ -78,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--once", action="store_true", help="poll once and exit (e.g. from cron)")
     produce.add_argument("--interval", type=float, default=900.0, help="seconds between polls (default 900)")
 
+    serve = sub.add_parser("serve", help="serve the leaderboard's JSON API and web page from Redis")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--poll", type=float, default=5.0, help="seconds between the page's checks for new scores")
+
+    _season_args(sub.add_parser("season", help="a live season's long-lived services, supervised"))
+
+    report = sub.add_parser("report", help="write a run's leaderboard as one self-contained HTML file")
+    report.add_argument("--run", required=True)
+    report.add_argument("--html", type=Path, required=True, help="the file to write")
+
     replay = sub.add_parser("replay", help="emit bars of a date range onto a run's bars topic")
     replay.add_argument("--run", required=True)
     replay.add_argument("--start", type=_date, required=True)
@@ -87,6 +88,27 @@ def build_parser() -> argparse.ArgumentParser:
     _arena_args(replay)
     replay.add_argument("--data", type=Path, default=None)
     return parser
+
+
+def _season_args(season: argparse.ArgumentParser) -> None:
+    season.add_argument("action", choices=["up", "down", "status", "supervise"], help="supervise: in the foreground")
+    season.add_argument("--season", required=True, help="the season's run id (e.g. live)")
+    season.add_argument("--arena", type=Path, default=None, help="arena file (default arenas/reference.yaml)")
+    season.add_argument("--source", choices=["yfinance", "alpaca"], default="yfinance", help="the producer's bars")
+    season.add_argument("--port", type=int, default=8080, help="the web page's port (default 8080)")
+
+
+def _simulate_args(sim: argparse.ArgumentParser) -> None:
+    sim.add_argument("--start", type=_date, default=date(2024, 1, 2), help="first target day (default 2024-01-02)")
+    span = sim.add_mutually_exclusive_group()
+    span.add_argument("--days", type=int, default=None, help="number of target trading days (default 180)")
+    span.add_argument("--end", type=_date, default=None, help="last target day (instead of --days)")
+    _arena_args(sim)
+    sim.add_argument("--data", type=Path, default=None, help="directory of SYMBOL.csv bar files (default data/bars)")
+    sim.add_argument("--run-id", default=None, help="run id (default: derived from the inputs; re-running replaces it)")
+    sim.add_argument("--out", type=Path, default=None, help="output directory (default out/RUN_ID)")
+    sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
+    sim.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
 
 def _arena_args(parser: argparse.ArgumentParser) -> None:

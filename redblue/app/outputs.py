@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from redblue.core.calendar import get_calendar
 from redblue.core.metrics import score_forecast
 from redblue.core.settings import Settings
 from redblue.core.store import LeaderboardStore, StoreError
-from schemas import BarProcessed, DeadLetter, Fill, Forecast, Order, PositionMark, SchemaError
+from schemas import BarProcessed, BarRevision, DeadLetter, Fill, Forecast, Order, PositionMark, SchemaError, TopicSpec
 from schemas.topics import DEADLETTER, FILLS, FORECASTS, ORDERS
 
 
@@ -35,6 +36,37 @@ from schemas.topics import DEADLETTER, FILLS, FORECASTS, ORDERS
 class Written:
     summary: dict[str, Any]
     report: str
+
+
+def _first_of_each(stream: list[Any]) -> list[Forecast]:
+    """Each model's forecast per symbol and day once: a bar the processor re-sent after a crash
+    (at-least-once) repeats its forecasts; the first one counts, as for the trader."""
+    first: dict[tuple[str, str, str, date], Forecast] = {}
+    for e in stream:
+        if isinstance(e, Forecast):
+            first.setdefault((e.team, e.model, e.symbol, e.as_of), e)
+    return list(first.values())
+
+
+def _read_complete(settings: Settings, run: str, plan: ReplayPlan, attempts: int = 10) -> dict[TopicSpec, list[Any]]:
+    """The run's topics, read until the forecasts topic holds a ``bar_processed`` marker for every
+    replayed bar.
+
+    The scorer said the run is complete, so every marker was written; a read that misses some
+    (a broker still settling the run's freshly re-created topics) is repeated, and if it never
+    sees them all the run fails loudly instead of writing incomplete files.
+    """
+    wanted = {(row.symbol, row.date) for row in plan.rows}
+    for attempt in range(attempts):
+        topics = read_topics(settings, run, [FORECASTS, FILLS, ORDERS, DEADLETTER])
+        seen = {(e.bar.symbol, e.bar.date) for e in topics[FORECASTS] if isinstance(e, BarProcessed)}
+        if wanted <= seen:
+            return topics
+        time.sleep(0.5 * (attempt + 1))
+    raise StoreError(
+        f"run {run}: the forecasts topic holds markers for {len(seen & wanted)} of {len(wanted)} replayed bars "
+        "although the scorer reported the run complete; the files were not written"
+    )
 
 
 def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path, end: date | None = None) -> Written:
@@ -45,13 +77,14 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
     counts); the printed report always ends with that table.
     """
     out.mkdir(parents=True, exist_ok=True)
-    topics = read_topics(settings, run, [FORECASTS, FILLS, ORDERS, DEADLETTER])
+    topics = _read_complete(settings, run, plan)
     stream, trades = topics[FORECASTS], topics[FILLS]
     orders = [e for e in topics[ORDERS] if isinstance(e, Order)]
     letters = [e for e in topics[DEADLETTER] if isinstance(e, DeadLetter)]
-    forecasts = [e for e in stream if isinstance(e, Forecast)]
-    failed = Counter(f"{key}/{e.bar.symbol}" for e in stream if isinstance(e, BarProcessed) for key in e.failed)
-    closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed)}
+    forecasts = _first_of_each(stream)
+    markers = {(e.bar.symbol, e.bar.date): e for e in stream if isinstance(e, BarProcessed)}  # once per bar
+    failed = Counter(f"{key}/{e.bar.symbol}" for e in markers.values() for key in e.failed)
+    closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed | BarRevision)}
     _csv(out / "forecasts.csv", FORECAST_COLUMNS, sorted(_forecast_rows(forecasts, closes)))
     _csv(out / "orders.csv", ORDER_COLUMNS, sorted(_rows(orders, ORDER_COLUMNS)))
     fills = [e for e in trades if isinstance(e, Fill)]

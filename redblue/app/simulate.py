@@ -25,6 +25,7 @@ from typing import Any
 from processors import app_id
 from producers.replay import ReplayPlan, plan_replay, replay
 from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics
+from redblue.core import runs
 from redblue.core.arena import REPO_ROOT, Arena
 from redblue.core.bars import DATA_DIR, data_fingerprint
 from redblue.core.calendar import get_calendar
@@ -32,6 +33,7 @@ from redblue.core.clock import utc_now
 from redblue.core.errors import RedblueError
 from redblue.core.settings import Settings, as_env
 from redblue.core.spans import format_spans
+from redblue.core.store import LeaderboardStore
 
 Print = Callable[[str], None]
 
@@ -116,15 +118,20 @@ class _Services:
             self.processor.terminate()
 
     def shutdown(self) -> None:
+        """Stop every part; a consumer thread that does not stop would go on writing into the
+        next run with this id, so that is an error, not something to leave behind."""
         self.begin_shutdown()
         for thread in self.threads:
-            thread.join(timeout=30)
+            thread.join(timeout=60)
         if self.processor is not None:
             try:
                 self.processor.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.processor.kill()
                 self.processor.wait()
+        stuck = [thread.name for thread in self.threads if thread.is_alive()]
+        if stuck:
+            raise SimulationError(f"{', '.join(stuck)} did not stop within 60 s")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -166,6 +173,7 @@ def simulate(
         pipeline.services.begin_shutdown()  # the services stop while the files are written
         written = _outputs().write(settings, run, req.arena, plan, out_dir, end=req.end)
         result = SimulationResult(run, out_dir, written.summary, written.report, time.monotonic() - began)
+        pipeline.finished()
         if on_written is not None:
             on_written(result)  # e.g. print the report while the services finish stopping
     return result
@@ -183,16 +191,27 @@ def running_pipeline(
     settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log_dir: Path
 ) -> Iterator[Pipeline]:
     """Reset the run, create its topics and run processor, trader and scorer until the block ends."""
+    from redblue.adapters.redis_store import RedisStore
+
     log_dir.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(settings, run, req, plan, log_dir / "processor.log")
+    store: RedisStore | None = None
     try:
         pipeline.launch()  # the processor imports and loads its models while the run is reset
         reset_run(settings, run)
         ensure_topics(settings, run)
+        store = pipeline.store = RedisStore.from_settings(settings, run)
+        runs.describe_simulation(store, req.arena, plan.first_target, plan.last_target, plan.days)
         pipeline.start()
         yield pipeline
+    except BaseException as err:
+        if store is not None:
+            runs.finish(store, runs.FAILED, f"{type(err).__name__}: {err}")
+        raise
     finally:
         pipeline.services.shutdown()
+        if store is not None:
+            store.close()
 
 
 class Pipeline:
@@ -201,6 +220,12 @@ class Pipeline:
     def __init__(self, settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log: Path) -> None:
         self.settings, self.run, self.req, self.plan, self.log = settings, run, req, plan, log
         self.services = _Services()
+        self.store: LeaderboardStore | None = None  # the run's leaderboard, once the run is reset
+
+    def finished(self) -> None:
+        """Note in the run's description that it completed."""
+        if self.store is not None:
+            runs.finish(self.store, runs.COMPLETE)
 
     def launch(self) -> None:
         """Start the processor process; it gets ready (imports, models) and waits for :meth:`start`."""

@@ -7,7 +7,7 @@ wired with the simulated broker only, so it cannot reach a paper or live account
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol
 
@@ -34,9 +34,11 @@ class OrderRequest:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """What the gateway answered: ``submitted``, ``duplicate`` (id already known) or ``rejected``."""
+    """What the gateway answered: ``submitted``, ``duplicate`` (id already known), ``rejected``, or
+    ``held`` (kept by the gateway until its broker's window for the order opens; sent later by
+    :meth:`BrokerGateway.release`)."""
 
-    status: Literal["submitted", "duplicate", "rejected"]
+    status: Literal["submitted", "duplicate", "rejected", "held"]
     reason: str = ""
 
 
@@ -47,6 +49,22 @@ class Rejection:
     order: OrderRequest
     date: date
     reason: str
+
+
+@dataclass
+class TeamHistory:
+    """One team's trading as the trader's own topics tell it (rebuilt by ``consumers.recovery``).
+
+    A gateway with ``resume(history) -> str`` restores its account from it (simulated) or
+    reconciles the real account with it, answering "" when they agree, else why not.
+    """
+
+    fills: list[Fill] = field(default_factory=list)
+    pending: dict[str, OrderRequest] = field(default_factory=dict)  # client_order_id -> order not (fully) filled
+    unfilled: dict[str, int] = field(default_factory=dict)  # client_order_id -> shares still to fill
+    known_ids: set[str] = field(default_factory=set)  # every id the broker accepted
+    positions: dict[str, int] = field(default_factory=dict)
+    cash_flow: dict[str, float] = field(default_factory=dict)
 
 
 class BrokerGateway(Protocol):
@@ -64,6 +82,13 @@ class BrokerGateway(Protocol):
         """Accepted orders that ended without (full) execution, each reported once."""
         ...
 
+    def release(self) -> list[tuple[OrderRequest, SubmitResult]]:
+        """The held orders sent now (or given up on, their window past), with the broker's answer."""
+        ...
+
 
 class BrokerError(RuntimeError):
-    """The broker could not be reached or answered something we cannot use."""
+    """The broker could not be reached or answered something we cannot use (after retries).
+
+    The trader logs it and goes on with the next team: one account's trouble never stops the others.
+    """

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from bisect import bisect_left
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from importlib.metadata import version
@@ -36,17 +37,26 @@ def use_cache(directory: Path | None) -> None:
     get_calendar.cache_clear()
 
 
-class TradingCalendar:
-    """Sessions, their order and close times for one exchange (holidays and half days included)."""
+@dataclass(frozen=True)
+class Sessions:
+    """An exchange's sessions (ascending) with the moment each opens and closes (UTC)."""
 
-    def __init__(self, name: str = "XNYS", sessions: list[date] | None = None, closes: list[datetime] | None = None):
-        """The calendar ``name``; its ``sessions`` and their ``closes`` (UTC) if known, else built."""
-        if sessions is None or closes is None:
-            sessions, closes = _build(name)
+    days: list[date]
+    opens: list[datetime]
+    closes: list[datetime]
+
+
+class TradingCalendar:
+    """Sessions, their order and open and close times for one exchange (holidays and half days included)."""
+
+    def __init__(self, name: str = "XNYS", table: Sessions | None = None) -> None:
+        """The calendar ``name``, from ``table`` if given, else built from ``exchange_calendars``."""
+        table = table or _build(name)
         self.name = name
-        self._sessions = sessions
-        self._index = {d: i for i, d in enumerate(sessions)}
-        self._closes = closes
+        self._sessions = table.days
+        self._index = {d: i for i, d in enumerate(table.days)}
+        self._opens = table.opens
+        self._closes = table.closes
 
     @property
     def span(self) -> tuple[date, date]:
@@ -94,22 +104,49 @@ class TradingCalendar:
         hi = bisect_left(self._sessions, last + timedelta(days=1))
         return self._sessions[lo:hi]
 
+    def previous_session(self, day: date) -> date:
+        """The last session strictly before ``day`` (``day`` need not be a session)."""
+        if day in self._index:
+            return self.offset(day, -1)
+        first, last = self.span
+        if not first < day <= last:
+            raise self._outside(day)
+        return self._sessions[bisect_left(self._sessions, day) - 1]
+
+    def open_time(self, day: date) -> datetime:
+        """When the session ``day`` opens (UTC), late opens included: never a fixed 09:30."""
+        return self._opens[self._position(day)]
+
     def close_time(self, day: date) -> datetime:
-        """When the session ``day`` closed (UTC): the moment its daily bar became final."""
+        """When the session ``day`` closes (UTC), early closes (13:00 New York) included."""
         return self._closes[self._position(day)]
 
+    def closed_by(self, moment: datetime, delay: timedelta = timedelta(0)) -> date | None:
+        """The newest session whose close plus ``delay`` is at or before ``moment`` (None: none known)."""
+        if moment.tzinfo is None:
+            raise ValueError(f"moment must be timezone-aware, got {moment!r}")
+        first, last = self.span
+        day = min(moment.astimezone(UTC).date() + timedelta(days=1), last)
+        while day >= first:
+            if day in self._index and self.close_time(day) + delay <= moment:
+                return day
+            day -= timedelta(days=1)
+        return None
 
-def _build(name: str) -> tuple[list[date], list[datetime]]:
-    """Every session since 1960 and its close, from ``exchange_calendars``."""
+
+def _build(name: str) -> Sessions:
+    """Every session since 1960 and its open and close, from ``exchange_calendars``."""
     import exchange_calendars as xc
 
     try:
         calendar = xc.get_calendar(name, start="1960-01-01")
     except xc.errors.InvalidCalendarName as err:
         raise CalendarError(f"unknown exchange calendar {name!r}") from err
-    sessions = [ts.date() for ts in calendar.sessions]
-    closes = [ts.to_pydatetime().astimezone(UTC) for ts in calendar.closes]
-    return sessions, closes
+    return Sessions(
+        days=[ts.date() for ts in calendar.sessions],
+        opens=[ts.to_pydatetime().astimezone(UTC) for ts in calendar.opens],
+        closes=[ts.to_pydatetime().astimezone(UTC) for ts in calendar.closes],
+    )
 
 
 def _cached(name: str, directory: Path) -> TradingCalendar:
@@ -120,24 +157,28 @@ def _cached(name: str, directory: Path) -> TradingCalendar:
         saved = json.loads(path.read_text())
         built = date.fromisoformat(saved["built"])
         if saved["exchange_calendars"] == stamp and date.today() - built < timedelta(days=CACHE_DAYS):
-            sessions = [date.fromisoformat(d) for d in saved["sessions"]]
-            closes = [datetime.fromtimestamp(t, UTC) for t in saved["closes"]]
-            return TradingCalendar(name, sessions, closes)
+            table = Sessions(
+                days=[date.fromisoformat(d) for d in saved["sessions"]],
+                opens=[datetime.fromtimestamp(t, UTC) for t in saved["opens"]],
+                closes=[datetime.fromtimestamp(t, UTC) for t in saved["closes"]],
+            )
+            return TradingCalendar(name, table)
     except (OSError, ValueError, KeyError, TypeError):
-        pass  # missing, unreadable or stale: build it again
-    sessions, closes = _build(name)
+        pass  # missing, unreadable, stale or of an older layout: build it again
+    table = _build(name)
     record = {
         "name": name,
         "built": date.today().isoformat(),
         "exchange_calendars": stamp,
-        "sessions": [d.isoformat() for d in sessions],
-        "closes": [int(c.timestamp()) for c in closes],
+        "sessions": [d.isoformat() for d in table.days],
+        "opens": [int(t.timestamp()) for t in table.opens],
+        "closes": [int(t.timestamp()) for t in table.closes],
     }
     directory.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(record))
     partial.replace(path)  # atomic: a concurrent reader sees the old file or the new one
-    return TradingCalendar(name, sessions, closes)
+    return TradingCalendar(name, table)
 
 
 @lru_cache(maxsize=4)

@@ -186,12 +186,18 @@ def _sharpe(moments: Moments) -> float | None:
     return moments.fmean() / sd * math.sqrt(TRADING_DAYS_PER_YEAR)
 
 
+def drawdowns(initial_cash: float, curve: Sequence[float]) -> list[float]:
+    """At each point of ``curve``, the fall from the running peak (the initial cash is the first peak)."""
+    peak, falls = initial_cash, []
+    for value in curve:
+        peak = max(peak, value)
+        falls.append((peak - value) / peak)
+    return falls
+
+
 def max_drawdown(initial_cash: float, curve: Sequence[float]) -> float:
     """The largest fall from a running peak (the initial cash is the first peak), as a fraction."""
-    track = TradingTrack(initial_cash)
-    for value in curve:
-        track.add_close(value)
-    return track.max_drawdown
+    return max([0.0, *drawdowns(initial_cash, curve)])
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ from processors.forecasting import Horizon
 from redblue.core.arena import load_arena
 from redblue.core.calendar import get_calendar
 from redblue.core.settings import Settings
-from schemas import Bar, BarProcessed, DeadLetter, Forecast, decode, decode_all, encode
+from schemas import Bar, BarProcessed, BarRevision, DeadLetter, Forecast, decode, decode_all, encode
 from tests.factories import BASELINES, T0, bar
 
 SESSIONS = get_calendar().sessions(date(2024, 1, 2), date(2024, 3, 1))
 
 
 def run_agent(tmp_path: Path, messages: list[bytes]) -> dict[str, list[Any]]:
-    settings = Settings(home=tmp_path)
+    settings = Settings(home=tmp_path, stack_dir=tmp_path / "stack")
     app = create_app(settings, "t1", load_arena(BASELINES), Horizon())
     app.finalize()
     app.conf.store = "memory://"
@@ -57,7 +57,7 @@ def test_agent_forecasts_every_model_then_marks_the_bar(tmp_path: Path) -> None:
     assert [Bar.model_validate_json(b).date for b in table["AAPL"]] == SESSIONS[:25]  # the window survives
 
 
-def test_agent_dead_letters_garbage_and_skips_a_replayed_bar(tmp_path: Path) -> None:
+def test_agent_dead_letters_garbage_and_re_emits_a_redelivered_bar(tmp_path: Path) -> None:
     b = bar("AAPL", SESSIONS[0], 100.0)
     conflicting = bar("AAPL", SESSIONS[0], 90.0)
     sent = run_agent(tmp_path, [b"{not json", encode(b), encode(b), encode(conflicting)])
@@ -65,7 +65,41 @@ def test_agent_dead_letters_garbage_and_skips_a_replayed_bar(tmp_path: Path) -> 
     assert [type(x) for x in letters] == [DeadLetter, DeadLetter]
     assert "not JSON" in letters[0].reason and letters[0].original == b"{not json"
     assert "conflicting bar" in letters[1].reason
-    assert sum(isinstance(e, BarProcessed) for e in sent["forecasts"]) == 1
+    markers = [e for e in sent["forecasts"] if isinstance(e, BarProcessed)]
+    assert [m.bar for m in markers] == [b, b]  # the redelivery is marked again, the conflict is not
+
+
+def test_agent_re_sends_the_forecasts_of_a_bar_redelivered_after_a_crash(tmp_path: Path) -> None:
+    """The window table already holds bar D (stored before the crash); D comes again."""
+    bars = [bar("AAPL", d, 100.0 + i) for i, d in enumerate(SESSIONS[:25])]
+    sent = run_agent(tmp_path, [encode(b) for b in [*bars, bars[-1]]])
+    events = sent["forecasts"]
+    of_last = [e for e in events if getattr(e, "as_of", None) == SESSIONS[24] or getattr(e, "bar", None) == bars[-1]]
+    first, again = of_last[: len(of_last) // 2], of_last[len(of_last) // 2 :]
+    assert len(first) == 4 and [type(e) for e in again] == [type(e) for e in first]
+    assert [e.model_dump(exclude={"produced_at"}) for e in again] == [
+        e.model_dump(exclude={"produced_at"}) for e in first
+    ]
+
+
+def test_agent_forwards_a_revision_and_forecasts_later_from_the_revised_bar(tmp_path: Path) -> None:
+    final = [bar("AAPL", d, 100.0 + i) for i, d in enumerate(SESSIONS[:25])]
+    first_print = final[20].model_copy(update={"close": 150.0, "high": 151.5})
+    revision = BarRevision(bar=final[20], previous=first_print, produced_at=final[20].produced_at)
+    live = [*final[:20], first_print, revision, *final[21:]]
+
+    with_revision = run_agent(tmp_path / "live", [encode(b) for b in live])["forecasts"]
+    clean = run_agent(tmp_path / "clean", [encode(b) for b in final])["forecasts"]
+
+    assert revision in with_revision  # forwarded, in its place after the revised bar's marker
+    assert with_revision.index(revision) == next(
+        i + 1 for i, e in enumerate(with_revision) if isinstance(e, BarProcessed) and e.bar == first_print
+    )
+    made = [e.model_dump(exclude={"produced_at"}) for e in with_revision if isinstance(e, Forecast)]
+    expected = [e.model_dump(exclude={"produced_at"}) for e in clean if isinstance(e, Forecast)]
+    as_of = SESSIONS[20]
+    assert [f for f in made if f["as_of"] != as_of] == [f for f in expected if f["as_of"] != as_of]
+    assert [f["last_close"] for f in made if f["as_of"] == as_of] == [150.0] * 3  # made from the first print
 
 
 def test_the_worker_does_not_turn_logging_down_to_debug(tmp_path: Path) -> None:

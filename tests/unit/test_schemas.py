@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Bar, BarProcessed, DeadLetter, Forecast, SchemaError, decode, encode, topic_name
-from schemas.topics import BARS, check_run_id
+from schemas import Bar, BarProcessed, BarRevision, DeadLetter, Forecast, SchemaError, decode, encode, topic_name
+from schemas.topics import BARS, FORECASTS, check_run_id
 from tests.factories import T0, bar
 
 
@@ -168,3 +168,21 @@ def test_a_batch_carries_events_in_order_and_is_refused_whole() -> None:
     broken["data"]["events"][1]["data"]["forecasts"] = -1
     with pytest.raises(SchemaError, match="batch event 1: forecasts: Input should be greater than or equal to 0"):
         decode_all(json.dumps(broken).encode())
+
+
+def test_a_bar_revision_names_what_changed_and_travels_with_bars_and_forecasts() -> None:
+    first = bar("AAPL", date(2024, 1, 2), 100.0)
+    later = first.model_copy(update={"close": 100.5, "high": 101.5, "produced_at": T0})
+    revision = BarRevision(bar=later, previous=first, produced_at=T0)
+    assert revision.changed == ("high", "close")
+    assert decode(encode(revision), (Bar, BarRevision)) == revision
+    assert json.loads(encode(revision))["type"] == "bar_revision"
+    assert "bar_revision" in BARS.carries and "bar_revision" in FORECASTS.carries
+
+
+def test_a_revision_must_change_something_of_the_same_session() -> None:
+    first = bar("AAPL", date(2024, 1, 2), 100.0)
+    with pytest.raises(ValueError, match="changes nothing"):
+        BarRevision(bar=first, previous=first, produced_at=T0)
+    with pytest.raises(ValueError, match="carries the bar of AAPL 2024-01-03"):
+        BarRevision(bar=bar("AAPL", date(2024, 1, 3), 100.0), previous=first, produced_at=T0)
