@@ -404,8 +404,9 @@ class _Commits:
 
 @dataclass
 class ConsumerStats:
-    consumed: int = 0
-    dead_lettered: int = 0
+    consumed: int = 0  # messages
+    dead_lettered: int = 0  # messages
+    events: int = 0  # events handled (a batch message carries several)
 
 
 def consume(
@@ -544,12 +545,14 @@ def _decoded(
     """The events of one message; none if it breaks its contract (then it is dead-lettered)."""
     stats.consumed += 1
     try:
-        return decode_all(msg.value, expect)
+        events = decode_all(msg.value, expect)
     except SchemaError as err:
         stats.dead_lettered += 1
         producer.send(Outgoing(DEADLETTER, msg.topic, dead_letter(msg, stage, str(err), clock)), revalidate=False)
         log.warning("%s: dead-lettered %s[%d]@%d: %s", stage, msg.topic, msg.partition, msg.offset, err)
         return []
+    stats.events += len(events)
+    return events
 
 
 def dead_letter(msg: Received, stage: str, reason: str, clock: Clock) -> DeadLetter:
