@@ -99,12 +99,17 @@ class TopicStats:
 
 
 def topic_stats(bootstrap: str, topic: str) -> TopicStats:
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     from schemas import decode_all
 
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"bench-{os.getpid()}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{os.getpid()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,  # transaction markers take offsets no message is read at
+        }
     )
     payloads: list[tuple[bytes | None, bytes]] = []
     events, first, last = 0, float("inf"), 0.0
@@ -115,12 +120,14 @@ def topic_stats(bootstrap: str, topic: str) -> TopicStats:
             if hi <= lo:
                 continue
             consumer.assign([TopicPartition(topic, p, lo)])
-            got = 0
-            while got < hi - lo:
+            done = False
+            while not done:
                 for msg in consumer.consume(1000, timeout=5):
-                    if msg.error() is not None:
+                    error = msg.error()
+                    if error is not None:
+                        done = done or error.code() == KafkaError._PARTITION_EOF
                         continue
-                    got += 1
+                    done = done or (msg.offset() or 0) + 1 >= hi
                     value: Any = msg.value()
                     payloads.append((msg.key(), value))
                     events += len(decode_all(value))
