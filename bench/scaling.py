@@ -71,7 +71,9 @@ def register(uri: str, proto: Any, folder: Path, models: int) -> float:
             helper.set_model_props(copy, props)
             name = f"{PREFIX}.t0.m{m}.{symbol}"
             path = folder / name
-            mlflow.onnx.save_model(copy, str(path), pip_requirements=["onnx", "onnxruntime"])
+            mlflow.onnx.save_model(
+                copy, str(path), pip_requirements=["onnx", "onnxruntime"], save_as_external_data=False
+            )
             client.create_registered_model(name)
             version = client.create_model_version(name, source=path.as_uri())
             client.set_registered_model_alias(name, "champion", version.version)
