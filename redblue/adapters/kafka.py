@@ -76,34 +76,30 @@ def ensure_topics(settings: Settings, run: str) -> list[str]:
     check_broker(settings)
     wanted = run_topics(settings, run)
     admin = _admin(settings)  # keep a reference until the futures resolve
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=spec.partitions, replication_factor=1) for name, spec in wanted.items()]
+    _create(
+        admin, [NewTopic(name, num_partitions=spec.partitions, replication_factor=1) for name, spec in wanted.items()]
     )
-    for name, future in futures.items():
+    return list(wanted)
+
+
+def _create(admin: AdminClient, topics: list[NewTopic]) -> None:
+    """Create ``topics``; those that exist already are kept."""
+    for name, future in admin.create_topics(topics).items():
         try:
             future.result(timeout=30)
         except KafkaException as err:
             if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaUnavailable(f"cannot create topic {name}: {err}") from err
-    return list(wanted)
 
 
 def ensure_compacted_topics(settings: Settings, partitions: Mapping[str, int]) -> None:
     """Create compacted topics (name -> partitions) unless they exist, e.g. a processor's table
     changelogs, so that its worker never meets one that the cluster metadata does not show yet."""
-    admin = _admin(settings)
-    futures = admin.create_topics(
-        [
-            NewTopic(name, num_partitions=n, replication_factor=1, config={"cleanup.policy": "compact"})
-            for name, n in partitions.items()
-        ]
+    config = {"cleanup.policy": "compact"}
+    _create(
+        _admin(settings),
+        [NewTopic(n, num_partitions=p, replication_factor=1, config=config) for n, p in partitions.items()],
     )
-    for name, future in futures.items():
-        try:
-            future.result(timeout=30)
-        except KafkaException as err:
-            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise KafkaUnavailable(f"cannot create topic {name}: {err}") from err
 
 
 def delete_run(

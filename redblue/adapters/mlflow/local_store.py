@@ -26,50 +26,42 @@ _MLFLOW_FILES = {"MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt",
                  "serving_input_example.json", "registered_model_meta"}  # fmt: skip
 
 
-def _connect(tracking_uri: str) -> sqlite3.Connection | None:
+def _one(tracking_uri: str, query: str, *args: object) -> object | None:
+    """The single value ``query`` selects from the store, or ``None`` (no such store, row or table)."""
     if not tracking_uri.startswith(SQLITE):
         return None
     path = Path(tracking_uri[len(SQLITE) :])
     if not path.is_file():
         return None
     try:
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
         return None
+    try:
+        rows = connection.execute(query, args).fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+    return rows[0][0] if len(rows) == 1 else None
 
 
 def alias_version(tracking_uri: str, name: str, alias: str) -> str | None:
     """The version ``alias`` of ``name`` points at, or ``None`` (unknown here: ask MLflow)."""
-    connection = _connect(tracking_uri)
-    if connection is None:
-        return None
-    try:
-        rows = connection.execute(
-            "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", (name, alias)
-        ).fetchall()
-    except sqlite3.Error:
-        return None
-    finally:
-        connection.close()
-    return str(rows[0][0]) if len(rows) == 1 else None
+    found = _one(tracking_uri, "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", name, alias)
+    return None if found is None else str(found)
 
 
 def model_bytes(tracking_uri: str, name: str, version: str) -> bytes | None:
     """The ONNX model file of ``name`` version ``version``, or ``None`` (not local: ask MLflow)."""
-    connection = _connect(tracking_uri)
-    if connection is None:
+    if not version.isdigit():
         return None
-    try:
-        rows = connection.execute(
-            "SELECT storage_location FROM model_versions WHERE name = ? AND version = ?", (name, int(version))
-        ).fetchall()
-    except (sqlite3.Error, ValueError):
+    where = _one(
+        tracking_uri, "SELECT storage_location FROM model_versions WHERE name = ? AND version = ?", name, int(version)
+    )
+    if not isinstance(where, str):
         return None
-    finally:
-        connection.close()
-    if len(rows) != 1 or not isinstance(rows[0][0], str):
-        return None
-    location = urlsplit(rows[0][0])
+    location = urlsplit(where)
     if location.scheme != "file":
         return None
     folder = Path(unquote(location.path))
