@@ -52,3 +52,5 @@ bench: up
 	$(VENV)/bin/python bench/pipeline.py
 	$(VENV)/bin/python bench/serving.py
 	$(VENV)/bin/python bench/api.py
+	$(VENV)/bin/python bench/throughput.py
+	$(VENV)/bin/python bench/scaling.py

@@ -10,10 +10,13 @@ answer does not depend on how Kafka interleaved the symbols.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
+from consumers.equity import EquityBook
 from redblue.core.arena import Arena
 from redblue.core.metrics import (
     FORECAST_METRICS,
@@ -22,14 +25,15 @@ from redblue.core.metrics import (
     ForecastMetrics,
     ScoredForecast,
     TradingMetrics,
+    TradingTrack,
     combine,
-    equity,
     forecast_metrics,
     metric_value,
     score_forecast,
     trading_metrics,
 )
-from redblue.core.store import LeaderboardStore, Series, rank_score
+from redblue.core.spans import Spans
+from redblue.core.store import LeaderboardStore, Series, rank_score, sums_of
 from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark
 
 RANKED_METRICS = (*FORECAST_METRICS, *TRADING_METRICS)
@@ -89,24 +93,49 @@ class Scoreboard:
     """Projects one run's events into a :class:`LeaderboardStore`.
 
     Forecasts wait in memory until the ``bar_processed`` of their target day brings the actual
-    close. A team's equity for day D is computed once marks of all its traded symbols for D are in.
-    Rankings are recomputed from the store after each write that changes them; they are a
-    read-modify-write, so a run has one scorer (or calls :meth:`refresh_rankings` at the end).
-    For the web page it also keeps each symbol's closes, every model's latest forecast (noted
-    in one write per bar, when the bar's marker arrives) and the orders.
+    close. A team's equity for day D is computed once every symbol it trades (that takes part
+    on D, see :class:`~consumers.equity.EquityBook`) is marked. The rankings are kept from
+    running totals in memory (error sums per series, :class:`~consumers.metrics.TradingTrack`
+    per team), so an event costs the same however long the run is; the store is only written.
+    Memory is rebuilt by reading the topics from the start (the store's writes are idempotent),
+    which is what the scorer does on every start. A run has one scorer.
+
+    Inside :meth:`batch` the store's writes and the ranking updates are collected and applied
+    together at the end (with Redis: one atomic round trip). For the web page it also keeps each
+    symbol's closes, every model's latest forecast (noted in one write per bar, when the bar's
+    marker arrives) and the orders.
     """
 
-    def __init__(self, store: LeaderboardStore, arena: Arena) -> None:
+    def __init__(self, store: LeaderboardStore, arena: Arena, spans: Spans | None = None) -> None:
         self._store = store
         self._arena = arena
+        self._spans = spans
         self._pending: dict[tuple[str, date], dict[str, Forecast]] = {}
         self._closes: dict[tuple[str, date], float] = {}
+        self._scored: dict[Series, dict[date, ScoredForecast]] = {}  # what each series scored, by target
         self._fresh: dict[str, list[Forecast]] = {}  # symbol -> forecasts not yet noted as latest
+        self._sums: dict[tuple[str, str], dict[str, ErrorSums]] = {}  # (team, model) -> symbol -> sums
+        self._equity: dict[str, EquityBook] = {}
+        self._trading: dict[str, TradingTrack] = {}
+        self._fills: set[tuple[str, str]] = set()  # (team, client_order_id)
+        self._dirty: set[tuple[str, str]] = set()  # ("model", "team/model") or ("team", team) to re-rank
+        self._deferred = False
 
     @property
     def pending(self) -> int:
         """Forecasts waiting for their target day's bar."""
         return sum(len(waiting) for waiting in self._pending.values())
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Apply the writes and ranking updates of the events handled inside together, at the end."""
+        with self._store.batch():
+            self._deferred = True
+            try:
+                yield
+            finally:
+                self._deferred = False
+            self._rank_dirty()
 
     def handle(self, event: Event) -> None:
         """Dispatch any event of the forecasts and fills topics; others are ignored."""
@@ -159,13 +188,17 @@ class Scoreboard:
         self._closes[(bar.symbol, bar.date)] = bar.close
         self._store.set_close(bar.symbol, bar.date, bar.close)
         rescored = []
-        for series in sorted(s for s in self._store.error_sums() if s.symbol == bar.symbol):
-            old = next((x for x in self._store.scored(series) if x.target == bar.date), None)
-            new = replace(old, actual=bar.close) if old else None
-            if new is not None and self._store.revise_score(new):
-                rescored.append(new)
-        for team, model in sorted({(s.team, s.model) for s in rescored}):
-            self._rank_model(team, model)
+        for series in sorted(s for s in self._scored if s.symbol == bar.symbol):
+            done = self._scored[series]
+            old = done.get(bar.date)
+            new = replace(old, actual=bar.close) if old is not None else None
+            if new is None or new == old:
+                continue
+            done[bar.date] = new
+            self._store.revise_score(new)
+            self._sums[(series.team, series.model)][series.symbol] = sums_of([done[day] for day in sorted(done)])
+            self._changed("model", series.member)
+            rescored.append(new)
         return rescored
 
     def on_order(self, order: Order) -> bool:
@@ -174,44 +207,71 @@ class Scoreboard:
 
     def on_fill(self, fill: Fill) -> bool:
         """Record ``fill``; ``False`` if its order was already recorded."""
-        return self._store.add_fill(fill)
+        self._store.add_fill(fill)
+        if (fill.team, fill.client_order_id) in self._fills:
+            return False
+        self._fills.add((fill.team, fill.client_order_id))
+        self._track(fill.team).add_fill(fill.commission)
+        return True
 
     def on_position_mark(self, mark: PositionMark) -> float | None:
         """Record ``mark``; return the team's equity if this completed its day, else ``None``."""
         self._store.set_mark(mark)
-        symbols = traded_symbols(self._arena, mark.team)
-        marks = self._store.marks(mark.team, mark.as_of, symbols)
-        if mark.symbol not in symbols or len(marks) < len(symbols):
+        book = self._equity.get(mark.team)
+        if book is None:
+            book = EquityBook(self._arena.strategy.initial_cash, traded_symbols(self._arena, mark.team), self._spans)
+            self._equity[mark.team] = book
+        completed = book.add(mark)
+        for day, value in completed:
+            self._store.set_equity(mark.team, day, value)
+            self._track(mark.team).add_close(value)
+        if not completed:
             return None
-        value = equity(
-            self._arena.strategy.initial_cash, {s: m.net_cash_flow + m.market_value for s, m in marks.items()}
-        )
-        self._store.set_equity(mark.team, mark.as_of, value)
-        self._rank_team(mark.team)
-        return value
+        self._changed("team", mark.team)
+        return next((value for day, value in completed if day == mark.as_of), None)
 
     def refresh_rankings(self) -> None:
-        """Recompute every ranking from the store's sums and equity curves."""
-        for team, model in sorted({(s.team, s.model) for s in self._store.error_sums()}):
-            self._rank_model(team, model)
-        for team in sorted(self._arena.teams):
-            self._rank_team(team)
+        """Write every ranking again from the running totals."""
+        self._dirty |= {("model", f"{team}/{model}") for team, model in self._sums}
+        self._dirty |= {("team", team) for team in self._arena.teams}
+        self._rank_dirty()
+
+    def _track(self, team: str) -> TradingTrack:
+        return self._trading.setdefault(team, TradingTrack(self._arena.strategy.initial_cash))
 
     def _score(self, forecasts: list[Forecast], actual: float) -> list[ScoredForecast]:
-        fresh = [s for s in (score_forecast(f, actual) for f in forecasts) if self._store.add_score(s)]
-        for team, model in sorted({(s.team, s.model) for s in fresh}):
-            self._rank_model(team, model)
+        fresh = []
+        for forecast in forecasts:
+            scored = score_forecast(forecast, actual)
+            self._store.add_score(scored)
+            done = self._scored.setdefault(Series.of(forecast), {})
+            if scored.target in done:
+                continue
+            done[scored.target] = scored
+            by_symbol = self._sums.setdefault((scored.team, scored.model), {})
+            by_symbol[scored.symbol] = by_symbol.get(scored.symbol, ErrorSums()).add(scored)
+            self._changed("model", f"{scored.team}/{scored.model}")
+            fresh.append(scored)
         return fresh
 
-    def _rank_model(self, team: str, model: str) -> None:
-        metrics = forecast_metrics(combine(self._store.error_sums_of(team, model)))
-        for metric in FORECAST_METRICS:
-            self._set_rank(metric, f"{team}/{model}", metric_value(metric, metrics, None))
+    def _changed(self, kind: str, member: str) -> None:
+        self._dirty.add((kind, member))
+        if not self._deferred:
+            self._rank_dirty()
 
-    def _rank_team(self, team: str) -> None:
-        metrics = team_trading(self._store, self._arena, team)
-        for metric in TRADING_METRICS:
-            self._set_rank(metric, team, metric_value(metric, None, metrics))
+    def _rank_dirty(self) -> None:
+        for kind, member in sorted(self._dirty):
+            if kind == "model":
+                team, model = member.split("/")
+                metrics = forecast_metrics(combine(self._sums.get((team, model), {})))
+                for metric in FORECAST_METRICS:
+                    self._set_rank(metric, member, metric_value(metric, metrics, None))
+            else:
+                track = self._trading.get(member)
+                trading = track.metrics() if track is not None and track.days else None
+                for metric in TRADING_METRICS:
+                    self._set_rank(metric, member, metric_value(metric, None, trading))
+        self._dirty.clear()
 
     def _set_rank(self, metric: str, member: str, value: float | None) -> None:
         self._store.set_rank(metric, member, None if value is None else rank_score(metric, value))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import date
 
 from consumers.recovery import rebuild
 from consumers.simulated_broker import SimulatedBroker
@@ -27,6 +26,7 @@ from redblue.core.arena import Arena
 from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
 from redblue.core.settings import Settings
+from redblue.core.spans import Spans
 from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
@@ -65,22 +65,28 @@ def bootstrap_trader(
     return Trader(run, arena, gateways if gateways is not None else simulated_gateways(run, arena, clock), clock)
 
 
-def routed(events: list[Event], first_as_of: date | None = None) -> list[Outgoing]:
+def routed(events: list[Event], spans: Spans | None = None) -> list[Outgoing]:
     """Where each trader output goes: orders to ``orders``, fills and marks to ``fills``.
 
-    Marks before ``first_as_of`` (the warm-up of a replay, where nothing can trade) are dropped.
+    With ``spans`` (a replay) a mark outside its symbol's span (its warm-up, where nothing can
+    trade) is dropped.
     """
     out = []
     for event in events:
-        if isinstance(event, PositionMark) and first_as_of is not None and event.as_of < first_as_of:
+        if isinstance(event, PositionMark) and spans is not None and not _marked(spans, event):
             continue
         spec = ORDERS if isinstance(event, Order) else FILLS
         out.append(Outgoing(spec, getattr(event, "symbol", ""), event))
     return out
 
 
+def _marked(spans: Spans, mark: PositionMark) -> bool:
+    span = spans.get(mark.symbol)
+    return span is not None and span.marks(mark.as_of)
+
+
 def handler(
-    trader: Trader, first_as_of: date | None = None, lock: threading.Lock | None = None
+    trader: Trader, spans: Spans | None = None, lock: threading.Lock | None = None
 ) -> Callable[[Event], list[Outgoing]]:
     """What the trader does with each event of the forecasts topic (under ``lock``, shared with :func:`ticker`).
 
@@ -95,7 +101,7 @@ def handler(
                 trader.on_forecast(event)
                 return []
             if isinstance(event, BarProcessed):
-                return routed(trader.on_bar_processed(event), first_as_of)
+                return routed(trader.on_bar_processed(event), spans)
             return []
 
     return handle
@@ -117,7 +123,7 @@ def run_trader(
     run: str,
     trader: Trader,
     stop: threading.Event,
-    first_as_of: date | None = None,
+    spans: Spans | None = None,
     tick_seconds: float = 30.0,
 ) -> ConsumerStats:
     """Resume from the run's orders and fills topics, then consume until ``stop`` is set;
@@ -141,7 +147,7 @@ def run_trader(
             group=f"redblue-trader-{run}",
             specs=[FORECASTS],
             expect=(Forecast, BarProcessed, BarRevision),
-            handle=handler(trader, first_as_of, lock),
+            handle=handler(trader, spans, lock),
             stop=stop,
             stage="trader",
             from_start=True,  # pending forecasts live in memory; what was already processed is skipped

@@ -1,30 +1,37 @@
 """The Faust processor: ONE worker serves every model of the arena.
 
-The agent is a short loop: decode the bar (or dead-letter it), move the symbol's window (a
-Faust table, so it survives restarts), call the pure :func:`processors.forecasting.step`, send
-the forecasts and the ``bar_processed`` marker keyed by symbol. A ``bar_revision`` updates the
-window (:func:`processors.forecasting.revise`) and is forwarded onto the forecasts topic, in its
-place among the markers, for the scorer.
+The agent is a short loop over batches of bars: decode each bar (or dead-letter it), move its
+symbol's window (kept in memory, stored in a Faust table so it survives restarts, see
+:mod:`processors.windows`), call the pure :func:`processors.forecasting.step_many` and send, bar
+by bar in the order they came, the forecasts and then the ``bar_processed`` marker keyed by symbol.
+A ``bar_revision`` updates the window (:func:`processors.forecasting.revise`) and is forwarded onto
+the forecasts topic, in its place among the markers, for the scorer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import faust
+from faust.streams import _current_event  # what Faust sets while a stream iterates one event
 
+from processors import app_id
 from processors.book import ModelBook, ModelSource
-from processors.forecasting import Horizon, revise, step
+from processors.forecasting import Horizon, revise, step_many
+from processors.windows import Windows
 from redblue.adapters.kafka import Received, dead_letter
 from redblue.core.arena import Arena
 from redblue.core.calendar import get_calendar
 from redblue.core.clock import utc_now
 from redblue.core.settings import Settings
-from schemas import Bar, BarRevision, SchemaError, decode, encode, topic_name
+from schemas import Bar, BarRevision, Event, SchemaError, decode_all, encode, topic_name
 from schemas.topics import BARS, DEADLETTER, FORECASTS
+from schemas.wire import pack
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +45,12 @@ REJECTED = {
 }
 
 
-def app_id(run: str) -> str:
-    """The Faust app (and consumer group) of a run; its internal topics start with this too."""
-    return f"redblue-processor-{run}"
+# A batch is what arrived within BATCH_WAIT seconds (at most BATCH_SIZE bars): a day of every
+# symbol live, a long stretch of history in a replay. Every model predicts a batch in one call.
+BATCH_SIZE = 2000  # messages (a replay's message holds many bars)
+BATCH_WAIT = 0.05
+STEP_SIZE = 1000  # bars stepped, and their results sent, at a time: the next stage starts early
+PRODUCER_LINGER = 0.005  # seconds the producer waits to fill a request
 
 
 def create_app(
@@ -65,65 +75,134 @@ def create_app(
         web_enabled=False,
         datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
-        producer_linger_ms=1,
+        producer_linger=PRODUCER_LINGER,
     )
     bars = app.topic(topic_name(settings.topic_prefix, run, BARS), value_type=bytes, value_serializer="raw")
-    forecasts = app.topic(topic_name(settings.topic_prefix, run, FORECASTS), value_type=bytes, value_serializer="raw")
-    dead = app.topic(topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw")
-    windows = app.Table("windows", default=list, partitions=BARS.partitions)
-    book = ModelBook(arena, sources)
-    calendar = get_calendar(arena.calendar)
-
-    async def reject(message: Any, reason: str) -> None:
-        received = Received(message.topic, message.partition, message.offset, message.key, message.value)
-        letter = dead_letter(received, "processor", reason, utc_now)
-        log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, reason)
-        await dead.send(key=message.topic.encode(), value=encode(letter))
-
-    async def take_revision(revision: BarRevision) -> None:
-        symbol = revision.bar.symbol
-        windows[symbol] = [b.model_dump(mode="json") for b in revise(_window(windows[symbol]), revision)]
-        await forecasts.send(key=symbol.encode(), value=encode(revision))
+    book = ModelBook(arena, sources, background=True)  # models load while the worker starts
+    batches = _Batches(app, settings, run, arena, horizon, book)
 
     @app.agent(bars)
     async def process(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                bar = decode(event.message.value, (Bar, BarRevision))
-            except SchemaError as err:
-                await reject(event.message, str(err))
-                continue
-            if isinstance(bar, BarRevision):
-                await take_revision(bar)
-                continue
-            assert isinstance(bar, Bar)
-            window = _window(windows[bar.symbol])
-            result = step(
-                run, window, bar, book.models, size=arena.window, calendar=calendar, horizon=horizon, now=utc_now()
-            )
-            if result.verdict in REJECTED:
-                await reject(event.message, REJECTED[result.verdict].format(bar=bar))
-                continue
-            if result.verdict not in ("ok", "redelivered"):
-                log.info("skipped %s %s: %s", bar.symbol, bar.date, result.verdict)
-                continue
-            if result.verdict == "ok":  # a redelivered bar re-sends its events; the window stays
-                windows[bar.symbol] = [b.model_dump(mode="json") for b in result.window]
-            for out in result.events:
-                await forecasts.send(key=bar.symbol.encode(), value=encode(out))
+        await asyncio.get_running_loop().run_in_executor(None, book.ready.wait)  # every model, before any bar
+        async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
+            await batches.handle(batch)
 
     @app.timer(interval=settings.model_refresh_seconds)  # type: ignore[untyped-decorator]
     async def refresh_models() -> None:
-        await asyncio.get_running_loop().run_in_executor(None, book.refresh)
+        if book.ready.is_set():
+            await asyncio.get_running_loop().run_in_executor(None, book.refresh)
 
     return app
 
 
-def _window(stored: list[Any]) -> list[Bar]:
-    return [Bar.model_validate(b) for b in stored]
+class _Batches:
+    """What the agent does with a batch of messages of the bars topic."""
+
+    def __init__(self, app: faust.App, settings: Settings, run: str, arena: Arena, horizon: Horizon, book: ModelBook):
+        self._app, self._run, self._arena, self._horizon, self._book = app, run, arena, horizon, book
+        self._forecasts = topic_name(settings.topic_prefix, run, FORECASTS)
+        self._dead = app.topic(
+            topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw"
+        )
+        self._table = app.Table("windows", default=list, partitions=BARS.partitions)
+        self._windows = Windows(self._table)
+        self._calendar = get_calendar(arena.calendar)
+
+    async def handle(self, events: list[Any]) -> None:
+        """Decode a batch of messages (dead-letter the undecodable), step their bars and send the
+        results, a stretch of at most STEP_SIZE bars at a time; then store the moved windows."""
+        received: list[tuple[Any, Bar | BarRevision]] = []
+        for event in events:
+            try:
+                items = decode_all(event.message.value, (Bar, BarRevision))  # one, or a replay's batch
+            except SchemaError as err:
+                await self._reject(event.message, str(err))
+                continue
+            received += [(event, item) for item in items if isinstance(item, Bar | BarRevision)]
+        for start in range(0, len(received), STEP_SIZE):
+            await self._step_and_send(received[start : start + STEP_SIZE])
+        last = {_symbol(item): event for event, item in received}
+
+        def write(symbol: str, stored: Any) -> None:
+            with _processing(last[symbol]):  # the table's changelog partition is that of the bar
+                self._table[symbol] = stored
+
+        self._windows.save(write)
+
+    async def _step_and_send(self, received: list[tuple[Any, Bar | BarRevision]]) -> None:
+        """Step the bars, revise windows with the revisions (forwarded in their place), send it all."""
+        current = self._windows.load({_symbol(item) for _, item in received})
+        outgoing: list[tuple[str, Event]] = []
+        stretch: list[tuple[Any, Bar]] = []
+        for event, item in [*received, (None, None)]:
+            if isinstance(item, Bar):
+                stretch.append((event, item))
+                continue
+            outgoing += await self._stepped(current, stretch)
+            stretch = []
+            if isinstance(item, BarRevision):  # later forecasts see the new values; made ones stay
+                current[item.bar.symbol] = revise(current[item.bar.symbol], item)
+                outgoing.append((item.bar.symbol, item))
+        self._windows.update(current)
+        # per partition, the forecasts, markers and revisions in order, in as few messages as can be
+        # (built and validated just now: not validated again), straight to Faust's producer
+        for partition, key, value in pack(outgoing, FORECASTS.partitions, revalidate=False):
+            await self._app.producer.send(self._forecasts, key.encode(), value, partition, None, None)
+
+    async def _stepped(self, current: dict[str, list[Bar]], stretch: list[tuple[Any, Bar]]) -> list[tuple[str, Event]]:
+        steps = step_many(
+            self._run, current, [bar for _, bar in stretch], self._book.models, size=self._arena.window,
+            calendar=self._calendar, horizon=self._horizon, now=utc_now(),
+        )  # fmt: skip
+        outgoing: list[tuple[str, Event]] = []
+        for (event, bar), result in zip(stretch, steps, strict=True):
+            if result.verdict in REJECTED:
+                await self._reject(event.message, REJECTED[result.verdict].format(bar=bar))
+            elif result.verdict not in ("ok", "redelivered"):  # a redelivered bar re-sends its events
+                log.info("skipped %s %s: %s", bar.symbol, bar.date, result.verdict)
+            outgoing += [(bar.symbol, out) for out in result.events]
+        return outgoing
+
+    async def _reject(self, message: Any, reason: str) -> None:
+        received = Received(message.topic, message.partition, message.offset, message.key, message.value)
+        letter = dead_letter(received, "processor", reason, utc_now)
+        log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, reason)
+        await self._dead.send(key=message.topic.encode(), value=encode(letter, revalidate=False))
+
+
+def _symbol(item: Bar | BarRevision) -> str:
+    return item.symbol if isinstance(item, Bar) else item.bar.symbol
+
+
+@contextmanager
+def _processing(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event, as while iterating a stream one event at a time.
+
+    A table write goes to the changelog partition of the current event; a batch (``take_events``)
+    has none of its own, so each window is written as part of the last bar that moved it.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def changelogs(app: faust.App) -> dict[str, int]:
+    """The app's table changelog topics and their partitions (create them before the worker
+    starts: a first batch right after start-up would otherwise meet one not in the metadata yet)."""
+    return {table.changelog_topic_name: table.partitions or BARS.partitions for table in app.tables.values()}
+
+
+def build_worker(app: faust.App, loglevel: str = "warn") -> faust.Worker:
+    """The worker of ``app``, logging at ``loglevel`` and above."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner turns the root logger down to DEBUG so that it can spin on every
+    # record: a log record for every message sent. A worker logging to a file needs no spinner.
+    worker.spinner = None
+    return worker
 
 
 def run_worker(app: faust.App, loglevel: str = "warn") -> None:
     """Run the worker in this process until it is stopped (SIGTERM/SIGINT)."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    build_worker(app, loglevel).execute_from_commandline()

@@ -10,6 +10,7 @@ stays down with its error) while every other entry goes on.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -27,8 +28,9 @@ class ModelSource(Protocol):
         """The version that should be served now; raises :class:`ModelError` if unknown."""
         ...
 
-    def load(self, team: str, spec: ModelSpec, symbol: str) -> Forecaster:
-        """The forecaster of that version; raises :class:`ModelError` if it cannot be loaded."""
+    def load(self, team: str, spec: ModelSpec, symbol: str, version: str | None = None) -> Forecaster:
+        """The forecaster of ``version`` (as :meth:`version` gave it; default: the current one);
+        raises :class:`ModelError` if it cannot be loaded."""
         ...
 
 
@@ -38,19 +40,36 @@ class BaselineSource:
     def version(self, team: str, spec: ModelSpec, symbol: str) -> str:
         return build_baseline(spec).version
 
-    def load(self, team: str, spec: ModelSpec, symbol: str) -> Forecaster:
+    def load(self, team: str, spec: ModelSpec, symbol: str, version: str | None = None) -> Forecaster:
         return build_baseline(spec)
 
 
 class ModelBook:
-    """Every (team, model, symbol) of the arena with its current forecaster."""
+    """Every (team, model, symbol) of the arena with its current forecaster.
 
-    def __init__(self, arena: Arena, sources: Mapping[str, ModelSource] | None = None) -> None:
+    The first load happens in the constructor, or with ``background=True`` on a thread of its
+    own (a worker can start meanwhile: loading registry models takes seconds); :attr:`ready` is
+    set once it is done, and :attr:`models` is empty before.
+    """
+
+    def __init__(
+        self, arena: Arena, sources: Mapping[str, ModelSource] | None = None, *, background: bool = False
+    ) -> None:
         self._arena = arena
         self._sources: Mapping[str, ModelSource] = sources or {}
         self._baselines = BaselineSource()
         self._entries: dict[tuple[str, str, str], ServedModel] = {}
-        self.refresh()
+        self.ready = threading.Event()
+        if background:
+            threading.Thread(target=self._first_load, name="model-book", daemon=True).start()
+        else:
+            self._first_load()
+
+    def _first_load(self) -> None:
+        try:
+            self.refresh()
+        finally:
+            self.ready.set()
 
     @property
     def models(self) -> list[ServedModel]:
@@ -83,7 +102,7 @@ class ModelBook:
             wanted = source.version(team, spec, symbol)
             if current is not None and current.forecaster is not None and current.forecaster.version == wanted:
                 return ""
-            forecaster = source.load(team, spec, symbol)
+            forecaster = source.load(team, spec, symbol, wanted)  # that version, even if the alias moved since
         except ModelError as err:
             return _failed(entries, key, current, str(err))
         entries[key] = ServedModel(team, spec.name, symbol, forecaster)

@@ -11,6 +11,8 @@ from typing import Literal
 
 from processors.baselines import ServedModel
 from redblue.core.calendar import CalendarError, TradingCalendar
+from redblue.core.forecaster import Forecaster, predict_many
+from redblue.core.spans import Spans
 from schemas import Bar, BarProcessed, BarRevision, Forecast
 
 log = logging.getLogger(__name__)
@@ -20,12 +22,21 @@ Verdict = Literal["ok", "redelivered", "duplicate", "stale", "conflict", "not_a_
 
 @dataclass(frozen=True)
 class Horizon:
-    """Which targets a run forecasts: ``first``..``last`` inclusive (``None``: open-ended, live)."""
+    """Which targets a run forecasts: ``first``..``last`` inclusive (``None``: open-ended, live).
+
+    With ``spans`` (a simulation whose symbols start or end at different dates) a symbol's
+    targets must also lie in its own span; a symbol without a span is not forecast.
+    """
 
     first: date | None = None
     last: date | None = None
+    spans: Spans | None = None
 
-    def covers(self, target: date) -> bool:
+    def covers(self, symbol: str, target: date) -> bool:
+        if self.spans is not None:
+            span = self.spans.get(symbol)
+            if span is None or not span.targets(target):
+                return False
         return (self.first is None or target >= self.first) and (self.last is None or target <= self.last)
 
 
@@ -70,39 +81,81 @@ def forecast(
 
     Only the window is passed to a model, so nothing dated after the as-of day can be seen.
     """
+    return forecast_many(run, [window], models, calendar, horizon, now)[0]
+
+
+def forecast_many(
+    run: str,
+    windows: Sequence[Sequence[Bar]],
+    models: Sequence[ServedModel],
+    calendar: TradingCalendar,
+    horizon: Horizon,
+    now: datetime,
+) -> list[tuple[list[Forecast], list[str]]]:
+    """:func:`forecast` for several windows (of any symbols): each model predicts all of its
+    symbol's windows in one call (see :func:`~redblue.core.forecaster.predict_many`).
+
+    Per window the forecasts and failures come in the order of ``models``, exactly as one
+    :func:`forecast` per window would give them; each window is still all a model sees of it.
+    """
+    targets = [_target(window, calendar, horizon) for window in windows]
+    results: list[tuple[list[Forecast], list[str]]] = [([], []) for _ in windows]
+    for model in models:
+        mine = [i for i, w in enumerate(windows) if targets[i] is not None and w[-1].symbol == model.symbol]
+        if not mine:
+            continue
+        for i, outcome in zip(mine, _predict(model, [windows[i] for i in mine]), strict=True):
+            if isinstance(outcome, float):
+                results[i][0].append(_forecast(run, model, windows[i], targets[i], outcome, now))  # type: ignore[arg-type]
+            elif outcome:
+                results[i][1].append(model.key)
+                log.warning("model %s failed on %s %s: %s", model.key, model.symbol, windows[i][-1].date, outcome)
+    return results
+
+
+def _target(window: Sequence[Bar], calendar: TradingCalendar, horizon: Horizon) -> date | None:
+    """The session after the window's last day, if the run forecasts it."""
     last = window[-1]
     try:
         target = calendar.next_session(last.date)
     except CalendarError:
-        return [], []
-    if not horizon.covers(target):
-        return [], []
-    made: list[Forecast] = []
-    failed: list[str] = []
-    for model in models:
-        if last.symbol != model.symbol:
-            continue
-        result = _one(run, model, window, target, now)
-        if isinstance(result, Forecast):
-            made.append(result)
-        elif result:
-            failed.append(model.key)
-            log.warning("model %s failed on %s %s: %s", model.key, last.symbol, last.date, result)
-    return made, failed
+        return None
+    return target if horizon.covers(last.symbol, target) else None
 
 
-def _one(run: str, model: ServedModel, window: Sequence[Bar], target: date, now: datetime) -> Forecast | str:
-    """A forecast, an error message, or "" when the model needs more history than there is."""
+def _predict(model: ServedModel, windows: list[Sequence[Bar]]) -> list[float | str]:
+    """Per window: the predicted close, an error message, or "" when it needs more history.
+
+    A batch that fails is retried window by window, so one bad window fails alone.
+    """
     if model.forecaster is None:
-        return model.error
-    if len(window) < model.forecaster.min_history:
-        return ""
+        return [model.error] * len(windows)
+    ready = [w for w in windows if len(w) >= model.forecaster.min_history]
     try:
-        predicted = float(model.forecaster.predict(window))
-    except Exception as err:  # a broken model must not stop the others
+        predicted: list[float | str] = [_checked(p) for p in predict_many(model.forecaster, ready)]
+    except Exception:  # a broken model must not stop the others: find the window(s) it fails on
+        predicted = [_predict_one(model.forecaster, w) for w in ready]
+    found = iter(predicted)
+    return [next(found) if len(w) >= model.forecaster.min_history else "" for w in windows]
+
+
+def _predict_one(forecaster: Forecaster, window: Sequence[Bar]) -> float | str:
+    try:
+        return _checked(float(forecaster.predict(window)))
+    except Exception as err:
         return f"{type(err).__name__}: {err}"
+
+
+def _checked(predicted: float) -> float | str:
     if not math.isfinite(predicted) or predicted <= 0:
         return f"invalid prediction {predicted!r}"
+    return predicted
+
+
+def _forecast(
+    run: str, model: ServedModel, window: Sequence[Bar], target: date, predicted: float, now: datetime
+) -> Forecast:
+    assert model.forecaster is not None
     last = window[-1]
     return Forecast(
         run=run,
@@ -149,14 +202,48 @@ def step(
     Only when that window cannot be rebuilt exactly (an older bar of a full window, whose
     predecessors have been dropped) is it a ``duplicate`` that yields nothing.
     """
-    moved, verdict = advance(window, bar, size, calendar)
-    if verdict == "duplicate" and (seen := _as_it_was(window, bar, size)) is not None:
-        moved, verdict = seen, "redelivered"
-    elif verdict != "ok":
-        return Step(moved, [], verdict)
-    made, failed = forecast(run, moved, models, calendar, horizon, now)
-    marker = BarProcessed(run=run, bar=bar, forecasts=len(made), failed=tuple(failed), produced_at=now)
-    return Step(moved if verdict == "ok" else list(window), [*made, marker], verdict)
+    windows = {bar.symbol: list(window)}
+    return step_many(run, windows, [bar], models, size=size, calendar=calendar, horizon=horizon, now=now)[0]
+
+
+def step_many(
+    run: str,
+    windows: dict[str, list[Bar]],
+    bars: Sequence[Bar],
+    models: Sequence[ServedModel],
+    *,
+    size: int,
+    calendar: TradingCalendar,
+    horizon: Horizon,
+    now: datetime,
+) -> list[Step]:
+    """:func:`step` for each of ``bars`` in order (a batch, e.g. a day of every symbol or a
+    stretch of a replay), the models predicting the whole batch at once.
+
+    ``windows`` holds each symbol's window and is moved along; each bar's forecasts are made
+    from its symbol's window as it was right after that bar (never a later bar of the batch).
+    """
+    moved: list[tuple[list[Bar], list[Bar], Verdict]] = []  # (window forecast from, window after, verdict)
+    for bar in bars:
+        before = windows.get(bar.symbol, [])
+        window, verdict = advance(before, bar, size, calendar)
+        if verdict == "duplicate" and (seen := _as_it_was(before, bar, size)) is not None:
+            moved.append((seen, list(before), "redelivered"))
+            continue
+        if verdict == "ok":
+            windows[bar.symbol] = window
+        moved.append((window, window, verdict))
+    fresh = [window for window, _, verdict in moved if verdict in ("ok", "redelivered")]
+    made = iter(forecast_many(run, fresh, models, calendar, horizon, now))
+    steps = []
+    for bar, (_, after, verdict) in zip(bars, moved, strict=True):
+        if verdict not in ("ok", "redelivered"):
+            steps.append(Step(after, [], verdict))
+            continue
+        forecasts, failed = next(made)
+        marker = BarProcessed(run=run, bar=bar, forecasts=len(forecasts), failed=tuple(failed), produced_at=now)
+        steps.append(Step(after, [*forecasts, marker], verdict))
+    return steps
 
 
 def _as_it_was(window: Sequence[Bar], bar: Bar, size: int) -> list[Bar] | None:

@@ -2,9 +2,9 @@
 
 Each event is an immutable, validated pydantic model. On the wire it is JSON in a small
 envelope ``{"type": ..., "v": ..., "data": {...}}`` so a consumer can tell what it holds and
-which version of the contract wrote it. :func:`encode` validates before anything is produced
-and :func:`decode` validates everything that is consumed; a failure raises
-:class:`SchemaError` whose message is the reason written to the dead-letter topic.
+which version of the contract wrote it. Every event is validated when it is built (or by
+:func:`encode` when asked) and :func:`decode` validates everything that is consumed; a failure
+raises :class:`SchemaError` whose message is the reason written to the dead-letter topic.
 """
 
 from schemas.events import (
@@ -18,10 +18,9 @@ from schemas.events import (
     Order,
     PositionMark,
     SchemaError,
-    decode,
-    encode,
 )
 from schemas.topics import TOPICS, TopicSpec, topic_name
+from schemas.wire import decode, decode_all, encode, encode_many
 
 __all__ = [
     "TOPICS",
@@ -37,6 +36,8 @@ __all__ = [
     "SchemaError",
     "TopicSpec",
     "decode",
+    "decode_all",
     "encode",
+    "encode_many",
     "topic_name",
 ]

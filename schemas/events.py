@@ -8,9 +8,8 @@ was made. Wall-clock fields never enter a simulation's output files, so reruns a
 from __future__ import annotations
 
 import base64
-import json
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -247,45 +246,12 @@ class DeadLetter(Event):
         return base64.b64decode(self.original_b64)
 
 
-_REGISTRY: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (Bar, BarRevision, Forecast, BarProcessed, Order, Fill, PositionMark, DeadLetter)
-}
+EVENTS: tuple[type[Event], ...] = (Bar, BarRevision, Forecast, BarProcessed, Order, Fill, PositionMark, DeadLetter)
+REGISTRY: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENTS}
 
 
-def encode(event: Event) -> bytes:
-    """Validate ``event`` again (it may have been built with ``model_construct``) and serialise it."""
-    try:
-        checked = type(event).model_validate(event.model_dump())
-    except ValidationError as err:
-        raise SchemaError(_reason(err)) from err
-    envelope = {"type": checked.TYPE, "v": checked.VERSION, "data": checked.model_dump(mode="json")}
-    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
-
-
-def decode(raw: bytes | None, expect: tuple[type[Event], ...] | None = None) -> Event:
-    """Parse and validate one message; raise :class:`SchemaError` with a readable reason."""
-    if raw is None:
-        raise SchemaError("empty message (no value)")
-    try:
-        envelope: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SchemaError(f"not JSON: {err}") from err
-    if not isinstance(envelope, dict) or set(envelope) != {"type", "v", "data"}:
-        raise SchemaError("not an event envelope: expected an object with keys type, v, data")
-    cls = _REGISTRY.get(str(envelope["type"]))
-    if cls is None:
-        raise SchemaError(f"unknown event type {envelope['type']!r}")
-    if envelope["v"] != cls.VERSION:
-        raise SchemaError(f"unsupported version {envelope['v']!r} of {cls.TYPE} (this code reads {cls.VERSION})")
-    if expect is not None and cls not in expect:
-        raise SchemaError(f"unexpected event type {cls.TYPE!r} here (expected {', '.join(c.TYPE for c in expect)})")
-    try:
-        return cls.model_validate(envelope["data"])
-    except ValidationError as err:
-        raise SchemaError(_reason(err)) from err
-
-
-def _reason(err: ValidationError) -> str:
+def reason(err: ValidationError) -> str:
+    """A validation error as one readable line: ``field: message; ...``."""
     parts = []
     for item in err.errors():
         where = ".".join(str(p) for p in item["loc"]) or "event"

@@ -8,6 +8,7 @@ explicitly by :func:`redblue.adapters.kafka.ensure_topics`; the local broker has
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
@@ -36,6 +37,13 @@ FILLS = TopicSpec("fills", 3, "symbol", ("fill", "position_mark"))
 DEADLETTER = TopicSpec("deadletter", 1, "source topic", ("dead_letter",))
 
 TOPICS: tuple[TopicSpec, ...] = (BARS, FORECASTS, ORDERS, FILLS, DEADLETTER)
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of a message keyed ``key``: what librdkafka's default partitioner picks
+    (CRC-32 of the key), so messages sent with an explicit partition (batches of several keys)
+    land where a message keyed by any of their keys would."""
+    return zlib.crc32(key.encode()) % partitions
 
 
 def check_run_id(run_id: str) -> str:

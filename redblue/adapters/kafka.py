@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +21,13 @@ from redblue.core.clock import Clock, utc_now
 from redblue.core.errors import RedblueError
 from redblue.core.retry import Backoff, retrying
 from redblue.core.settings import Settings
-from schemas import TOPICS, DeadLetter, Event, SchemaError, TopicSpec, decode, encode, topic_name
+from schemas import TOPICS, DeadLetter, Event, SchemaError, TopicSpec, decode_all, encode, topic_name
 from schemas.topics import DEADLETTER
+from schemas.wire import pack
 
 log = logging.getLogger(__name__)
+_UNASSIGNED = -1  # librdkafka's RD_KAFKA_PARTITION_UA
+Offsets = dict[tuple[str, int], int]  # (topic, partition) -> the next offset to read
 
 
 class KafkaUnavailable(RedblueError):
@@ -72,16 +76,30 @@ def ensure_topics(settings: Settings, run: str) -> list[str]:
     check_broker(settings)
     wanted = run_topics(settings, run)
     admin = _admin(settings)  # keep a reference until the futures resolve
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=spec.partitions, replication_factor=1) for name, spec in wanted.items()]
+    _create(
+        admin, [NewTopic(name, num_partitions=spec.partitions, replication_factor=1) for name, spec in wanted.items()]
     )
-    for name, future in futures.items():
+    return list(wanted)
+
+
+def _create(admin: AdminClient, topics: list[NewTopic]) -> None:
+    """Create ``topics``; those that exist already are kept."""
+    for name, future in admin.create_topics(topics).items():
         try:
             future.result(timeout=30)
         except KafkaException as err:
             if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaUnavailable(f"cannot create topic {name}: {err}") from err
-    return list(wanted)
+
+
+def ensure_compacted_topics(settings: Settings, partitions: Mapping[str, int]) -> None:
+    """Create compacted topics (name -> partitions) unless they exist, e.g. a processor's table
+    changelogs, so that its worker never meets one that the cluster metadata does not show yet."""
+    config = {"cleanup.policy": "compact"}
+    _create(
+        _admin(settings),
+        [NewTopic(n, num_partitions=p, replication_factor=1, config=config) for n, p in partitions.items()],
+    )
 
 
 def delete_run(
@@ -125,7 +143,7 @@ def _wait_gone(admin: AdminClient, names: list[str], attempts: int = 50) -> None
 
 
 class EventProducer:
-    """Produces events of one run; every event is validated by :func:`schemas.encode` first."""
+    """Produces events of one run (validated by :func:`schemas.encode` unless already validated)."""
 
     def __init__(self, settings: Settings, run: str, transactional_id: str | None = None) -> None:
         self._settings = settings
@@ -142,15 +160,20 @@ class EventProducer:
         if transactional_id is not None:
             self._producer.init_transactions(30)
         self._errors: list[str] = []
+        self._topics: dict[TopicSpec, str] = {}
 
     def begin(self) -> None:
         """Open a transaction (a producer made with a ``transactional_id``)."""
         self._producer.begin_transaction()
 
-    def commit_with(self, consumer: Consumer) -> None:
-        """Commit the open transaction together with ``consumer``'s positions: all of it or nothing."""
+    def commit_with(self, consumer: Consumer, offsets: Offsets | None = None) -> None:
+        """Commit the open transaction together with ``offsets`` of ``consumer`` (default: its
+        positions): all of it or nothing."""
         try:
-            positions = consumer.position(consumer.assignment())
+            if offsets is None:
+                positions = consumer.position(consumer.assignment())
+            else:
+                positions = [TopicPartition(topic, partition, at) for (topic, partition), at in offsets.items()]
             self._producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
             self._producer.commit_transaction(30)
         except KafkaException as err:
@@ -159,16 +182,37 @@ class EventProducer:
             raise KafkaUnavailable(f"transaction not committed (its output is discarded): {err}") from err
 
     def topic(self, spec: TopicSpec) -> str:
-        return topic_name(self._settings.topic_prefix, self._run, spec)
+        name = self._topics.get(spec)
+        if name is None:
+            name = self._topics[spec] = topic_name(self._settings.topic_prefix, self._run, spec)
+        return name
 
-    def send(self, out: Outgoing) -> None:
-        self.send_raw(out.spec, out.key, encode(out.event))
+    def send(self, out: Outgoing, *, revalidate: bool = True) -> None:
+        """Produce ``out``; ``revalidate=False`` for an event built with its validating constructor."""
+        self.send_raw(out.spec, out.key, encode(out.event, revalidate=revalidate))
 
-    def send_raw(self, spec: TopicSpec, key: str | None, value: bytes) -> None:
+    def send_many(self, outs: Sequence[Outgoing], *, revalidate: bool = True, per_message: int = 500) -> None:
+        """Produce ``outs`` in order, those bound for one partition together in one message (a
+        batch of at most ``per_message`` events; see :func:`schemas.encode_many`).
+
+        An event goes to the partition its key maps to (see :func:`schemas.wire.pack`: the
+        partition a message with that key alone would get), so each key keeps its order.
+        """
+        by_topic: dict[TopicSpec, list[tuple[str, Event]]] = {}
+        for out in outs:
+            by_topic.setdefault(out.spec, []).append((out.key, out.event))
+        for spec, keyed in by_topic.items():
+            for partition, key, value in pack(keyed, spec.partitions, per_message=per_message, revalidate=revalidate):
+                self.send_raw(spec, key, value, partition)
+
+    def send_raw(self, spec: TopicSpec, key: str | None, value: bytes, partition: int | None = None) -> None:
         """Produce bytes as they are (tests use it to inject malformed messages)."""
+        target = _UNASSIGNED if partition is None else partition  # unassigned: the key picks it
         while True:
             try:
-                self._producer.produce(self.topic(spec), value=value, key=key, on_delivery=self._delivered)
+                self._producer.produce(
+                    self.topic(spec), value=value, key=key, partition=target, on_delivery=self._delivered
+                )
                 break
             except BufferError:
                 self._producer.poll(0.1)
@@ -183,6 +227,13 @@ class EventProducer:
         left = self._producer.flush(timeout)
         if left or self._errors:
             raise KafkaUnavailable(f"{left} message(s) not delivered; errors: {self._errors[:3]}")
+
+    def delivered(self) -> bool:
+        """Whether everything sent so far is acknowledged, without waiting; raise if anything failed."""
+        self._producer.poll(0)
+        if self._errors:
+            raise KafkaUnavailable(f"message(s) not delivered: {self._errors[:3]}")
+        return len(self._producer) == 0
 
 
 Handler = Callable[[Event], list[Outgoing]]
@@ -278,15 +329,20 @@ def _received(msg: Message, stage: str) -> Received | None:
     )
 
 
-def commit(consumer: Consumer, stage: str) -> None:
-    """Commit the consumed positions synchronously; a transient failure is logged and left to the
-    next commit (which covers the same positions), a lasting one raises :class:`KafkaUnavailable`.
+def commit(consumer: Consumer, stage: str, offsets: Offsets | None = None, *, asynchronous: bool = False) -> None:
+    """Commit ``offsets`` (default: the consumed positions); a transient failure is logged and left
+    to the next commit (which covers the same positions), a lasting one raises :class:`KafkaUnavailable`.
 
     A commit lost to a rebalance means those messages are delivered again: at-least-once, and
-    every handler is idempotent.
+    every handler is idempotent. An asynchronous commit's failure reaches the consume loop's commit
+    callback (see :class:`_Commits`).
     """
     try:
-        consumer.commit(asynchronous=False)
+        if offsets is None:
+            consumer.commit(asynchronous=asynchronous)  # type: ignore[call-overload]
+        else:
+            tps = [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
+            consumer.commit(offsets=tps, asynchronous=asynchronous)  # type: ignore[call-overload]
     except KafkaException as err:
         error = err.args[0]
         if not isinstance(error, KafkaError) or not is_transient(error):
@@ -294,10 +350,59 @@ def commit(consumer: Consumer, stage: str) -> None:
         _transient_log.warning(stage, error, "commit not done")
 
 
+class _Commits:
+    """Commits what a consume loop has handled once everything it produced before is acknowledged,
+    without waiting for the acknowledgements on every unit of work.
+
+    After each unit the handled offsets are committed (asynchronously) if the producer has nothing
+    in flight; otherwise the commit is left to a later unit, and at most every ``every`` seconds
+    (and when the loop is idle or stops) the loop waits for the producer and commits. So offsets
+    never run ahead of the outputs they caused: at-least-once, as with a flush per unit.
+    """
+
+    def __init__(
+        self, consumer: Consumer, producer: EventProducer, stage: str, failed: list[KafkaError], every: float = 1.0
+    ) -> None:
+        self._consumer, self._producer, self._stage, self._every = consumer, producer, stage, every
+        self._handled: Offsets = {}
+        self._last = utc_now().timestamp()
+        self._failed = failed  # filled by the consumer's commit callback (served inside ``consume``)
+
+    def after(self, handled: Offsets) -> None:
+        """Note the offsets a unit of work handled (its outputs sent) and commit when it can."""
+        self._handled.update(handled)
+        self._check()
+        if self._producer.delivered():
+            self._commit(asynchronous=True)
+        elif utc_now().timestamp() - self._last >= self._every:
+            self.settle()
+
+    def settle(self) -> None:
+        """Wait for the producer and commit synchronously (when idle and when stopping)."""
+        if self._handled:
+            self._producer.flush()
+            self._commit(asynchronous=False)
+
+    def _commit(self, *, asynchronous: bool) -> None:
+        commit(self._consumer, self._stage, self._handled, asynchronous=asynchronous)
+        self._handled = {}
+        self._last = utc_now().timestamp()
+
+    def _check(self) -> None:
+        failed = list(self._failed)
+        self._failed.clear()
+        for error in failed:
+            if error.code() == KafkaError._NO_OFFSET or is_transient(error):
+                _transient_log.warning(self._stage, error, "commit not done")
+            else:
+                raise KafkaUnavailable(f"{self._stage}: Kafka commit failed: {error.str()}")
+
+
 @dataclass
 class ConsumerStats:
-    consumed: int = 0
-    dead_lettered: int = 0
+    consumed: int = 0  # messages
+    dead_lettered: int = 0  # messages
+    events: int = 0  # events handled (a batch message carries several)
 
 
 def consume(
@@ -312,21 +417,25 @@ def consume(
     stage: str,
     clock: Clock = utc_now,
     from_start: bool = False,
+    batch: Callable[[], AbstractContextManager[object]] = nullcontext,
     transactional_id: str | None = None,
 ) -> ConsumerStats:
     """Consume ``specs`` until ``stop`` is set: decode, handle, produce the results, commit.
 
-    With ``transactional_id`` each batch's output and offsets are one Kafka transaction:
+    With ``transactional_id`` each unit's output and offsets are one Kafka transaction:
     a process killed mid-batch leaves none of that batch's output visible (to ``read_committed``
     readers: every consumer here) and a restarted one with the same id fences it.
 
     A message that fails its contract goes to the run's dead-letter topic with the reason and
     the original bytes; offsets are committed only after the handler's output is acknowledged
-    (at-least-once; the handlers are idempotent). With ``from_start`` every start re-reads the
-    topics from their beginning, for a projection that keeps working state in memory and must
-    rebuild it after a restart.
+    (at-least-once; the handlers are idempotent; see :class:`_Commits`). The handler's events
+    were validated when it built them and are not validated again. ``batch`` wraps the handling
+    of each batch of consumed messages (e.g. to write a projection's changes in one round trip).
+    With ``from_start`` every start re-reads the topics from their beginning, for a projection
+    that keeps working state in memory and must rebuild it after a restart.
     """
     producer = EventProducer(settings, run, transactional_id)
+    failed: list[KafkaError] = []
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -334,28 +443,81 @@ def consume(
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 50,
+            "on_commit": lambda error, _partitions: failed.extend([error] if error is not None else []),
         }
     )
+    commits = _Commits(consumer, producer, stage, failed)
     consumer.subscribe([producer.topic(s) for s in specs], on_assign=_rewind if from_start else _keep)
     stats = ConsumerStats()
+    work = _Work(producer, handle, batch, commits, consumer if transactional_id is not None else None)
     try:
         while not stop.is_set():
-            handled = 0
-            for msg in consumer.consume(num_messages=500, timeout=0.2):
+            messages = consumer.consume(num_messages=1000, timeout=0.2)
+            if not messages:
+                commits.settle()
+                continue
+            for msg in messages:
                 received = _received(msg, stage)
                 if received is not None:
-                    if transactional_id is not None and not handled:
-                        producer.begin()
-                    _one(received, producer, handle, expect, stage, stats, clock)
-                    handled += 1
-            if handled and transactional_id is not None:
-                producer.commit_with(consumer)
-            elif handled:  # a batch of error events or EOF notices has nothing to commit
-                producer.flush()
-                commit(consumer, stage)
+                    work.start()  # a transaction opens before a dead letter is sent: it belongs to it
+                    work.add(received, _decoded(received, producer, expect, stage, stats, clock))
+            work.finish()
+        commits.settle()
     finally:
         consumer.close()
     return stats
+
+
+class _Work:
+    """Consumed messages handled in units of at most ``size`` events: a unit's events are handled
+    inside ``batch``, its outputs sent, then its offsets committed (see :class:`_Commits`), or,
+    given the ``transactional`` consumer, its outputs and offsets committed as one transaction.
+    Units keep the stages of a pipeline overlapping when a message carries many events."""
+
+    def __init__(
+        self,
+        producer: EventProducer,
+        handle: Handler,
+        batch: Callable[[], AbstractContextManager[object]],
+        commits: _Commits,
+        transactional: Consumer | None = None,
+        size: int = 2000,
+    ) -> None:
+        self._producer, self._handle, self._batch, self._commits, self._size = producer, handle, batch, commits, size
+        self._transactional = transactional
+        self._open = False
+        self._unit: list[list[Event]] = []
+        self._offsets: Offsets = {}
+        self._events = 0
+
+    def start(self) -> None:
+        """Before a message is decoded: a transactional unit opens its transaction."""
+        if self._transactional is not None and not self._open:
+            self._producer.begin()
+            self._open = True
+
+    def add(self, msg: Received, events: list[Event]) -> None:
+        self._unit.append(events)
+        self._offsets[(msg.topic, msg.partition)] = msg.offset + 1
+        self._events += len(events)
+        if self._events >= self._size:
+            self.finish()
+
+    def finish(self) -> None:
+        if not self._offsets:
+            return
+        outs: list[Outgoing] = []
+        with self._batch():
+            for events in self._unit:
+                for event in events:
+                    outs += self._handle(event)
+        self._producer.send_many(outs, revalidate=False)  # built by the handler with validating constructors
+        if self._transactional is not None:
+            self._producer.commit_with(self._transactional, self._offsets)
+            self._open = False
+        else:
+            self._commits.after(self._offsets)
+        self._unit, self._offsets, self._events = [], {}, 0
 
 
 def _rewind(consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -368,25 +530,25 @@ def _keep(consumer: Consumer, partitions: list[TopicPartition]) -> None:
     """Resume from the committed offsets (the default)."""
 
 
-def _one(
+def _decoded(
     msg: Received,
     producer: EventProducer,
-    handle: Handler,
     expect: tuple[type[Event], ...],
     stage: str,
     stats: ConsumerStats,
     clock: Clock,
-) -> None:
+) -> list[Event]:
+    """The events of one message; none if it breaks its contract (then it is dead-lettered)."""
     stats.consumed += 1
     try:
-        event = decode(msg.value, expect)
+        events = decode_all(msg.value, expect)
     except SchemaError as err:
         stats.dead_lettered += 1
-        producer.send(Outgoing(DEADLETTER, msg.topic, dead_letter(msg, stage, str(err), clock)))
+        producer.send(Outgoing(DEADLETTER, msg.topic, dead_letter(msg, stage, str(err), clock)), revalidate=False)
         log.warning("%s: dead-lettered %s[%d]@%d: %s", stage, msg.topic, msg.partition, msg.offset, err)
-        return
-    for out in handle(event):
-        producer.send(out)
+        return []
+    stats.events += len(events)
+    return events
 
 
 def dead_letter(msg: Received, stage: str, reason: str, clock: Clock) -> DeadLetter:
@@ -405,25 +567,41 @@ def dead_letter(msg: Received, stage: str, reason: str, clock: Clock) -> DeadLet
 def read_topic(settings: Settings, run: str, spec: TopicSpec, timeout: float = 30.0) -> list[Any]:
     """Every message of one run topic, from the beginning to the end as of now, in partition order.
 
-    Returns decoded events; undecodable messages come back as :class:`SchemaError` instances.
+    Returns decoded events (a batch's one by one); undecodable messages come back as
+    :class:`SchemaError` instances.
     """
-    name = topic_name(settings.topic_prefix, run, spec)
+    return read_topics(settings, run, [spec], timeout)[spec]
+
+
+def read_topics(
+    settings: Settings, run: str, specs: Sequence[TopicSpec], timeout: float = 30.0
+) -> dict[TopicSpec, list[Any]]:
+    """:func:`read_topic` of several topics at once (one consumer reads them all)."""
+    names = {topic_name(settings.topic_prefix, run, spec): spec for spec in specs}
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": f"redblue-reader-{run}",
             "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,  # a partition already read to its end must not hold up the others
             "enable.partition.eof": True,  # transaction markers take offsets no message is read at
         }
     )
     try:
-        meta = consumer.list_topics(name, timeout=10).topics[name]
-        ends = {p: _watermarks(consumer, TopicPartition(name, p)) for p in meta.partitions}
-        wanted = {p: hi for p, (lo, hi) in ends.items() if hi > lo}
-        consumer.assign([TopicPartition(name, p, ends[p][0]) for p in wanted])
-        return _drain(consumer, wanted, timeout)
+        ends: dict[tuple[str, int], tuple[int, int]] = {}
+        for name in names:
+            meta = consumer.list_topics(name, timeout=10).topics[name]
+            for p in meta.partitions:
+                ends[(name, p)] = _watermarks(consumer, TopicPartition(name, p))
+        wanted = {tp: hi for tp, (lo, hi) in ends.items() if hi > lo}
+        consumer.assign([TopicPartition(name, p, ends[(name, p)][0]) for name, p in wanted])
+        read = _drain(consumer, wanted, timeout)
     finally:
         consumer.close()
+    return {
+        spec: [event for (topic, _), events in sorted(read.items()) if topic == name for event in events]
+        for name, spec in names.items()
+    }
 
 
 def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
@@ -438,28 +616,31 @@ def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int
     return offsets
 
 
-def _drain(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Any]:
-    by_partition: dict[int, list[Any]] = {p: [] for p in ends}
-    done: set[int] = set()
+def _drain(consumer: Consumer, ends: dict[tuple[str, int], int], timeout: float) -> dict[tuple[str, int], list[Any]]:
+    by_partition: dict[tuple[str, int], list[Any]] = {tp: [] for tp in ends}
+    done: set[tuple[str, int]] = set()
     deadline = utc_now().timestamp() + timeout
     while len(done) < len(ends):
         if utc_now().timestamp() > deadline:
-            raise KafkaUnavailable(f"timed out reading topic; partitions done {sorted(done)} of {sorted(ends)}")
+            raise KafkaUnavailable(f"timed out reading topics; partitions done {sorted(done)} of {sorted(ends)}")
         for raw in consumer.consume(num_messages=1000, timeout=0.5):
             error = raw.error()
-            if error is not None and error.code() == KafkaError._PARTITION_EOF and raw.partition() in ends:
-                done.add(raw.partition() or 0)
+            if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                where = (raw.topic() or "", raw.partition() or 0)
+                if where in ends:
+                    done.add(where)
                 continue
             msg = _received(raw, "reader")
             if msg is None:
                 continue
+            tp = (msg.topic, msg.partition)
             try:
-                by_partition[msg.partition].append(decode(msg.value))
+                by_partition[tp].extend(decode_all(msg.value))
             except SchemaError as err:
-                by_partition[msg.partition].append(err)
-            if msg.offset + 1 >= ends[msg.partition]:
-                done.add(msg.partition)
-    return [event for p in sorted(by_partition) for event in by_partition[p]]
+                by_partition[tp].append(err)
+            if msg.offset + 1 >= ends[tp]:
+                done.add(tp)
+    return by_partition
 
 
 def group_lag(settings: Settings, run: str, group: str, specs: Sequence[TopicSpec], timeout: float = 10.0) -> int:

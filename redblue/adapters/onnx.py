@@ -97,12 +97,16 @@ class OnnxForecaster:
 
     def predict(self, window: Sequence[Bar]) -> float:
         """The next session's close from the window's last ``min_history`` bars."""
+        return self.predict_many([window])[0]
+
+    def predict_many(self, windows: Sequence[Sequence[Bar]]) -> list[float]:
+        """:meth:`predict` for each window, in one ONNX Runtime call (row i depends on window i only)."""
         try:
-            row = features(window, self.lookback)
+            rows = [features(window, self.lookback) for window in windows]
         except ValueError as err:
             raise ModelError(f"{self._label}: {err}") from err
-        log_return = self.log_returns(np.asarray([row], dtype=np.float32))[0]
-        return price_from_return(window[-1].close, float(log_return))
+        returns = self.log_returns(np.asarray(rows, dtype=np.float32))
+        return [price_from_return(w[-1].close, float(r)) for w, r in zip(windows, returns, strict=True)]
 
     def log_returns(self, rows: np.ndarray[Any, np.dtype[np.float32]]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """The model's raw output for a ``[batch, lookback]`` float32 batch of feature rows."""

@@ -23,6 +23,9 @@ Every key of a run starts with ``{prefix}:{run}:`` (``p`` below), so runs never 
 A forecast is scored once: a Lua script sets its ``scored`` field with HSETNX and only if that
 succeeds adds it to the error sums, in IEEE doubles like :class:`redblue.core.metrics.ErrorSums`
 (results are bit-identical to the in-memory store). Fills and orders are recorded once by HSETNX.
+Inside :meth:`RedisStore.batch` the writes are coalesced (one script call per series, one command
+per team's marks or equity and per symbol's closes, one progress update per field) and sent as one
+MULTI/EXEC transaction.
 :class:`RedisStores` opens the store of any run under one prefix over one connection pool
 (what ``redblue serve`` reads).
 """
@@ -31,7 +34,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date
 from typing import Any, Concatenate, Protocol, cast
 from urllib.parse import urlsplit
@@ -46,19 +50,32 @@ from schemas.topics import check_run_id
 
 _SUM_FIELDS = ("abs_error", "squared_error", "pct_error", "naive_abs_error")
 
-# KEYS: scored, errors, series set. ARGV: target, record, series, then the four sums, then hit (0/1).
-_ADD_SCORE = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+# KEYS: scored, errors, series set. ARGV: the series, then per score: target, record, the four sums,
+# hit (0/1). Adds, in order, the scores whose target is new; the sums stay IEEE doubles throughout
+# ('%.17g' round-trips them), so adding scores one call each or many in one call is bit-identical.
+_ADD_SCORES = """
 local cur = redis.call('HMGET', KEYS[2], 'count', 'abs_error', 'squared_error', 'pct_error',
                        'naive_abs_error', 'direction_hits')
 local function num(x) if x then return tonumber(x) else return 0 end end
+local n, a, s, p, v, h = num(cur[1]), num(cur[2]), num(cur[3]), num(cur[4]), num(cur[5]), num(cur[6])
+local added = 0
+for i = 2, #ARGV, 7 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    n = n + 1
+    a = a + tonumber(ARGV[i + 2])
+    s = s + tonumber(ARGV[i + 3])
+    p = p + tonumber(ARGV[i + 4])
+    v = v + tonumber(ARGV[i + 5])
+    h = h + tonumber(ARGV[i + 6])
+    added = added + 1
+  end
+end
+if added == 0 then return 0 end
 local function f(x) return string.format('%.17g', x) end
-redis.call('HSET', KEYS[2], 'count', string.format('%d', num(cur[1]) + 1),
-           'abs_error', f(num(cur[2]) + tonumber(ARGV[4])), 'squared_error', f(num(cur[3]) + tonumber(ARGV[5])),
-           'pct_error', f(num(cur[4]) + tonumber(ARGV[6])), 'naive_abs_error', f(num(cur[5]) + tonumber(ARGV[7])),
-           'direction_hits', string.format('%d', num(cur[6]) + tonumber(ARGV[8])))
-redis.call('SADD', KEYS[3], ARGV[3])
-return 1
+redis.call('HSET', KEYS[2], 'count', string.format('%d', n), 'abs_error', f(a), 'squared_error', f(s),
+           'pct_error', f(p), 'naive_abs_error', f(v), 'direction_hits', string.format('%d', h))
+redis.call('SADD', KEYS[3], ARGV[1])
+return added
 """
 
 # KEYS: a hash. ARGV: field, ISO day. Keeps the latest day.
@@ -121,10 +138,12 @@ class RedisStore:
         self._prefix = prefix
         self._run = check_run_id(run)
         self._p = f"{prefix}:{run}"
-        self._add_score = self._client.register_script(_ADD_SCORE)
+        self._add_scores = self._client.register_script(_ADD_SCORES)
         self._advance = self._client.register_script(_ADVANCE)
         self._note_forecast = self._client.register_script(_NOTE_FORECAST)
         self._registered = False
+        self._pipe: Any = None  # the open batch's transaction (see batch())
+        self._queue = _Queue()  # the open batch's coalesced writes
 
     @classmethod
     def from_settings(cls, settings: Settings, run: str) -> RedisStore:
@@ -146,9 +165,38 @@ class RedisStore:
         """Raise :class:`StoreUnavailable` if Redis does not answer."""
         self._client.ping()
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Queue the writes made inside and send them as one MULTI/EXEC transaction at the end.
+
+        Readers never see half a batch. Inside, ``add_score``, ``add_fill`` and ``add_order``
+        cannot know yet whether the write was new and answer ``True``. A nested batch joins the
+        outer one.
+        """
+        if self._pipe is not None:
+            yield
+            return
+        self._pipe = self._client.pipeline(transaction=True)
+        self._queue = _Queue()
+        try:
+            yield
+            self._queue.write(self, self._pipe)
+            self._execute(self._pipe)
+        finally:
+            self._pipe = None
+
+    @_translated
+    def _execute(self, pipe: Any) -> None:
+        pipe.execute()
+
+    @property
+    def _writer(self) -> Any:
+        """Where writes go: the open batch, else straight to Redis."""
+        return self._client if self._pipe is None else self._pipe
+
     def _register(self) -> None:
         if not self._registered:
-            self._client.sadd(f"{self._prefix}:runs", self._run)
+            self._writer.sadd(f"{self._prefix}:runs", self._run)
             self._registered = True
 
     # forecasts
@@ -157,14 +205,23 @@ class RedisStore:
     def add_score(self, scored: ScoredForecast) -> bool:
         self._register()
         path = f"{scored.team}/{scored.model}/{scored.symbol}"
-        keys = [f"{self._p}:scored:{path}", f"{self._p}:errors:{path}", f"{self._p}:series"]
         sums = [repr(getattr(scored, name)) for name in _SUM_FIELDS]
-        hit = str(int(scored.direction_correct))
-        args = [scored.target.isoformat(), _dump_scored(scored), path, *sums, hit]
-        return bool(self._add_score(keys=keys, args=args))
+        args = [scored.target.isoformat(), _dump_scored(scored), *sums, str(int(scored.direction_correct))]
+        if self._pipe is not None:
+            self._queue.scores.setdefault(path, []).extend(args)
+            return True
+        return bool(self._write_scores(path, args, self._client))
+
+    def _write_scores(self, path: str, args: list[str], client: Any) -> Any:
+        keys = [f"{self._p}:scored:{path}", f"{self._p}:errors:{path}", f"{self._p}:series"]
+        return self._add_scores(keys=keys, args=[path, *args], client=client)
 
     @_translated
     def revise_score(self, scored: ScoredForecast) -> bool:
+        if self._pipe is not None:  # a revision reads what the batch wrote so far: send that first (rare)
+            self._queue.write(self, self._pipe)
+            self._execute(self._pipe)
+            self._pipe, self._queue = self._client.pipeline(transaction=True), _Queue()
         path = f"{scored.team}/{scored.model}/{scored.symbol}"
         key, record = f"{self._p}:scored:{path}", _dump_scored(scored)
         known = self._client.hget(key, scored.target.isoformat())
@@ -212,7 +269,7 @@ class RedisStore:
     @_translated
     def add_fill(self, fill: Fill) -> bool:
         self._register()
-        return bool(self._client.hsetnx(f"{self._p}:fills:{fill.team}", fill.client_order_id, fill.model_dump_json()))
+        return bool(self._writer.hsetnx(f"{self._p}:fills:{fill.team}", fill.client_order_id, fill.model_dump_json()))
 
     @_translated
     def fills(self, team: str) -> list[Fill]:
@@ -222,9 +279,11 @@ class RedisStore:
     @_translated
     def set_mark(self, mark: PositionMark) -> None:
         self._register()
-        self._client.hsetnx(  # written once (see LeaderboardStore.set_mark)
-            f"{self._p}:marks:{mark.team}", f"{mark.as_of.isoformat()}/{mark.symbol}", mark.model_dump_json()
-        )
+        field, value = f"{mark.as_of.isoformat()}/{mark.symbol}", mark.model_dump_json()
+        if self._pipe is not None:
+            self._queue.marks.setdefault(mark.team, {}).setdefault(field, value)
+        else:
+            self._client.hsetnx(f"{self._p}:marks:{mark.team}", field, value)  # written once (see set_mark)
 
     @_translated
     def marks(self, team: str, day: date, symbols: Sequence[str]) -> dict[str, PositionMark]:
@@ -236,6 +295,10 @@ class RedisStore:
     @_translated
     def set_equity(self, team: str, day: date, value: float) -> None:
         self._register()
+        if self._pipe is not None:
+            self._queue.equity.setdefault(team, {})[day.isoformat()] = repr(value)
+            self._queue.advance(f"equity:{team}", day)
+            return
         self._client.hset(f"{self._p}:equity:{team}", day.isoformat(), repr(value))
         self._advance(keys=[f"{self._p}:progress"], args=[f"equity:{team}", day.isoformat()])
 
@@ -253,7 +316,10 @@ class RedisStore:
     @_translated
     def advance_bar(self, symbol: str, day: date) -> None:
         self._register()
-        self._advance(keys=[f"{self._p}:progress"], args=[f"bar:{symbol}", day.isoformat()])
+        if self._pipe is not None:
+            self._queue.advance(f"bar:{symbol}", day)
+        else:
+            self._advance(keys=[f"{self._p}:progress"], args=[f"bar:{symbol}", day.isoformat()])
 
     @_translated
     def bar_dates(self) -> dict[str, date]:
@@ -270,9 +336,9 @@ class RedisStore:
         self._register()
         key = f"{self._p}:rank:{metric}"
         if score is None:
-            self._client.zrem(key, member)
+            self._writer.zrem(key, member)
         else:
-            self._client.zadd(key, {member: score})
+            self._writer.zadd(key, {member: score})
 
     @_translated
     def ranking(self, metric: str, limit: int | None = None) -> list[tuple[str, float]]:
@@ -297,13 +363,19 @@ class RedisStore:
         if not forecasts:
             return
         self._register()
+        if self._pipe is not None:
+            self._queue.note(forecasts)
+            return
         pipe = self._client.pipeline(transaction=False)
+        self._write_forecasts(forecasts, pipe)
+        pipe.execute()
+
+    def _write_forecasts(self, forecasts: Sequence[Forecast], pipe: Any) -> None:
         keys = [f"{self._p}:latest", f"{self._p}:versions"]
         for f in forecasts:
             path = "/".join(Series.of(f))
             self._note_forecast(keys=keys, args=[path, f.as_of.isoformat(), f.model_dump_json(), f.model_version],
                                 client=pipe)  # fmt: skip
-        pipe.execute()
 
     @_translated
     def latest_forecasts(self) -> list[Forecast]:
@@ -322,7 +394,7 @@ class RedisStore:
     def add_order(self, order: Order) -> bool:
         self._register()
         key = f"{self._p}:orders:{order.team}"
-        return bool(self._client.hsetnx(key, order.client_order_id, order.model_dump_json()))
+        return bool(self._writer.hsetnx(key, order.client_order_id, order.model_dump_json()))
 
     @_translated
     def orders(self, team: str) -> list[Order]:
@@ -332,7 +404,10 @@ class RedisStore:
     @_translated
     def set_close(self, symbol: str, day: date, close: float) -> None:
         self._register()
-        self._client.hset(f"{self._p}:closes:{symbol}", day.isoformat(), repr(close))
+        if self._pipe is not None:
+            self._queue.closes.setdefault(symbol, {})[day.isoformat()] = repr(close)
+        else:
+            self._client.hset(f"{self._p}:closes:{symbol}", day.isoformat(), repr(close))
 
     @_translated
     def closes(self, symbol: str) -> list[tuple[date, float]]:
@@ -377,6 +452,46 @@ class RedisStore:
     def list_runs(self) -> list[str]:
         """The run ids with a leaderboard under this prefix."""
         return self._members(f"{self._prefix}:runs")
+
+
+class _Queue:
+    """A batch's writes, coalesced: one script call per series for its scores (in order), the
+    marks of a team (first one of a day and symbol kept), its equity and each symbol's closes in
+    one command each, one progress update per field (the latest day), and per series only the
+    forecasts that can change what is noted (the latest, and each version's earliest)."""
+
+    def __init__(self) -> None:
+        self.scores: dict[str, list[str]] = {}
+        self.marks: dict[str, dict[str, str]] = {}
+        self.equity: dict[str, dict[str, str]] = {}
+        self.closes: dict[str, dict[str, str]] = {}
+        self.progress: dict[str, str] = {}
+        self.noted: dict[tuple[Series, str], Forecast] = {}  # (series, version or "") -> forecast
+
+    def advance(self, field: str, day: date) -> None:
+        self.progress[field] = max(self.progress.get(field, ""), day.isoformat())
+
+    def note(self, forecasts: Sequence[Forecast]) -> None:
+        for f in forecasts:
+            for slot, later in (((Series.of(f), ""), True), ((Series.of(f), f.model_version), False)):
+                known = self.noted.get(slot)
+                if known is None or (f.as_of > known.as_of if later else f.as_of < known.as_of):
+                    self.noted[slot] = f
+
+    def write(self, store: RedisStore, pipe: Any) -> None:
+        for path, args in self.scores.items():
+            store._write_scores(path, args, pipe)
+        for team, marks in self.marks.items():
+            for field, value in marks.items():
+                pipe.hsetnx(f"{store._p}:marks:{team}", field, value)
+        for team, curve in self.equity.items():
+            pipe.hset(f"{store._p}:equity:{team}", mapping=cast(Any, curve))
+        for symbol, closes in self.closes.items():
+            pipe.hset(f"{store._p}:closes:{symbol}", mapping=cast(Any, closes))
+        noted = sorted({id(f): f for f in self.noted.values()}.values(), key=lambda f: f.as_of)
+        store._write_forecasts(noted, pipe)
+        for field, day in self.progress.items():
+            store._advance(keys=[f"{store._p}:progress"], args=[field, day], client=pipe)
 
 
 class RedisStores:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from redblue.core import calendar
 from redblue.core.errors import RedblueError
 from redblue.core.metrics import FORECAST_METRICS, TRADING_METRICS
 from redblue.core.settings import Settings
@@ -33,15 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="the local Kafka, Redis and MLflow")
     stack.add_argument("action", choices=["up", "down", "status"])
 
-    sim = sub.add_parser("simulate", help="run a historical simulation through the whole pipeline")
-    sim.add_argument("--start", type=_date, default=date(2024, 1, 2), help="first target day (default 2024-01-02)")
-    sim.add_argument("--days", type=int, default=180, help="number of target trading days (default 180)")
-    _arena_args(sim)
-    sim.add_argument("--data", type=Path, default=None, help="directory of SYMBOL.csv bar files (default data/bars)")
-    sim.add_argument("--run-id", default=None, help="run id (default: derived from the inputs; re-running replaces it)")
-    sim.add_argument("--out", type=Path, default=None, help="output directory (default out/RUN_ID)")
-    sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
-    sim.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    _simulate_args(sub.add_parser("simulate", help="run a historical simulation through the whole pipeline"))
 
     train = sub.add_parser("train", help="train the arena's Ludwig models (up-to-date ones are kept) into MLflow")
     _arena_args(train)
@@ -61,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     _service_args(proc)
     proc.add_argument("--first-target", type=_date, default=None)
     proc.add_argument("--last-target", type=_date, default=None)
+    proc.add_argument("--spans", default=None, help="per-symbol spans of a simulation (SYMBOL=W/A/T/L,...)")
+    proc.add_argument(
+        "--wait-for-go", action="store_true", help="get ready (models loaded), then wait for a line on stdin to start"
+    )
 
     for name, text in (("trade", "run the trader of a run"), ("score", "run the scorer of a run")):
         _service_args(sub.add_parser(name, help=text))
@@ -85,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="emit bars of a date range onto a run's bars topic")
     replay.add_argument("--run", required=True)
     replay.add_argument("--start", type=_date, required=True)
-    replay.add_argument("--days", type=int, required=True)
+    replay_span = replay.add_mutually_exclusive_group(required=True)
+    replay_span.add_argument("--days", type=int)
+    replay_span.add_argument("--end", type=_date)
     _arena_args(replay)
     replay.add_argument("--data", type=Path, default=None)
     return parser
@@ -97,6 +96,19 @@ def _season_args(season: argparse.ArgumentParser) -> None:
     season.add_argument("--arena", type=Path, default=None, help="arena file (default arenas/reference.yaml)")
     season.add_argument("--source", choices=["yfinance", "alpaca"], default="yfinance", help="the producer's bars")
     season.add_argument("--port", type=int, default=8080, help="the web page's port (default 8080)")
+
+
+def _simulate_args(sim: argparse.ArgumentParser) -> None:
+    sim.add_argument("--start", type=_date, default=date(2024, 1, 2), help="first target day (default 2024-01-02)")
+    span = sim.add_mutually_exclusive_group()
+    span.add_argument("--days", type=int, default=None, help="number of target trading days (default 180)")
+    span.add_argument("--end", type=_date, default=None, help="last target day (instead of --days)")
+    _arena_args(sim)
+    sim.add_argument("--data", type=Path, default=None, help="directory of SYMBOL.csv bar files (default data/bars)")
+    sim.add_argument("--run-id", default=None, help="run id (default: derived from the inputs; re-running replaces it)")
+    sim.add_argument("--out", type=Path, default=None, help="output directory (default out/RUN_ID)")
+    sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
+    sim.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
 
 
 def _arena_args(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = Settings()
+        calendar.use_cache(settings.home / "calendars")  # no exchange_calendars import in every process
         return commands.dispatch(args, settings)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

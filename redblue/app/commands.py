@@ -67,13 +67,14 @@ def stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from redblue.app.simulate import SimulationRequest
+    from redblue.app.simulate import SimulationRequest, SimulationResult
     from redblue.app.simulate import simulate as run_simulation
 
     arena, path = _arena(args)
     req = SimulationRequest(
         start=args.start,
-        days=args.days,
+        days=args.days if args.days is not None or args.end is not None else 180,
+        end=args.end,
         arena=arena,
         arena_path=path,
         data_dir=args.data or DATA_DIR,
@@ -81,9 +82,12 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         out=args.out,
         timeout=args.timeout,
     )
-    result = run_simulation(settings, req, say=lambda text: print(text, file=sys.stderr))
-    print(result.report)
-    print(f"\nrun {result.run} took {result.seconds:.1f}s; files in {result.out}")
+
+    def report(result: SimulationResult) -> None:
+        print(result.report)
+        print(f"\nrun {result.run} took {result.seconds:.1f}s; files in {result.out}", flush=True)
+
+    result = run_simulation(settings, req, say=lambda text: print(text, file=sys.stderr), on_written=report)
     if not args.no_mlflow:
         from redblue.adapters.mlflow.tracking import SIMULATIONS, log_simulation
 
@@ -107,15 +111,25 @@ def leaderboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def process(args: argparse.Namespace, settings: Settings) -> int:
-    from processors.app import create_app, run_worker
+    from processors.app import changelogs, create_app, run_worker
+    from processors.book import ModelSource
     from processors.forecasting import Horizon
-    from redblue.adapters.mlflow.registry import RegistrySource
+    from redblue.adapters.kafka import ensure_compacted_topics
     from redblue.core.model_names import KIND
+    from redblue.core.spans import parse_spans
 
     arena, _ = _arena(args)
-    horizon = Horizon(first=args.first_target, last=args.last_target)
-    sources = {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix)}
-    run_worker(create_app(settings, args.run, arena, horizon, sources), loglevel="info" if args.verbose else "warn")
+    horizon = Horizon(args.first_target, args.last_target, parse_spans(args.spans) if args.spans else None)
+    sources: dict[str, ModelSource] = {}
+    if any(spec.kind == KIND for _, spec in arena.all_models()):  # MLflow takes seconds to import: only if needed
+        from redblue.adapters.mlflow.registry import RegistrySource
+
+        sources[KIND] = RegistrySource(settings.mlflow_uri, settings.registry_prefix)
+    app = create_app(settings, args.run, arena, horizon, sources)
+    if args.wait_for_go and not sys.stdin.readline():
+        return 0  # the orchestrator gave up before the run's topics were ready
+    ensure_compacted_topics(settings, changelogs(app))
+    run_worker(app, loglevel="info" if args.verbose else "warn")
     return 0
 
 
@@ -195,7 +209,9 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 
     arena, _ = _arena(args)
     calendar = get_calendar(arena.calendar)
-    plan = plan_replay(args.data or DATA_DIR, arena.symbols, args.start, args.days, arena.window, calendar)
+    plan = plan_replay(
+        args.data or DATA_DIR, arena.symbols, args.start, args.days, arena.window, calendar, end=args.end
+    )
     ensure_topics(settings, args.run)
     sent = emit(EventProducer(settings, args.run), plan.rows, calendar, utc_now)
     print(f"replayed {sent} bars ({plan.warmup_first} .. {plan.last_target}) onto run {args.run}")

@@ -17,18 +17,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from consumers.leaderboard import progress as store_progress
 from consumers.leaderboard import summary
 from producers.replay import ReplayPlan
-from redblue.adapters.kafka import read_topic
+from redblue.adapters.kafka import read_topics
 from redblue.adapters.redis_store import RedisStore
 from redblue.app import report
+from redblue.app.coverage import render_symbol_counts, symbol_counts
 from redblue.core.arena import Arena
 from redblue.core.calendar import get_calendar
 from redblue.core.metrics import score_forecast
 from redblue.core.settings import Settings
 from redblue.core.store import LeaderboardStore, StoreError
-from schemas import BarProcessed, BarRevision, DeadLetter, Fill, Forecast, Order, PositionMark, SchemaError
+from schemas import BarProcessed, BarRevision, DeadLetter, Fill, Forecast, Order, PositionMark, SchemaError, TopicSpec
 from schemas.topics import DEADLETTER, FILLS, FORECASTS, ORDERS
 
 
@@ -36,28 +36,6 @@ from schemas.topics import DEADLETTER, FILLS, FORECASTS, ORDERS
 class Written:
     summary: dict[str, Any]
     report: str
-
-
-def expected_progress(arena: Arena, plan: ReplayPlan) -> int:
-    """Steps of a complete run: every bar seen by the scorer, every team's equity marked every day.
-
-    Within a symbol's partition the forecasts targeting day D come before D's bar, so once the
-    scorer has seen the last bar of every symbol, every forecast that was made has been scored.
-    """
-    return len(arena.symbols) * len(_sessions(arena, plan.warmup_first, plan)) + len(arena.teams) * (plan.days + 1)
-
-
-def progress(store: LeaderboardStore, arena: Arena, plan: ReplayPlan) -> int:
-    """Steps done so far (see :func:`expected_progress`)."""
-    done = store_progress(store)
-    bars = _sessions(arena, plan.warmup_first, plan)
-    marks = _sessions(arena, plan.first_as_of, plan)
-    seen = sum(sum(1 for d in bars if d <= day) for day in done.bars.values())
-    return seen + sum(sum(1 for d in marks if d <= day) for day in done.equity.values())
-
-
-def _sessions(arena: Arena, first: date, plan: ReplayPlan) -> list[date]:
-    return get_calendar(arena.calendar).sessions(first, plan.last_target)
 
 
 def _first_of_each(stream: list[Any]) -> list[Forecast]:
@@ -70,20 +48,50 @@ def _first_of_each(stream: list[Any]) -> list[Forecast]:
     return list(first.values())
 
 
-def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path) -> Written:
-    """Write every file of the run into ``out`` and return the summary and the printed report."""
+def _read_complete(settings: Settings, run: str, plan: ReplayPlan, attempts: int = 10) -> dict[TopicSpec, list[Any]]:
+    """The run's topics, read until the forecasts topic holds a ``bar_processed`` marker for every
+    replayed bar.
+
+    The scorer said the run is complete, so every marker was written; a read that misses some
+    (a broker still settling the run's freshly re-created topics) is repeated, and if it never
+    sees them all the run fails loudly instead of writing incomplete files.
+    """
+    wanted = {(row.symbol, row.date) for row in plan.rows}
+    for attempt in range(attempts):
+        topics = read_topics(settings, run, [FORECASTS, FILLS, ORDERS, DEADLETTER])
+        seen = {(e.bar.symbol, e.bar.date) for e in topics[FORECASTS] if isinstance(e, BarProcessed)}
+        if wanted <= seen:
+            return topics
+        time.sleep(0.5 * (attempt + 1))
+    raise StoreError(
+        f"run {run}: the forecasts topic holds markers for {len(seen & wanted)} of {len(wanted)} replayed bars "
+        "although the scorer reported the run complete; the files were not written"
+    )
+
+
+def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path, end: date | None = None) -> Written:
+    """Write every file of the run into ``out`` and return the summary and the printed report.
+
+    ``end``: the run was asked for up to this day (``--end``) rather than a number of days. When
+    the symbols' spans differ, the summary has a ``coverage`` entry per symbol (its span and
+    counts); the printed report always ends with that table.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    stream = _read_forecasts(settings, run, plan)
-    trades = read_topic(settings, run, FILLS)
-    orders = [e for e in read_topic(settings, run, ORDERS) if isinstance(e, Order)]
-    letters = [e for e in read_topic(settings, run, DEADLETTER) if isinstance(e, DeadLetter)]
+    topics = _read_complete(settings, run, plan)
+    stream, trades = topics[FORECASTS], topics[FILLS]
+    orders = [e for e in topics[ORDERS] if isinstance(e, Order)]
+    letters = [e for e in topics[DEADLETTER] if isinstance(e, DeadLetter)]
     forecasts = _first_of_each(stream)
     markers = {(e.bar.symbol, e.bar.date): e for e in stream if isinstance(e, BarProcessed)}  # once per bar
     failed = Counter(f"{key}/{e.bar.symbol}" for e in markers.values() for key in e.failed)
     closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed | BarRevision)}
     _csv(out / "forecasts.csv", FORECAST_COLUMNS, sorted(_forecast_rows(forecasts, closes)))
     _csv(out / "orders.csv", ORDER_COLUMNS, sorted(_rows(orders, ORDER_COLUMNS)))
-    _csv(out / "fills.csv", FILL_COLUMNS, sorted(_rows([e for e in trades if isinstance(e, Fill)], FILL_COLUMNS)))
+    fills = [e for e in trades if isinstance(e, Fill)]
+    _csv(out / "fills.csv", FILL_COLUMNS, sorted(_rows(fills, FILL_COLUMNS)))
+    calendar = get_calendar(arena.calendar)
+    scored = [f for f in forecasts if (f.symbol, f.target) in closes]
+    per_symbol = symbol_counts(plan, forecasts, scored, fills, calendar)
     with RedisStore.from_settings(settings, run) as store:
         _csv(out / "equity.csv", EQUITY_COLUMNS, _equity_rows(run, store, arena))
         result = {
@@ -96,7 +104,7 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
                 "bars": len(closes),
                 "forecasts": len(forecasts),
                 "orders": len(orders),
-                "fills": sum(isinstance(e, Fill) for e in trades),
+                "fills": len(fills),
                 "position_marks": sum(isinstance(e, PositionMark) for e in trades),
                 "dead_letters": len(letters),
                 "undecodable": sum(isinstance(e, SchemaError) for e in (*stream, *trades)),
@@ -104,34 +112,17 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
             "failed_forecasts": dict(sorted(failed.items())),
             **summary(store, arena),
         }
-        text = report.render_original(store, arena, plan.first_target, plan.days)
+        if not plan.uniform:
+            result["coverage"] = per_symbol
+        text = report.render_original(store, arena, plan.first_target, plan.days, end=end and plan.last_target)
         text += "\n\n" + report.leaderboard_text(store, arena)
+        text += "\n\n" + render_symbol_counts(per_symbol)
         text += "".join(
             f"\nwarning: {series} could not forecast on {n} day(s); see {out / 'logs' / 'processor.log'}"
             for series, n in sorted(failed.items())
         )
     (out / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return Written(result, text)
-
-
-def _read_forecasts(settings: Settings, run: str, plan: ReplayPlan, attempts: int = 10) -> list[Any]:
-    """The forecasts topic, read until it holds a ``bar_processed`` marker for every replayed bar.
-
-    The scorer said the run is complete, so every marker was written; a read that misses some
-    (a broker still settling the run's freshly re-created topics) is repeated, and if it never
-    sees them all the run fails loudly instead of writing incomplete files.
-    """
-    wanted = {(row.symbol, row.date) for row in plan.rows}
-    for attempt in range(attempts):
-        stream = read_topic(settings, run, FORECASTS)
-        seen = {(e.bar.symbol, e.bar.date) for e in stream if isinstance(e, BarProcessed)}
-        if wanted <= seen:
-            return stream
-        time.sleep(0.5 * (attempt + 1))
-    raise StoreError(
-        f"run {run}: the forecasts topic holds markers for {len(seen & wanted)} of {len(wanted)} replayed bars "
-        "although the scorer reported the run complete; the files were not written"
-    )
 
 
 def leaderboard_text(settings: Settings, run: str, arena: Arena, by: str, top: int) -> str:

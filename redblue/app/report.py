@@ -18,14 +18,16 @@ from redblue.core.store import LeaderboardStore, Series
 SORTABLE = (*FORECAST_METRICS, *TRADING_METRICS, "trades")
 
 
-def render_original(store: LeaderboardStore, arena: Arena, start: date, days: int) -> str:
+def render_original(store: LeaderboardStore, arena: Arena, start: date, days: int, end: date | None = None) -> str:
     """The original simulation's block: per symbol (arena order) and model, MAE and direction share.
 
-    ``start`` and ``days`` only label the period (``days`` = trading days = forecasts per
-    symbol). Series with no scored forecast are left out. No trailing newline.
+    ``start`` and ``days`` (and ``end`` for a run asked up to a day) only label the period
+    (``days`` = trading days = forecasts per symbol). Series with no scored forecast are left
+    out. No trailing newline.
     """
     sums = store.error_sums()
-    lines = [f"Simulation period: {start.isoformat()} + {days} days"]
+    period = f"+ {days} days" if end is None else f"to {end.isoformat()} ({days:,} trading days)"
+    lines = [f"Simulation period: {start.isoformat()} {period}"]
     for symbol in arena.symbols:
         for team, model in arena.all_models():
             metrics = forecast_metrics(sums.get(Series(team, model.name, symbol), ErrorSums()))

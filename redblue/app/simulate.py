@@ -1,9 +1,10 @@
 """A simulation: one run of the whole pipeline over history, through the real broker.
 
-The orchestrator resets the run (topics, consumer groups, leaderboard keys), starts the Faust
-processor as its own process and the trader and scorer as consumers, replays the bars, waits
-until the scorer has seen the last bar, every forecast and every equity mark, stops everything
-and writes the run's files from the topics and the leaderboard.
+The orchestrator starts the Faust processor as its own process (it imports and loads its models
+while the run is reset: topics, consumer groups, leaderboard keys; then its worker starts), the
+trader and scorer as consumers, replays the bars, waits until the scorer has seen the last bar,
+every forecast and every equity mark, writes the run's files from the topics and the leaderboard
+while everything stops. The heavier modules are imported only once the processor is on its way.
 """
 
 from __future__ import annotations
@@ -19,14 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from consumers.scorer import run_scorer
-from consumers.trader import bootstrap_trader, run_trader
-from processors.app import app_id
+from processors import app_id
 from producers.replay import ReplayPlan, plan_replay, replay
 from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics
-from redblue.adapters.redis_store import RedisStore
-from redblue.app import outputs
 from redblue.core import runs
 from redblue.core.arena import REPO_ROOT, Arena
 from redblue.core.bars import DATA_DIR, data_fingerprint
@@ -34,6 +32,8 @@ from redblue.core.calendar import get_calendar
 from redblue.core.clock import utc_now
 from redblue.core.errors import RedblueError
 from redblue.core.settings import Settings, as_env
+from redblue.core.spans import format_spans
+from redblue.core.store import LeaderboardStore
 
 Print = Callable[[str], None]
 
@@ -45,13 +45,14 @@ class SimulationError(RedblueError):
 @dataclass(frozen=True)
 class SimulationRequest:
     start: date
-    days: int
+    days: int | None
     arena: Arena
     arena_path: Path
     data_dir: Path = DATA_DIR
     run_id: str | None = None
     out: Path | None = None
     timeout: float = 300.0
+    end: date | None = None  # the last target day, instead of ``days``
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,16 @@ def default_run_id(req: SimulationRequest) -> str:
     """Derived from every input, so the same simulation always gets the same id (and replaces itself)."""
     digest = hashlib.sha256(req.arena.model_dump_json().encode())
     digest.update(data_fingerprint(req.data_dir, req.arena.symbols).encode())
-    return f"sim-{req.start:%Y%m%d}-{req.days}d-{digest.hexdigest()[:10]}"
+    length = f"{req.days}d" if req.end is None else f"{req.end:%Y%m%d}"
+    return f"sim-{req.start:%Y%m%d}-{length}-{digest.hexdigest()[:10]}"
 
 
 def reset_run(settings: Settings, run: str) -> None:
     """Remove everything an earlier run with this id left: topics, consumer groups, Redis keys."""
     groups = [app_id(run), f"redblue-trader-{run}", f"redblue-scorer-{run}", f"redblue-reader-{run}"]
     delete_run(settings, run, extra_prefixes=(f"{app_id(run)}-",), groups=groups)
+    from redblue.adapters.redis_store import RedisStore
+
     RedisStore(settings.redis_url, settings.redis_prefix, run).delete_run()
 
 
@@ -107,14 +111,19 @@ class _Services:
                 + _tail(processor_log)
             )
 
+    def begin_shutdown(self) -> None:
+        """Ask every part to stop, without waiting (they stop while the caller goes on)."""
+        self.stop.set()
+        if self.processor is not None and self.processor.poll() is None:
+            self.processor.terminate()
+
     def shutdown(self) -> None:
         """Stop every part; a consumer thread that does not stop would go on writing into the
         next run with this id, so that is an error, not something to leave behind."""
-        self.stop.set()
+        self.begin_shutdown()
         for thread in self.threads:
             thread.join(timeout=60)
-        if self.processor is not None and self.processor.poll() is None:
-            self.processor.terminate()
+        if self.processor is not None:
             try:
                 self.processor.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -132,24 +141,49 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> SimulationResult:
-    """Run the whole simulation and write its files; raise :class:`SimulationError` if it stalls."""
+def simulate(
+    settings: Settings,
+    req: SimulationRequest,
+    say: Print = print,
+    on_written: Callable[[SimulationResult], None] | None = None,
+) -> SimulationResult:
+    """Run the whole simulation and write its files; raise :class:`SimulationError` if it stalls.
+
+    ``on_written`` gets the result as soon as the files are written, before the services have
+    stopped (this function returns once they have).
+    """
     began = time.monotonic()
     calendar = get_calendar(req.arena.calendar)
-    plan = plan_replay(req.data_dir, req.arena.symbols, req.start, req.days, req.arena.window, calendar)
+    plan = plan_replay(
+        req.data_dir, req.arena.symbols, req.start, None if req.end else req.days, req.arena.window, calendar,
+        end=req.end,
+    )  # fmt: skip
     run = req.run_id or default_run_id(req)
     out_dir = req.out or REPO_ROOT / "out" / run
     say(
         f"run {run}: {len(req.arena.symbols)} symbol(s), targets {plan.first_target} .. {plan.last_target} "
-        f"({req.days} trading days), {len(plan.rows)} bars incl. {req.arena.window}-bar warm-up"
+        f"({plan.days} trading days), {len(plan.rows)} bars incl. {req.arena.window}-bar warm-up"
     )
+    if not plan.uniform:
+        for symbol, span in plan.spans.items():
+            say(f"  {symbol}: warm-up from {span.warmup_first}, targets {span.first_target} .. {span.last}")
     with running_pipeline(settings, run, req, plan, out_dir / "logs") as pipeline:
         replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
-    result = outputs.write(settings, run, req.arena, plan, out_dir)
-    with RedisStore.from_settings(settings, run) as store:
-        runs.finish(store, runs.COMPLETE)
-    return SimulationResult(run, out_dir, result.summary, result.report, time.monotonic() - began)
+        pipeline.services.begin_shutdown()  # the services stop while the files are written
+        written = _outputs().write(settings, run, req.arena, plan, out_dir, end=req.end)
+        result = SimulationResult(run, out_dir, written.summary, written.report, time.monotonic() - began)
+        pipeline.finished()
+        if on_written is not None:
+            on_written(result)  # e.g. print the report while the services finish stopping
+    return result
+
+
+def _outputs() -> Any:
+    """:mod:`redblue.app.outputs`, imported when needed: a simulation starts its processor first."""
+    from redblue.app import outputs
+
+    return outputs
 
 
 @contextmanager
@@ -157,21 +191,27 @@ def running_pipeline(
     settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log_dir: Path
 ) -> Iterator[Pipeline]:
     """Reset the run, create its topics and run processor, trader and scorer until the block ends."""
+    from redblue.adapters.redis_store import RedisStore
+
     log_dir.mkdir(parents=True, exist_ok=True)
-    reset_run(settings, run)
-    ensure_topics(settings, run)
-    store = RedisStore.from_settings(settings, run)
-    runs.describe_simulation(store, req.arena, plan.first_target, plan.last_target, plan.days)
     pipeline = Pipeline(settings, run, req, plan, log_dir / "processor.log")
+    store: RedisStore | None = None
     try:
+        pipeline.launch()  # the processor imports and loads its models while the run is reset
+        reset_run(settings, run)
+        ensure_topics(settings, run)
+        store = pipeline.store = RedisStore.from_settings(settings, run)
+        runs.describe_simulation(store, req.arena, plan.first_target, plan.last_target, plan.days)
         pipeline.start()
         yield pipeline
     except BaseException as err:
-        runs.finish(store, runs.FAILED, f"{type(err).__name__}: {err}")
+        if store is not None:
+            runs.finish(store, runs.FAILED, f"{type(err).__name__}: {err}")
         raise
     finally:
         pipeline.services.shutdown()
-        store.close()
+        if store is not None:
+            store.close()
 
 
 class Pipeline:
@@ -180,32 +220,57 @@ class Pipeline:
     def __init__(self, settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log: Path) -> None:
         self.settings, self.run, self.req, self.plan, self.log = settings, run, req, plan, log
         self.services = _Services()
+        self.store: LeaderboardStore | None = None  # the run's leaderboard, once the run is reset
 
-    def start(self) -> None:
+    def finished(self) -> None:
+        """Note in the run's description that it completed."""
+        if self.store is not None:
+            runs.finish(self.store, runs.COMPLETE)
+
+    def launch(self) -> None:
+        """Start the processor process; it gets ready (imports, models) and waits for :meth:`start`."""
         cmd = [
             sys.executable, "-m", "redblue", "process", "--run", self.run, "--arena", str(self.req.arena_path),
             "--symbols", ",".join(self.req.arena.symbols),
             "--first-target", self.plan.first_target.isoformat(), "--last-target", self.plan.last_target.isoformat(),
+            "--spans", format_spans(self.plan.spans), "--wait-for-go",
         ]  # fmt: skip
         with self.log.open("wb") as handle:
             env = {**os.environ, **as_env(self.settings)}
             self.services.processor = subprocess.Popen(
-                cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
+                cmd, stdin=subprocess.PIPE, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
             )
-        settings, run, stop = self.settings, self.run, self.services.stop
+
+    def start(self) -> None:
+        """Let the processor's worker start (the run's topics exist now); start the trader and scorer."""
+        from consumers.scorer import run_scorer
+        from consumers.trader import bootstrap_trader, run_trader
+
+        processor = self.services.processor
+        assert processor is not None and processor.stdin is not None
+        try:
+            processor.stdin.write(b"go\n")
+            processor.stdin.close()
+        except BrokenPipeError:
+            pass  # it exited already: services.check() reports it with its log
+        settings, run, stop, spans = self.settings, self.run, self.services.stop, self.plan.spans
         trader = bootstrap_trader(run, self.req.arena)
-        self.services.spawn("trader", lambda: run_trader(settings, run, trader, stop, self.plan.first_as_of))
-        self.services.spawn("scorer", lambda: run_scorer(settings, run, self.req.arena, stop))
+        self.services.spawn("trader", lambda: run_trader(settings, run, trader, stop, spans))
+        self.services.spawn("scorer", lambda: run_scorer(settings, run, self.req.arena, stop, spans=spans))
 
     def wait_until_complete(self) -> None:
         """Poll the leaderboard's progress until the run is complete; fail after ``timeout`` without progress."""
-        expected = outputs.expected_progress(self.req.arena, self.plan)
+        from redblue.adapters.redis_store import RedisStore
+        from redblue.app.coverage import Steps
+
+        steps = Steps(self.req.arena, self.plan, get_calendar(self.req.arena.calendar))
+        expected = steps.total
         show = _progress("pipeline (bars and equity marks through to the scorer)")
         last, since = -1, time.monotonic()
         with RedisStore.from_settings(self.settings, self.run) as store:
             while True:
                 self.services.check(self.log)
-                done = outputs.progress(store, self.req.arena, self.plan)
+                done = steps.done(store)
                 show(done, expected)
                 if done >= expected:
                     return
@@ -216,7 +281,7 @@ class Pipeline:
                         f"no progress for {self.req.timeout:.0f}s at {done}/{expected} steps; "
                         f"processor log {self.log}:\n" + _tail(self.log)
                     )
-                time.sleep(0.2)
+                time.sleep(0.1)
 
 
 def _progress(label: str) -> Callable[[int, int], None]:

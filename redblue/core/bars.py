@@ -11,7 +11,6 @@ import csv
 import hashlib
 from dataclasses import dataclass
 from datetime import date
-from itertools import pairwise
 from pathlib import Path
 
 from redblue.core.calendar import TradingCalendar
@@ -51,17 +50,26 @@ def bar_file(data_dir: Path, symbol: str) -> Path:
     return path
 
 
-def read_rows(data_dir: Path, symbol: str) -> list[Row]:
-    """All rows of one symbol, validated: dates ascending and unique, prices sane."""
+def read_rows(data_dir: Path, symbol: str, first: date | None = None, last: date | None = None) -> list[Row]:
+    """The rows of one symbol (all, or those from ``first`` to ``last``), validated: dates
+    ascending and unique (over the whole file), prices sane (in the rows returned)."""
     path = bar_file(data_dir, symbol)
+    low, high = (first.isoformat() if first else ""), (last.isoformat() if last else "~")
+    rows: list[Row] = []
     with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not set(COLUMNS) <= set(reader.fieldnames):
-            raise DataError(f"{path}: header must contain {','.join(COLUMNS)} (found {reader.fieldnames})")
-        rows = [_parse(path, n, raw, symbol) for n, raw in enumerate(reader, start=2)]
-    for n, (a, b) in enumerate(pairwise(rows), start=3):
-        if b.date <= a.date:
-            raise DataError(f"{path}:{n}: date {b.date} is not after the previous row's {a.date}")
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or not set(COLUMNS) <= set(header):
+            raise DataError(f"{path}: header must contain {','.join(COLUMNS)} (found {header})")
+        at = header.index("date")
+        previous = ""
+        for n, cells in enumerate(reader, start=2):
+            day = cells[at] if len(cells) == len(header) else ""
+            if low <= day <= high or not day:
+                rows.append(_parse(path, n, dict(zip(header, cells, strict=False)), symbol))
+            if day and day <= previous:
+                raise DataError(f"{path}:{n}: date {day} is not after the previous row's {previous}")
+            previous = day or previous
     return rows
 
 

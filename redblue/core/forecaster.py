@@ -29,3 +29,17 @@ class Forecaster(Protocol):
     def min_history(self) -> int: ...
 
     def predict(self, window: Sequence[Bar]) -> float: ...
+
+
+def predict_many(forecaster: Forecaster, windows: Sequence[Sequence[Bar]]) -> list[float]:
+    """The predictions for several windows: in one call when the forecaster has a ``predict_many``
+    (a team model runs one batch through ONNX Runtime), else one :meth:`Forecaster.predict` each.
+
+    Either way each window's prediction is what ``predict`` gives for it alone.
+    """
+    if not windows:
+        return []
+    many = getattr(forecaster, "predict_many", None)
+    if many is not None:
+        return [float(p) for p in many(windows)]
+    return [float(forecaster.predict(window)) for window in windows]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import itertools
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from redblue.core.exact import ExactSum, Moments
 from schemas import Fill, Forecast
 
 TRADING_DAYS_PER_YEAR = 252
@@ -171,12 +171,19 @@ def daily_returns(initial_cash: float, curve: Sequence[float]) -> list[float]:
 
 def sharpe_ratio(returns: Sequence[float]) -> float | None:
     """Annualised Sharpe ratio (risk-free rate 0); ``None`` with < 2 returns or no variation."""
-    if len(returns) < 2:
+    moments = Moments()
+    for r in returns:
+        moments.add(r)
+    return _sharpe(moments)
+
+
+def _sharpe(moments: Moments) -> float | None:
+    if moments.count < 2:
         return None
-    sd = statistics.stdev(returns)
+    sd = moments.stdev()
     if sd == 0:
         return None
-    return statistics.fmean(returns) / sd * math.sqrt(TRADING_DAYS_PER_YEAR)
+    return moments.fmean() / sd * math.sqrt(TRADING_DAYS_PER_YEAR)
 
 
 def drawdowns(initial_cash: float, curve: Sequence[float]) -> list[float]:
@@ -207,19 +214,57 @@ class TradingMetrics:
     commission: float
 
 
+class TradingTrack:
+    """A team's trading metrics kept up to date one close and one fill at a time, in O(1) each.
+
+    Feeding a whole curve (in date order) and every fill gives exactly :func:`trading_metrics`:
+    that function is this fold.
+    """
+
+    def __init__(self, initial_cash: float) -> None:
+        self.initial_cash = initial_cash
+        self.days = 0
+        self.last = initial_cash
+        self._returns = Moments()
+        self._peak = initial_cash
+        self.max_drawdown = 0.0
+        self.trades = 0
+        self._commission = ExactSum()
+
+    def add_close(self, value: float) -> None:
+        """The equity at the next close (after every earlier one)."""
+        self._returns.add(value / self.last - 1.0)
+        self.days += 1
+        self.last = value
+        self._peak = max(self._peak, value)
+        self.max_drawdown = max(self.max_drawdown, (self._peak - value) / self._peak)
+
+    def add_fill(self, commission: float) -> None:
+        self.trades += 1
+        self._commission.add(commission)
+
+    def metrics(self) -> TradingMetrics:
+        final = self.last
+        return TradingMetrics(
+            days=self.days,
+            final_equity=final,
+            pnl=final - self.initial_cash,
+            total_return=(final - self.initial_cash) / self.initial_cash,
+            sharpe=_sharpe(self._returns),
+            max_drawdown=self.max_drawdown,
+            trades=self.trades,
+            commission=self._commission.value,  # exactly rounded, like math.fsum: order does not matter
+        )
+
+
 def trading_metrics(initial_cash: float, curve: Sequence[float], fills: Sequence[Fill]) -> TradingMetrics:
     """Metrics from the equity ``curve`` (in date order) and every fill of the team."""
-    final = curve[-1] if curve else initial_cash
-    return TradingMetrics(
-        days=len(curve),
-        final_equity=final,
-        pnl=final - initial_cash,
-        total_return=(final - initial_cash) / initial_cash,
-        sharpe=sharpe_ratio(daily_returns(initial_cash, curve)),
-        max_drawdown=max_drawdown(initial_cash, curve),
-        trades=len(fills),
-        commission=math.fsum(f.commission for f in fills),  # exactly rounded: order does not matter
-    )
+    track = TradingTrack(initial_cash)
+    for value in curve:
+        track.add_close(value)
+    for fill in fills:
+        track.add_fill(fill.commission)
+    return track.metrics()
 
 
 def metric_value(metric: str, fm: ForecastMetrics | None, tm: TradingMetrics | None) -> float | None:

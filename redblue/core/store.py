@@ -8,6 +8,7 @@ that already holds them changes nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from typing import NamedTuple, Protocol
 
@@ -114,6 +115,13 @@ class LeaderboardStore(Protocol):
 
     def rank(self, metric: str, member: str) -> tuple[int, float] | None:
         """``(1 + number of members with a strictly better score, score)``; ``None`` if unranked."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Writes made inside happen together when the block ends (atomically where the store can).
+
+        Reads inside the block do not see them yet.
+        """
         ...
 
     def note_forecasts(self, forecasts: Sequence[Forecast]) -> None:
@@ -264,6 +272,9 @@ class InMemoryStore:
             return None
         score = board[member]
         return 1 + sum(1 for other in board.values() if other < score), score
+
+    def batch(self) -> AbstractContextManager[None]:
+        return nullcontext()  # a dict write is already immediate and cannot be seen half-done
 
     def note_forecasts(self, forecasts: Sequence[Forecast]) -> None:
         for f in forecasts:

@@ -153,3 +153,37 @@ def test_runs_are_isolated(settings: Settings, run_id: str, tmp_path: Path) -> N
     b = simulate(settings, request(("AAPL",), date(2024, 5, 1), 5, other, tmp_path / "b"))
     assert {r["symbol"] for r in a.summary["series"]} == {"SAP"}  # type: ignore[attr-defined]
     assert {r["symbol"] for r in b.summary["series"]} == {"AAPL"}  # type: ignore[attr-defined]
+
+
+def test_symbols_enter_with_their_own_warm_up_and_leave_at_their_last_bar(
+    settings: Settings, run_id: str, tmp_path: Path
+) -> None:
+    """TSLA's data begin 2010-06-29 and end 2025-02-14: it joins AAPL late in one run and leaves early in another."""
+    calendar = get_calendar()
+    arena = load_arena(BASELINES).with_symbols(("AAPL", "TSLA"))
+    late = SimulationRequest(
+        start=date(2010, 8, 2), days=None, end=date(2010, 10, 29), arena=arena, arena_path=BASELINES,
+        run_id=run_id, out=tmp_path / "late", timeout=120,
+    )  # fmt: skip
+    result = simulate(settings, late)
+    coverage = result.summary["coverage"]  # type: ignore[index]
+    tsla_first = calendar.offset(date(2010, 6, 29), 60)  # after its own 60-bar warm-up
+    assert coverage["TSLA"]["first_target"] == tsla_first.isoformat()
+    assert coverage["AAPL"]["first_target"] == "2010-08-02"
+    series = {(r["model"], r["symbol"]): r["count"] for r in result.summary["series"]}  # type: ignore[attr-defined]
+    assert series["persistence", "TSLA"] == len(calendar.sessions(tsla_first, date(2010, 10, 29)))
+    assert series["persistence", "AAPL"] == len(calendar.sessions(date(2010, 8, 2), date(2010, 10, 29)))
+    forecasts = list(csv.DictReader((tmp_path / "late" / "forecasts.csv").open()))
+    assert min(r["target"] for r in forecasts if r["symbol"] == "TSLA") == tsla_first.isoformat()
+    equity = [r["date"] for r in csv.DictReader((tmp_path / "late" / "equity.csv").open()) if r["team"] == "red"]
+    assert equity == [d.isoformat() for d in calendar.sessions(date(2010, 7, 30), date(2010, 10, 29))]
+    assert "Per symbol" in result.report and "Simulation period: 2010-08-02 to 2010-10-29" in result.report
+
+    gone = SimulationRequest(
+        start=date(2025, 1, 2), days=None, end=date(2025, 3, 31), arena=arena, arena_path=BASELINES,
+        run_id=f"{run_id}-b", out=tmp_path / "gone", timeout=120,
+    )  # fmt: skip
+    result = simulate(settings, gone)
+    assert result.summary["coverage"]["TSLA"]["last_target"] == "2025-02-14"  # type: ignore[index]
+    equity = [r["date"] for r in csv.DictReader((tmp_path / "gone" / "equity.csv").open()) if r["team"] == "red"]
+    assert equity[-1] == "2025-03-31"  # TSLA's last mark counts on after it left

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from consumers.leaderboard import summary
+from consumers.leaderboard import Scoreboard, summary
 from redblue.adapters.redis_store import RedisStore
 from redblue.core.metrics import ErrorSums, ScoredForecast
 from redblue.core.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable, sums_of
@@ -121,6 +121,19 @@ def test_a_whole_run_gives_the_same_summary_in_every_store(store: LeaderboardSto
     expected = summary(play(events), ARENA)
     assert summary(play(events, store), ARENA) == expected
     assert summary(play(events, store), ARENA) == expected  # a rebuild changes nothing
+
+
+def test_batched_writes_give_the_same_summary_and_land_only_at_the_end(store: LeaderboardStore) -> None:
+    events = interleave(simulated_streams(n_days=12), seed=12)
+    expected = summary(play(events), ARENA)
+    board = Scoreboard(store, ARENA)
+    for start in range(0, len(events), 37):
+        with board.batch():
+            for event in events[start : start + 37]:
+                board.handle(event)
+            if start == 0 and isinstance(store, RedisStore):
+                assert store.error_sums() == {}  # nothing visible before the batch ends
+    assert summary(store, ARENA) == expected
 
 
 @pytest.mark.integration

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -196,3 +197,26 @@ def test_serving_never_imports_torch_or_ludwig(store: Store) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"version": "1", "heavy": []}
+
+
+def test_a_local_store_is_read_without_mlflow_and_agrees_with_it(store: Store, tmp_path: Path) -> None:
+    from redblue.adapters.mlflow import local_store
+
+    store.register("AAPL")
+    version = store.register("AAPL")  # the alias moves to version 2
+    name = f"{PREFIX}.red.mlp.AAPL"
+    assert local_store.alias_version(store.uri, name, "champion") == version == "2"
+    assert local_store.alias_version(store.uri, name, "nope") is None
+    quick = local_store.model_bytes(store.uri, name, version)
+    assert quick is not None
+    assert onnx.load_from_string(quick) == mlflow.onnx.load_model(f"models:/{name}/{version}")
+    empty = tmp_path / "other.db"
+    sqlite3.connect(empty).close()  # a sqlite file without MLflow's tables: ask MLflow instead
+    assert local_store.alias_version(f"sqlite:///{empty}", name, "champion") is None
+    assert local_store.model_bytes(f"sqlite:///{empty}", name, "1") is None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PYTHONPATH": str(REPO_ROOT)}
+    code = SERVE_WITHOUT_TORCH.replace('"torch", "ludwig"', '"torch", "ludwig", "mlflow"')
+    done = subprocess.run([sys.executable, "-c", code, store.uri, PREFIX], capture_output=True, text=True, env=env,
+                          cwd=store.root, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"version": "2", "heavy": []}  # not even MLflow

@@ -41,7 +41,7 @@ def test_a_restarted_trader_re_reads_every_forecast_and_sends_nothing_twice(
         stop.set()
         thread.join(timeout=60)
     assert trader.halted == {}
-    assert stats and stats[0].consumed == len(read_topic(settings, run_id, FORECASTS))
+    assert stats and stats[0].events == len(read_topic(settings, run_id, FORECASTS))  # a batch message holds many
     assert read_topic(settings, run_id, ORDERS) == orders
     assert read_topic(settings, run_id, FILLS) == fills
     marks = [e for e in fills if isinstance(e, PositionMark)]

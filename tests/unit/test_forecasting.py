@@ -147,6 +147,47 @@ def _forecast_as_of(history: list, as_of: int, model: ServedModel) -> list[Forec
     return kept
 
 
+class _FailsOnOneDay:
+    """A model whose batch call fails because of one window: it must fail there only."""
+
+    version, min_history = "1", 1
+
+    def __init__(self, bad: date) -> None:
+        self.bad = bad
+
+    def predict(self, window: list) -> float:
+        if window[-1].date == self.bad:
+            raise ValueError("bad day")
+        return float(window[-1].close)
+
+    def predict_many(self, windows: list) -> list[float]:
+        return [self.predict(w) for w in windows]
+
+
+def test_a_batch_gives_exactly_the_events_of_one_bar_at_a_time() -> None:
+    """Bars of several symbols (with a duplicate, a conflict, a stale bar) through step_many vs step."""
+    from processors.forecasting import step_many
+
+    aapl, amzn = series("AAPL", n=40), series("AMZN", n=40, start=50.0, growth=-0.003)
+    bars = [b for pair in zip(aapl, amzn, strict=True) for b in pair]
+    bars[30:30] = [aapl[12], bar("AAPL", aapl[13].date, 1.0), aapl[2]]  # duplicate, conflict, stale
+    models = [*ModelBook(load_arena(BASELINES).with_symbols(("AAPL", "AMZN"))).models]
+    models.append(served("red", "flaky", _FailsOnOneDay(aapl[20].date)))
+    kwargs = {"size": 25, "calendar": CAL, "horizon": Horizon(last=SESSIONS[35]), "now": T0}
+    one_by_one, windows = [], {}
+    for b in bars:
+        result = step("r", windows.get(b.symbol, []), b, models, **kwargs)  # type: ignore[arg-type]
+        windows[b.symbol] = result.window
+        one_by_one.append((result.verdict, result.events))
+    batched: dict[str, list] = {}
+    together = [(s.verdict, s.events) for s in step_many("r", batched, bars, models, **kwargs)]  # type: ignore[arg-type]
+    assert together == one_by_one
+    assert batched == windows
+    markers = [e for _, events in together for e in events if isinstance(e, BarProcessed)]
+    assert [m.failed for m in markers if m.failed] == [("red/flaky",)]
+    assert [v for v, _ in together].count("ok") == 80
+
+
 def test_a_revision_replaces_the_session_in_the_window() -> None:
     window = [bar("AAPL", d, 100.0 + i) for i, d in enumerate(SESSIONS[:3])]
     new = bar("AAPL", SESSIONS[1], 150.0)

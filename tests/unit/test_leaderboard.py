@@ -260,6 +260,53 @@ def test_summary_is_json_and_lists_models_without_scores() -> None:
     assert all(r["count"] == 0 and r["mae"] is None for r in result["series"])
 
 
+class CountingStore(InMemoryStore):
+    """Counts the store calls made, by method name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[str, int] = {}
+
+    def __getattribute__(self, name: str) -> object:
+        attr = super().__getattribute__(name)
+        if not name.startswith("_") and callable(attr) and name != "calls":
+            calls = super().__getattribute__("calls")
+            calls[name] = calls.get(name, 0) + 1
+        return attr
+
+
+READS = {"scored", "error_sums", "error_sums_of", "fills", "marks", "equity_history", "equity_dates", "bar_dates"}
+
+
+def test_an_event_costs_the_same_however_long_the_history() -> None:
+    """The scoreboard never reads the store while projecting, and one more day costs the same calls."""
+
+    def calls_for_the_last_day(n_days: int) -> dict[str, int]:
+        events = interleave(simulated_streams(n_days=n_days), seed=6)
+        last = D[n_days - 1]  # each stream is in day order, so splitting by day keeps every stream's order
+        store = CountingStore()
+        board = Scoreboard(store, ARENA)
+        for event in (e for e in events if _day(e) < last):
+            board.handle(event)
+        store.calls.clear()
+        for event in (e for e in events if _day(e) >= last):
+            board.handle(event)
+        return store.calls
+
+    short, long = calls_for_the_last_day(5), calls_for_the_last_day(40)
+    assert not READS & set(long), long
+    assert short == long
+
+
+def _day(event: Event) -> date:
+    if isinstance(event, BarProcessed):
+        return event.bar.date
+    if isinstance(event, Fill):
+        return event.date
+    assert isinstance(event, Forecast | PositionMark)
+    return event.as_of
+
+
 def test_closes_latest_forecasts_and_orders_for_the_page() -> None:
     store = InMemoryStore()
     board = Scoreboard(store, ARENA)

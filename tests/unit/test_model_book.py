@@ -33,11 +33,11 @@ class FakeRegistry:
     def version(self, team: str, spec: ModelSpec, symbol: str) -> str:
         return self.versions[symbol]
 
-    def load(self, team: str, spec: ModelSpec, symbol: str) -> Fixed:
+    def load(self, team: str, spec: ModelSpec, symbol: str, version: str | None = None) -> Fixed:
         self.loads += 1
         if symbol in self.broken:
             raise ModelError(f"cannot load {symbol}")
-        return Fixed(self.versions[symbol])
+        return Fixed(version or self.versions[symbol])
 
 
 def arena_with_trained_model():  # type: ignore[no-untyped-def]
@@ -90,3 +90,23 @@ def test_a_model_that_never_loaded_is_down_with_its_error() -> None:
     assert book.refresh() == []  # the same error is not reported again
     registry.broken.clear()
     assert book.refresh() == ["serving red/mlp SAP version 1"]
+
+
+class MovingRegistry(FakeRegistry):
+    """The alias moves right after each question: a load must get the version that was asked for."""
+
+    def version(self, team: str, spec: ModelSpec, symbol: str) -> str:
+        asked = self.versions[symbol]
+        self.versions[symbol] = str(int(asked) + 1)
+        return asked
+
+
+def test_the_version_asked_for_is_the_one_loaded() -> None:
+    book = ModelBook(load_arena(BASELINES), {"trend": MovingRegistry()})
+    assert {m.forecaster.version for m in book.models if m.name == "trend"} == {"1"}  # type: ignore[union-attr]
+
+
+def test_a_book_can_load_in_the_background() -> None:
+    book = ModelBook(load_arena(BASELINES), {"trend": FakeRegistry()}, background=True)
+    assert book.ready.wait(10)
+    assert len(book.models) == len(ModelBook(load_arena(BASELINES)).models)

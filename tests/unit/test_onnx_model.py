@@ -182,3 +182,12 @@ def test_bytes_that_are_not_onnx_are_refused() -> None:
 def test_a_model_that_returns_nan_is_refused() -> None:
     with pytest.raises(ModelError, match="returned"):
         serve(linear_model(bias=float("nan")))
+
+
+def test_a_batch_of_windows_predicts_what_each_window_predicts_alone() -> None:
+    model = serve(linear_model())
+    history = window(80)
+    windows = [history[: n + 1] for n in range(model.min_history - 1, 80, 7)]
+    assert model.predict_many(windows) == [model.predict(w) for w in windows]  # bit for bit
+    with pytest.raises(ModelError, match="need"):
+        model.predict_many([history, history[:3]])

@@ -13,8 +13,8 @@ from processors.forecasting import Horizon
 from redblue.core.arena import load_arena
 from redblue.core.calendar import get_calendar
 from redblue.core.settings import Settings
-from schemas import BarProcessed, BarRevision, DeadLetter, Forecast, decode, encode
-from tests.factories import BASELINES, bar
+from schemas import Bar, BarProcessed, BarRevision, DeadLetter, Forecast, decode, decode_all, encode
+from tests.factories import BASELINES, T0, bar
 
 SESSIONS = get_calendar().sessions(date(2024, 1, 2), date(2024, 3, 1))
 
@@ -30,13 +30,17 @@ def run_agent(tmp_path: Path, messages: list[bytes]) -> dict[str, list[Any]]:
     async def capture(self: Any, key: Any = None, value: Any = None, **_: Any) -> None:
         sent.setdefault(self.get_topic_name().rsplit(".", 1)[-1], []).append(decode(value))
 
+    async def produce(topic: str, key: Any, value: Any, *_: Any) -> None:
+        sent.setdefault(topic.rsplit(".", 1)[-1], []).extend(decode_all(value))
+
     async def feed() -> None:
-        with mock.patch("faust.topics.Topic.send", capture):
+        with mock.patch("faust.topics.Topic.send", capture), mock.patch.object(app.producer, "send", produce):
             async with agent.test_context() as ctx:
                 for raw in messages:
                     await ctx.put(raw, key=b"AAPL")
 
     asyncio.run(feed())
+    sent["windows"] = [dict(app.tables["windows"].data)]
     return sent
 
 
@@ -49,6 +53,8 @@ def test_agent_forecasts_every_model_then_marks_the_bar(tmp_path: Path) -> None:
     assert isinstance(events[-1], BarProcessed) and events[-1].bar == bars[-1]
     assert sum(isinstance(e, BarProcessed) for e in events) == 25
     assert all(isinstance(e, Forecast | BarProcessed) for e in events)
+    [table] = sent["windows"]
+    assert [Bar.model_validate_json(b).date for b in table["AAPL"]] == SESSIONS[:25]  # the window survives
 
 
 def test_agent_dead_letters_garbage_and_re_emits_a_redelivered_bar(tmp_path: Path) -> None:
@@ -94,3 +100,31 @@ def test_agent_forwards_a_revision_and_forecasts_later_from_the_revised_bar(tmp_
     as_of = SESSIONS[20]
     assert [f for f in made if f["as_of"] != as_of] == [f for f in expected if f["as_of"] != as_of]
     assert [f["last_close"] for f in made if f["as_of"] == as_of] == [150.0] * 3  # made from the first print
+
+
+def test_the_worker_does_not_turn_logging_down_to_debug(tmp_path: Path) -> None:
+    """Faust's spinner sets the root logger to DEBUG: a log record for every message sent."""
+    import logging
+
+    from processors.app import build_worker
+
+    app = create_app(Settings(home=tmp_path), "t1", load_arena(BASELINES), Horizon())
+    worker = build_worker(app, "warn")
+    root = logging.getLogger()
+    before = root.level
+    try:
+        root.setLevel(logging.WARNING)
+        worker.on_setup_root_logger(root, logging.WARNING)
+        assert root.level == logging.WARNING
+    finally:
+        root.setLevel(before)
+
+
+def test_a_batch_of_bars_in_one_message_gives_what_one_bar_per_message_gives(tmp_path: Path) -> None:
+    from schemas import encode_many
+
+    bars = [bar("AAPL", d, 100.0 + i) for i, d in enumerate(SESSIONS[:25])]
+    one_by_one = run_agent(tmp_path / "a", [encode(b) for b in bars])["forecasts"]
+    together = run_agent(tmp_path / "b", [encode_many(bars[:10]), encode_many(bars[10:])])["forecasts"]
+    strip = [e.model_copy(update={"produced_at": T0}) for e in one_by_one]
+    assert [e.model_copy(update={"produced_at": T0}) for e in together] == strip

@@ -4,6 +4,8 @@ import json
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import Bar, BarProcessed, BarRevision, DeadLetter, Forecast, SchemaError, decode, encode, topic_name
 from schemas.topics import BARS, FORECASTS, check_run_id
@@ -95,6 +97,77 @@ def test_topic_names_are_per_run_and_checked() -> None:
     assert topic_name("redblue", "sim-1", BARS) == "redblue.sim-1.bars"
     with pytest.raises(ValueError, match="invalid run id"):
         check_run_id("has space")
+
+
+def _slow_or_error(raw: bytes) -> object:
+    from schemas.wire import _decode_slowly
+
+    try:
+        [event] = _decode_slowly(raw)
+        return event
+    except SchemaError as err:
+        return str(err)
+
+
+def _fast_or_error(raw: bytes) -> object:
+    try:
+        return decode(raw)
+    except SchemaError as err:
+        return str(err)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats() | st.text(max_size=12)
+    | st.sampled_from(["2024-01-02", "2024-01-02T21:00:00Z", "AAPL", "1", "1.5", "buy", "NaN", "-0"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 3), st.text(min_size=1, max_size=14), json_values, st.booleans())
+def test_the_one_pass_decoder_accepts_and_refuses_exactly_what_the_step_by_step_one_does(
+    which: int, field: str, value: object, known_field: bool
+) -> None:
+    b = bar("AAPL", date(2024, 1, 2), 100.0)
+    event = (b, forecast(), BarProcessed(run="r1", bar=b, forecasts=2, produced_at=T0), forecast(model="x"))[which]
+    envelope = json.loads(encode(event))
+    fields = sorted(envelope["data"])
+    key = fields[len(field) % len(fields)] if known_field else field
+    if which == 3:
+        envelope[key if key in ("type", "v") else "v"] = value
+    else:
+        envelope["data"][key] = value
+    raw = json.dumps(envelope).encode()
+    assert _fast_or_error(raw) == _slow_or_error(raw)
+
+
+def test_encoding_does_not_validate_again_unless_asked() -> None:
+    broken = Forecast.model_construct(**{**forecast().model_dump(), "predicted_close": -1.0})
+    assert json.loads(encode(broken, revalidate=False))["data"]["predicted_close"] == -1.0
+    with pytest.raises(SchemaError, match="predicted_close"):
+        encode(broken)
+
+
+def test_a_batch_carries_events_in_order_and_is_refused_whole() -> None:
+    from schemas import decode_all, encode_many
+
+    b = bar("AAPL", date(2024, 1, 2), 100.0)
+    events = [forecast(), BarProcessed(run="r1", bar=b, forecasts=1, produced_at=T0), forecast(model="other")]
+    raw = encode_many(events)
+    assert json.loads(raw)["type"] == "batch"
+    assert decode_all(raw) == events
+    assert decode_all(raw, (Forecast, BarProcessed)) == events
+    single = encode_many(events[:1])
+    assert decode_all(single) == events[:1] and json.loads(single)["type"] == "forecast"
+    with pytest.raises(SchemaError, match="unexpected event type 'bar_processed'"):
+        decode_all(raw, (Forecast,))
+    with pytest.raises(SchemaError, match="a batch of 3 events where one event was expected"):
+        decode(raw)
+    broken = json.loads(raw)
+    broken["data"]["events"][1]["data"]["forecasts"] = -1
+    with pytest.raises(SchemaError, match="batch event 1: forecasts: Input should be greater than or equal to 0"):
+        decode_all(json.dumps(broken).encode())
 
 
 def test_a_bar_revision_names_what_changed_and_travels_with_bars_and_forecasts() -> None:

@@ -276,6 +276,26 @@ def test_events_of_another_run_and_missing_gateways_fail_loudly() -> None:
         Trader(RUN, ARENA, {"red": ScriptedGateway([])}, clock)
 
 
+def test_marks_outside_a_symbols_span_are_not_published() -> None:
+    from consumers.trader import routed
+    from redblue.core.spans import Span
+    from schemas.topics import FILLS
+
+    spans = {"AAPL": Span(D1, D2, D3, D4), "AMZN": Span(D1, D1, D2, D5)}
+
+    def mark(symbol: str, day: date) -> PositionMark:
+        return PositionMark(
+            run=RUN, team="red", symbol=symbol, as_of=day, quantity=0, close=10.0, net_cash_flow=0.0, produced_at=NOW
+        )
+
+    marks = [mark(s, d) for d in DAYS for s in ("AAPL", "AMZN", "TSLA")]
+    kept = [(o.event.symbol, o.event.as_of) for o in routed(list(marks), spans)]  # type: ignore[attr-defined]
+    assert kept == [
+        ("AMZN", D1), ("AAPL", D2), ("AMZN", D2), ("AAPL", D3), ("AMZN", D3), ("AAPL", D4), ("AMZN", D4), ("AMZN", D5),
+    ]  # fmt: skip
+    assert {o.spec for o in routed(list(marks))} == {FILLS} and len(routed(list(marks))) == len(marks)
+
+
 def test_a_bar_revision_is_never_traded_on() -> None:
     from consumers.trader import handler
     from schemas import BarRevision

@@ -9,6 +9,9 @@ cannot hand it a different one) and serves it as an :class:`~redblue.adapters.on
 
 MLflow's exceptions (a missing model or alias, an unreachable store, a broken artifact) become
 :class:`~redblue.core.forecaster.ModelError` with the registered name and what to do about it.
+For a local sqlite store the alias and the ONNX file are read directly first
+(:mod:`redblue.adapters.mlflow.local_store`), without importing MLflow; anything it cannot read is
+asked of MLflow.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from redblue.adapters.mlflow import local_store
 from redblue.adapters.onnx import OnnxForecaster
 from redblue.core.arena import ModelSpec
 from redblue.core.forecaster import ModelError
@@ -26,20 +30,24 @@ from redblue.core.model_names import CHAMPION, registry_name
 SQLITE = "sqlite:///"
 
 
+def _mlflow() -> Any:
+    """MLflow, imported on first use (it takes seconds: a worker starts meanwhile)."""
+    import mlflow.artifacts
+    import mlflow.exceptions
+    import mlflow.onnx
+
+    return mlflow
+
+
 class RegistrySource:
     """A :class:`~processors.book.ModelSource` for trained models served from the MLflow registry.
 
-    Nothing is contacted until the first :meth:`version`. The serialized ONNX of the last version
+    Nothing is imported or contacted until the first :meth:`version`. The serialized ONNX of the last version
     fetched per registered name is kept, so retrying a version that failed validation does not
     download it again.
     """
 
     def __init__(self, tracking_uri: str, prefix: str, alias: str = CHAMPION) -> None:
-        import mlflow.artifacts
-        import mlflow.exceptions
-        import mlflow.onnx
-
-        self._mlflow = mlflow
         self.tracking_uri = tracking_uri
         self.prefix = prefix
         self.alias = alias
@@ -54,9 +62,12 @@ class RegistrySource:
     def version(self, team: str, spec: ModelSpec, symbol: str) -> str:
         """The version number the alias points at now, e.g. ``"3"``."""
         name = self.name(team, spec, symbol)
+        quick = local_store.alias_version(self.tracking_uri, name, self.alias)
+        if quick is not None:
+            return quick
         try:
             found = self._registry().get_model_version_by_alias(name, self.alias)
-        except self._mlflow.exceptions.MlflowException as err:
+        except _mlflow().exceptions.MlflowException as err:
             raise self._translate(err, team, spec, name) from err
         except ModelError:
             raise
@@ -64,10 +75,10 @@ class RegistrySource:
             raise self._unreachable(name, err) from err
         return str(found.version)
 
-    def load(self, team: str, spec: ModelSpec, symbol: str) -> OnnxForecaster:
-        """The forecaster of the version the alias points at (validated against the contract)."""
+    def load(self, team: str, spec: ModelSpec, symbol: str, version: str | None = None) -> OnnxForecaster:
+        """The forecaster of ``version`` (default: the one the alias points at), validated against the contract."""
         name = self.name(team, spec, symbol)
-        version = self.version(team, spec, symbol)
+        version = version or self.version(team, spec, symbol)
         data = self._fetch(name, version)
         try:
             return OnnxForecaster(data, version=version, symbol=symbol, team=team, name=spec.name)
@@ -85,7 +96,7 @@ class RegistrySource:
                         f"no MLflow store at {self.tracking_uri}: start the stack (bin/redblue stack up) "
                         "and train the models (bin/redblue train)"
                     )
-                self._client = self._mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                self._client = _mlflow().MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
             return self._client
 
     def _fetch(self, name: str, version: str) -> bytes:
@@ -93,13 +104,18 @@ class RegistrySource:
         cached = self._fetched.get(name)
         if cached is not None and cached[0] == version:
             return cached[1]
+        data = local_store.model_bytes(self.tracking_uri, name, version) or self._download(name, version)
+        self._fetched[name] = (version, data)
+        return data
+
+    def _download(self, name: str, version: str) -> bytes:
         try:
             uri = self._registry().get_model_version_download_uri(name, version)
             with tempfile.TemporaryDirectory(prefix="redblue-model-") as tmp:
-                local = self._mlflow.artifacts.download_artifacts(
+                local = _mlflow().artifacts.download_artifacts(
                     artifact_uri=uri, dst_path=tmp, tracking_uri=self.tracking_uri
                 )
-                proto = self._mlflow.onnx.load_model(local)
+                proto = _mlflow().onnx.load_model(local)
         except ModelError:
             raise
         except Exception as err:  # MLflow, onnx (checker, protobuf) and storage errors alike
@@ -107,7 +123,6 @@ class RegistrySource:
                 f"cannot load {name} version {version} from {self.tracking_uri}: {type(err).__name__}: {err}"
             ) from err
         data: bytes = proto.SerializeToString()
-        self._fetched[name] = (version, data)
         return data
 
     def _translate(self, err: Any, team: str, spec: ModelSpec, name: str) -> ModelError:
