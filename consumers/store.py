@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import NamedTuple, Protocol
 
-from consumers.metrics import LOWER_IS_BETTER, ErrorSums, ScoredForecast
+from consumers.metrics import LOWER_IS_BETTER, ErrorSums, NaiveScale, ScoredForecast
 from redblue.errors import RedblueError
 from schemas import Fill, PositionMark
 
@@ -54,6 +54,14 @@ class LeaderboardStore(Protocol):
 
     def error_sums_of(self, team: str, model: str) -> dict[str, ErrorSums]:
         """One model's sums, by symbol."""
+        ...
+
+    def add_insample_close(self, symbol: str, day: date, close: float) -> None:
+        """Add a close of ``symbol``'s training period to its :class:`NaiveScale` (ignored unless after the last)."""
+        ...
+
+    def naive_scales(self) -> dict[str, NaiveScale]:
+        """Every symbol's in-sample naive scale so far."""
         ...
 
     def add_fill(self, fill: Fill) -> bool:
@@ -111,6 +119,7 @@ class InMemoryStore:
     def __init__(self) -> None:
         self._scored: dict[Series, dict[date, ScoredForecast]] = {}
         self._sums: dict[Series, ErrorSums] = {}
+        self._scales: dict[str, NaiveScale] = {}
         self._fills: dict[str, dict[str, Fill]] = {}
         self._marks: dict[tuple[str, date, str], PositionMark] = {}
         self._equity: dict[str, dict[date, float]] = {}
@@ -134,6 +143,12 @@ class InMemoryStore:
 
     def error_sums_of(self, team: str, model: str) -> dict[str, ErrorSums]:
         return {s.symbol: v for s, v in self._sums.items() if (s.team, s.model) == (team, model)}
+
+    def add_insample_close(self, symbol: str, day: date, close: float) -> None:
+        self._scales[symbol] = self._scales.get(symbol, NaiveScale()).add(day, close)
+
+    def naive_scales(self) -> dict[str, NaiveScale]:
+        return dict(self._scales)
 
     def add_fill(self, fill: Fill) -> bool:
         known = self._fills.setdefault(fill.team, {})

@@ -7,6 +7,7 @@ Every key of a run starts with ``{prefix}:{run}:`` (``p`` below), so runs never 
 ``p:series``                          set     ``team/model/symbol`` of every scored series
 ``p:scored:{team}/{model}/{symbol}``  hash    target day -> scored forecast (JSON)
 ``p:errors:{team}/{model}/{symbol}``  hash    the series' error sums (``ErrorSums`` fields)
+``p:insample``                        hash    ``{symbol}:{field}`` -> the symbol's ``NaiveScale``
 ``p:fills:{team}``                    hash    client_order_id -> fill (JSON)
 ``p:marks:{team}``                    hash    ``{day}/{symbol}`` -> position mark (JSON)
 ``p:equity:{team}``                   hash    day -> equity at that close
@@ -17,7 +18,8 @@ Every key of a run starts with ``{prefix}:{run}:`` (``p`` below), so runs never 
 
 A forecast is scored once: a Lua script sets its ``scored`` field with HSETNX and only if that
 succeeds adds it to the error sums, in IEEE doubles like :class:`consumers.metrics.ErrorSums`
-(results are bit-identical to the in-memory store). Fills are recorded once by HSETNX.
+(results are bit-identical to the in-memory store); a symbol's in-sample closes are added to its
+:class:`consumers.metrics.NaiveScale` the same way, once per day. Fills are recorded once by HSETNX.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from consumers.metrics import ErrorSums, ScoredForecast
+from consumers.metrics import ErrorSums, NaiveScale, ScoredForecast
 from consumers.store import Series, StoreError, StoreUnavailable
 from redblue.settings import Settings
 from schemas import Fill, PositionMark
@@ -51,6 +53,24 @@ redis.call('HSET', KEYS[2], 'count', string.format('%d', num(cur[1]) + 1),
            'pct_error', f(num(cur[4]) + tonumber(ARGV[6])), 'naive_abs_error', f(num(cur[5]) + tonumber(ARGV[7])),
            'direction_hits', string.format('%d', num(cur[6]) + tonumber(ARGV[8])))
 redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+"""
+
+# KEYS: insample hash. ARGV: symbol, ISO day, close. NaiveScale.add in Lua: days after the last only.
+_ADD_INSAMPLE = """
+local p = ARGV[1] .. ':'
+local last = redis.call('HGET', KEYS[1], p .. 'last')
+if last and ARGV[2] <= last then return 0 end
+if not last then
+  redis.call('HSET', KEYS[1], p .. 'count', '0', p .. 'abs_diff', '0', p .. 'first', ARGV[2],
+             p .. 'last', ARGV[2], p .. 'close', ARGV[3])
+  return 1
+end
+local cur = redis.call('HMGET', KEYS[1], p .. 'count', p .. 'abs_diff', p .. 'close')
+local diff = math.abs(tonumber(ARGV[3]) - tonumber(cur[3]))
+redis.call('HSET', KEYS[1], p .. 'count', string.format('%d', tonumber(cur[1]) + 1),
+           p .. 'abs_diff', string.format('%.17g', tonumber(cur[2]) + diff),
+           p .. 'last', ARGV[2], p .. 'close', ARGV[3])
 return 1
 """
 
@@ -104,6 +124,7 @@ class RedisStore:
         self._p = f"{prefix}:{run}"
         self._add_score = self._client.register_script(_ADD_SCORE)
         self._advance = self._client.register_script(_ADVANCE)
+        self._add_insample = self._client.register_script(_ADD_INSAMPLE)
         self._registered = False
 
     @classmethod
@@ -168,6 +189,19 @@ class RedisStore:
 
     def _members(self, key: str) -> list[str]:
         return sorted(_text(m) for m in self._client.smembers(key))
+
+    @_translated
+    def add_insample_close(self, symbol: str, day: date, close: float) -> None:
+        self._register()
+        self._add_insample(keys=[f"{self._p}:insample"], args=[symbol, day.isoformat(), repr(close)])
+
+    @_translated
+    def naive_scales(self) -> dict[str, NaiveScale]:
+        fields: dict[str, dict[str, str]] = {}
+        for key, value in self._hash(f"{self._p}:insample").items():
+            symbol, _, name = key.rpartition(":")
+            fields.setdefault(symbol, {})[name] = value
+        return {symbol: _load_scale(raw) for symbol, raw in sorted(fields.items())}
 
     # trading
 
@@ -312,3 +346,13 @@ def _load_scored(series: Series, target: str, raw: str) -> ScoredForecast:
 def _load_sums(raw: dict[str, str]) -> ErrorSums:
     floats = {name: float(raw.get(name, 0.0)) for name in _SUM_FIELDS}
     return ErrorSums(count=int(raw.get("count", 0)), direction_hits=int(raw.get("direction_hits", 0)), **floats)
+
+
+def _load_scale(raw: dict[str, str]) -> NaiveScale:
+    return NaiveScale(
+        count=int(raw["count"]),
+        abs_diff=float(raw["abs_diff"]),
+        first=date.fromisoformat(raw["first"]),
+        last=date.fromisoformat(raw["last"]),
+        last_close=float(raw["close"]),
+    )

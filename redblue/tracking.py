@@ -54,7 +54,7 @@ def simulation_metrics(summary: dict[str, Any]) -> dict[str, float]:
     """Flat MLflow metrics from a simulation summary: ``team.model.metric`` and ``team.metric``."""
     metrics: dict[str, float] = {}
     for row in summary["models"]:
-        for key in ("mae", "rmse", "mape", "mase", "direction_pct"):
+        for key in ("mae", "rmse", "mape", "rel_mae", "mase", "direction_pct", "dm_pvalue", "direction_pvalue"):
             if row.get(key) is not None:
                 metrics[f"{row['team']}.{row['model']}.{key}"] = float(row[key])
     for row in summary["teams"]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from consumers.leaderboard import summary
-from consumers.metrics import ErrorSums, ScoredForecast
+from consumers.metrics import ErrorSums, NaiveScale, ScoredForecast
 from consumers.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable
 from redblue.redis_store import RedisStore
 from tests.unit.test_leaderboard import ARENA, D, fill, interleave, mark, play, simulated_streams
@@ -58,6 +58,17 @@ def test_sums_of_one_model_by_symbol(store: LeaderboardStore) -> None:
     assert list(store.error_sums_of("red", "drift2")) == ["AAPL"]
     assert store.error_sums_of("blue", "drift") == {}
     assert set(store.error_sums()) == {SERIES, Series("red", "drift", "SAP"), other_model}
+
+
+def test_naive_scales_are_the_exact_floats_of_python_and_ignore_replays(store: LeaderboardStore) -> None:
+    closes = [100.0 + 1 / (i + 3) for i in range(6)]
+    expected = NaiveScale()
+    for i, close in enumerate(closes):
+        store.add_insample_close("AAPL", D[i], close)
+        expected = expected.add(D[i], close)
+    store.add_insample_close("AAPL", D[2], 1e6)  # a replayed day
+    store.add_insample_close("SAP.DE", D[0], 50.0)
+    assert store.naive_scales() == {"AAPL": expected, "SAP.DE": NaiveScale().add(D[0], 50.0)}
 
 
 def test_a_fill_is_recorded_once_per_order(store: LeaderboardStore) -> None:
