@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
 
 from processors.book import ModelBook, ModelSource
 from processors.forecasting import Horizon, step
+from processors.pins import Pin
 from redblue.arena import Arena
 from redblue.calendar import get_calendar
 from redblue.clock import utc_now
@@ -46,11 +47,13 @@ def create_app(
     arena: Arena,
     horizon: Horizon,
     sources: Mapping[str, ModelSource] | None = None,
+    pins: Sequence[Pin] | None = None,
 ) -> faust.App:
     """Build the worker's app for one run (no connection is opened until it starts).
 
     ``sources`` maps model kinds (e.g. ``ludwig``) to where their versions come from; the
-    baselines need none. Every ``model_refresh_seconds`` the worker picks up moved versions.
+    baselines need none. Every ``model_refresh_seconds`` the worker picks up moved versions,
+    unless ``pins`` fix them (a simulation: see :mod:`processors.pins`).
     """
     datadir = settings.home / "faust" / run
     datadir.mkdir(parents=True, exist_ok=True)
@@ -68,7 +71,7 @@ def create_app(
     forecasts = app.topic(topic_name(settings.topic_prefix, run, FORECASTS), value_type=bytes, value_serializer="raw")
     dead = app.topic(topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw")
     windows = app.Table("windows", default=list, partitions=BARS.partitions)
-    book = ModelBook(arena, sources)
+    book = ModelBook(arena, sources, pins)
     calendar = get_calendar(arena.calendar)
 
     async def reject(message: Any, reason: str) -> None:
@@ -87,8 +90,9 @@ def create_app(
                 continue
             assert isinstance(bar, Bar)
             window = [Bar.model_validate(b) for b in windows[bar.symbol]]
+            models = book.models_at(bar.date)
             result = step(
-                run, window, bar, book.models, size=arena.window, calendar=calendar, horizon=horizon, now=utc_now()
+                run, window, bar, models, size=arena.window, calendar=calendar, horizon=horizon, now=utc_now()
             )
             if result.verdict in REJECTED:
                 await reject(event.message, REJECTED[result.verdict].format(bar=bar))

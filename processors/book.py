@@ -1,19 +1,25 @@
 """Which forecaster serves which (team, model, symbol), and picking up new versions live.
 
 A :class:`ModelSource` says, cheaply, which version *should* be served (a baseline: always the
-same; a registry model: the version its ``champion`` alias points at) and loads it. The
+same; a registry model: the version its ``champion`` alias points at) and loads a version. The
 :class:`ModelBook` builds every entry of the arena and, on :meth:`ModelBook.refresh`, reloads the
 entries whose version moved. An entry that fails to load keeps serving its previous version (or
 stays down with its error) while every other entry goes on.
+
+A book built with ``pins`` (a simulation, see :mod:`processors.pins`) serves exactly the pinned
+versions, each from its ``serve_from`` day, and :meth:`ModelBook.refresh` changes nothing: a
+moved alias never swaps a model in the middle of a simulation.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Protocol
 
 from processors.models import Forecaster, ModelError, ServedModel, build_baseline
+from processors.pins import Pin
 from redblue.arena import Arena, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -26,8 +32,8 @@ class ModelSource(Protocol):
         """The version that should be served now; raises :class:`ModelError` if unknown."""
         ...
 
-    def load(self, team: str, spec: ModelSpec, symbol: str) -> Forecaster:
-        """The forecaster of that version; raises :class:`ModelError` if it cannot be loaded."""
+    def load(self, team: str, spec: ModelSpec, symbol: str, version: str) -> Forecaster:
+        """The forecaster of ``version``; raises :class:`ModelError` if it cannot be loaded."""
         ...
 
 
@@ -37,33 +43,52 @@ class BaselineSource:
     def version(self, team: str, spec: ModelSpec, symbol: str) -> str:
         return build_baseline(spec).version
 
-    def load(self, team: str, spec: ModelSpec, symbol: str) -> Forecaster:
+    def load(self, team: str, spec: ModelSpec, symbol: str, version: str) -> Forecaster:
         return build_baseline(spec)
 
 
 class ModelBook:
-    """Every (team, model, symbol) of the arena with its current forecaster."""
+    """Every (team, model, symbol) of the arena with its current forecaster (or its pinned ones)."""
 
-    def __init__(self, arena: Arena, sources: Mapping[str, ModelSource] | None = None) -> None:
+    def __init__(
+        self, arena: Arena, sources: Mapping[str, ModelSource] | None = None, pins: Sequence[Pin] | None = None
+    ) -> None:
         self._arena = arena
         self._sources: Mapping[str, ModelSource] = sources or {}
         self._baselines = BaselineSource()
         self._entries: dict[tuple[str, str, str], ServedModel] = {}
+        self._pinned: list[ServedModel] | None = None if pins is None else self._load_pins(pins)
         self.refresh()
 
     @property
+    def pinned(self) -> bool:
+        return self._pinned is not None
+
+    @property
     def models(self) -> list[ServedModel]:
-        return list(self._entries.values())
+        """Every entry serving now (pinned: every pinned version, each (team, model, symbol) once per version)."""
+        return list(self._entries.values()) + list(self._pinned or [])
+
+    def models_at(self, as_of: date) -> list[ServedModel]:
+        """The entries that serve the forecast as of ``as_of``: per (team, model, symbol), the latest
+        pinned version whose ``serve_from`` is not after ``as_of``, or the current one."""
+        chosen = dict(self._entries)
+        for entry in self._pinned or []:
+            if entry.serve_from is None or entry.serve_from <= as_of:
+                chosen[(entry.team, entry.name, entry.symbol)] = entry  # pins are sorted by serve_from
+        return list(chosen.values())
 
     def refresh(self) -> list[str]:
         """Load what is missing or has moved; return a line per change (for the log).
 
-        The new set of entries replaces the old one in a single assignment, so a reader on
-        another thread always sees a consistent book.
+        Pinned entries never change. The new set of entries replaces the old one in a single
+        assignment, so a reader on another thread always sees a consistent book.
         """
         entries = dict(self._entries)
         changes = []
         for team, spec in self._arena.all_models():
+            if self._pinned is not None and spec.kind in self._sources:
+                continue
             for symbol in self._arena.symbols_of(spec):
                 change = self._refresh_one(entries, team, spec, symbol)
                 if change:
@@ -82,12 +107,42 @@ class ModelBook:
             wanted = source.version(team, spec, symbol)
             if current is not None and current.forecaster is not None and current.forecaster.version == wanted:
                 return ""
-            forecaster = source.load(team, spec, symbol)
+            forecaster = source.load(team, spec, symbol, wanted)
         except ModelError as err:
             return _failed(entries, key, current, str(err))
         entries[key] = ServedModel(team, spec.name, symbol, forecaster)
         before = "" if current is None or current.forecaster is None else f" (was {current.forecaster.version})"
         return f"serving {team}/{spec.name} {symbol} version {forecaster.version}{before}"
+
+    def _load_pins(self, pins: Sequence[Pin]) -> list[ServedModel]:
+        """Load every pinned version of the models that come from a source; fail-closed per entry."""
+        specs = {(team, spec.name): spec for team, spec in self._arena.all_models()}
+        loaded = []
+        for pin in sorted(pins, key=lambda p: (p.key, p.serve_from or date.min)):
+            spec = specs.get((pin.team, pin.model))
+            if spec is None or spec.kind not in self._sources:
+                continue
+            try:
+                forecaster = self._load_pinned(pin, spec)
+            except ModelError as err:
+                log.warning("%s", err)
+                loaded.append(ServedModel(pin.team, pin.model, pin.symbol, None, str(err), pin.serve_from))
+                continue
+            log.warning("serving %s (pinned)%s", pin.label, f" from {pin.serve_from}" if pin.serve_from else "")
+            loaded.append(ServedModel(pin.team, pin.model, pin.symbol, forecaster, "", pin.serve_from))
+        missing = {(t, s.name, sym) for t, s in self._arena.all_models() if s.kind in self._sources
+                   for sym in self._arena.symbols_of(s)} - {(m.team, m.name, m.symbol) for m in loaded}  # fmt: skip
+        loaded += [ServedModel(*key, None, "no version pinned for this run") for key in sorted(missing)]
+        return loaded
+
+    def _load_pinned(self, pin: Pin, spec: ModelSpec) -> Forecaster:
+        if pin.error:
+            raise ModelError(pin.error)
+        forecaster = self._sources[spec.kind].load(pin.team, spec, pin.symbol, pin.version)
+        until = ServedModel(pin.team, pin.model, pin.symbol, forecaster).trained_until
+        if until != pin.trained_until:
+            raise ModelError(f"{pin.label} says it was trained until {until}, but it was pinned as {pin.trained_until}")
+        return forecaster
 
 
 def _failed(

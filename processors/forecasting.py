@@ -86,6 +86,9 @@ def _one(run: str, model: ServedModel, window: Sequence[Bar], target: date, now:
     """A forecast, an error message, or "" when the model needs more history than there is."""
     if model.forecaster is None:
         return model.error
+    if model.trained_until is not None and model.trained_until > window[-1].date:
+        version, until = model.forecaster.version, model.trained_until
+        return f"version {version} was trained on data up to {until}: it cannot forecast as of {window[-1].date}"
     if len(window) < model.forecaster.min_history:
         return ""
     try:
@@ -105,6 +108,7 @@ def _one(run: str, model: ServedModel, window: Sequence[Bar], target: date, now:
         target=target,
         predicted_close=predicted,
         last_close=last.close,
+        model_trained_until=model.trained_until,
         produced_at=now,
     )
 

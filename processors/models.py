@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import date
+from typing import Protocol, runtime_checkable
 
 from redblue.arena import ModelSpec
 from redblue.errors import RedblueError
@@ -34,6 +35,21 @@ class Forecaster(Protocol):
     def min_history(self) -> int: ...
 
     def predict(self, window: Sequence[Bar]) -> float: ...
+
+
+@runtime_checkable
+class Trained(Protocol):
+    """A forecaster fitted on data: its training cutoff and the hash of its training data.
+
+    Baselines are fitted on nothing and have neither. ``trained_until`` is the last day whose
+    close the training data holds: the model may serve forecasts as of that day or later.
+    """
+
+    @property
+    def trained_until(self) -> date: ...
+
+    @property
+    def data_hash(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -101,14 +117,28 @@ def build_baseline(spec: ModelSpec) -> Forecaster:
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One (team, model, symbol) as the processor serves it: the forecaster, or why there is none."""
+    """One (team, model, symbol) as the processor serves it: the forecaster, or why there is none.
+
+    ``serve_from`` is the first as-of day this version serves in a walk-forward simulation
+    (``None``: from the start).
+    """
 
     team: str
     name: str
     symbol: str
     forecaster: Forecaster | None
     error: str = ""
+    serve_from: date | None = None
 
     @property
     def key(self) -> str:
         return f"{self.team}/{self.name}"
+
+    @property
+    def trained_until(self) -> date | None:
+        """The forecaster's training cutoff; ``None`` for a baseline (or nothing served)."""
+        return self.forecaster.trained_until if isinstance(self.forecaster, Trained) else None
+
+    @property
+    def data_hash(self) -> str | None:
+        return self.forecaster.data_hash if isinstance(self.forecaster, Trained) else None

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     _service_args(proc)
     proc.add_argument("--first-target", type=_date, default=None)
     proc.add_argument("--last-target", type=_date, default=None)
+    proc.add_argument(
+        "--pins", type=Path, default=None, help="serve exactly these versions (a simulation's served.json), not aliases"
+    )
 
     for name, text in (("trade", "run the trader of a run"), ("score", "run the scorer of a run")):
         _service_args(sub.add_parser(name, help=text))

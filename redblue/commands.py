@@ -104,13 +104,16 @@ def leaderboard(args: argparse.Namespace, settings: Settings) -> int:
 def process(args: argparse.Namespace, settings: Settings) -> int:
     from processors.app import create_app, run_worker
     from processors.forecasting import Horizon
+    from processors.pins import read_pins
     from processors.registry import RegistrySource
     from training.names import KIND
 
     arena, _ = _arena(args)
     horizon = Horizon(first=args.first_target, last=args.last_target)
     sources = {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix)}
-    run_worker(create_app(settings, args.run, arena, horizon, sources), loglevel="info" if args.verbose else "warn")
+    pins = None if args.pins is None else read_pins(args.pins)
+    app = create_app(settings, args.run, arena, horizon, sources, pins)
+    run_worker(app, loglevel="info" if args.verbose else "warn")
     return 0
 
 

@@ -20,6 +20,7 @@ from consumers.leaderboard import progress as store_progress
 from consumers.leaderboard import summary
 from consumers.metrics import score_forecast
 from consumers.store import LeaderboardStore, StoreError
+from processors.pins import Pin, sorted_pins
 from producers.replay import ReplayPlan
 from redblue import report
 from redblue.arena import Arena
@@ -59,8 +60,13 @@ def _sessions(arena: Arena, first: date, plan: ReplayPlan) -> list[date]:
     return get_calendar(arena.calendar).sessions(first, plan.last_target)
 
 
-def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path) -> Written:
-    """Write every file of the run into ``out`` and return the summary and the printed report."""
+def write(
+    settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path, served: Sequence[Pin] = ()
+) -> Written:
+    """Write every file of the run into ``out`` and return the summary and the printed report.
+
+    ``served`` are the model versions the run served (``summary.json``: ``served``).
+    """
     out.mkdir(parents=True, exist_ok=True)
     stream = read_topic(settings, run, FORECASTS)
     trades = read_topic(settings, run, FILLS)
@@ -90,6 +96,7 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
                 "undecodable": sum(isinstance(e, SchemaError) for e in (*stream, *trades)),
             },
             "failed_forecasts": dict(sorted(failed.items())),
+            "served": [pin.as_json() for pin in sorted_pins(served)],
             **summary(store, arena),
         }
         text = report.render_original(store, arena, plan.first_target, plan.days)

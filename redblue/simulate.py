@@ -1,6 +1,13 @@
 """A simulation: one run of the whole pipeline over history, through the real broker.
 
-The orchestrator resets the run (topics, consumer groups, leaderboard keys), starts the Faust
+Before anything runs, the orchestrator resolves the model version each (team, model, symbol)
+will serve (:func:`resolve_pins`: the versions the registry aliases point at now) and refuses the
+simulation if any of them was trained on data after the run's first as-of day
+(:func:`processors.pins.check_cutoffs`). Those versions are pinned for the whole run: the
+processor gets them in a file and never follows a moved alias. The run id, ``summary.json`` and
+the MLflow run record them.
+
+Then it resets the run (topics, consumer groups, leaderboard keys), starts the Faust
 processor as its own process and the trader and scorer as consumers, replays the bars, waits
 until the scorer has seen the last bar, every forecast and every equity mark, stops everything
 and writes the run's files from the topics and the leaderboard.
@@ -9,12 +16,13 @@ and writes the run's files from the topics and the leaderboard.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,6 +31,8 @@ from pathlib import Path
 from consumers.scorer import run_scorer
 from consumers.trader import bootstrap_trader, run_trader
 from processors.app import app_id
+from processors.book import ModelBook, ModelSource
+from processors.pins import Pin, check_cutoffs, write_pins
 from producers.bars import DATA_DIR, data_fingerprint
 from producers.replay import ReplayPlan, plan_replay, replay
 from redblue import outputs
@@ -62,11 +72,51 @@ class SimulationResult:
     seconds: float
 
 
-def default_run_id(req: SimulationRequest) -> str:
-    """Derived from every input, so the same simulation always gets the same id (and replaces itself)."""
+def default_run_id(req: SimulationRequest, pins: Sequence[Pin] = ()) -> str:
+    """Derived from every input, the versions served included, so the same simulation always gets
+    the same id (and replaces itself)."""
     digest = hashlib.sha256(req.arena.model_dump_json().encode())
     digest.update(data_fingerprint(req.data_dir, req.arena.symbols).encode())
+    for pin in sorted(pins, key=lambda p: (p.key, p.serve_from or date.min)):
+        digest.update(f"\n{'/'.join(pin.key)}@{pin.version}:{pin.serve_from}:{pin.data_hash}".encode())
     return f"sim-{req.start:%Y%m%d}-{req.days}d-{digest.hexdigest()[:10]}"
+
+
+def model_sources(settings: Settings, arena: Arena) -> dict[str, ModelSource]:
+    """Where the arena's trained models come from (the MLflow registry), if it has any."""
+    from training.names import KIND
+
+    if not any(spec.kind == KIND for _, spec in arena.all_models()):
+        return {}
+    from processors.registry import RegistrySource
+
+    return {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix)}
+
+
+def resolve_pins(settings: Settings, arena: Arena) -> list[Pin]:
+    """The version every (team, model, symbol) serves now, loaded and validated as the processor would.
+
+    A model that cannot be loaded gets a pin with its ``error`` (its forecasts will fail).
+    """
+    quiet = logging.getLogger("processors.book")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the book logs every model it serves: the processor's log, not the console
+    try:
+        book = ModelBook(arena, model_sources(settings, arena))
+    finally:
+        quiet.setLevel(level)
+    return [
+        Pin(
+            m.team,
+            m.name,
+            m.symbol,
+            m.forecaster.version if m.forecaster else "",
+            m.trained_until,
+            m.data_hash,
+            error=m.error,
+        )
+        for m in book.models
+    ]
 
 
 def reset_run(settings: Settings, run: str) -> None:
@@ -131,28 +181,54 @@ def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> 
     began = time.monotonic()
     calendar = get_calendar(req.arena.calendar)
     plan = plan_replay(req.data_dir, req.arena.symbols, req.start, req.days, req.arena.window, calendar)
-    run = req.run_id or default_run_id(req)
+    pins = resolve_pins(settings, req.arena)
+    check_cutoffs(pins, plan.first_as_of)
+    for pin in pins:
+        if pin.error:
+            say(f"warning: {pin.team}/{pin.model} {pin.symbol} cannot be served: {pin.error}")
+        elif pin.trained_until is not None:
+            say(f"serving {pin.label}, trained on data up to {pin.trained_until} (pinned for the whole run)")
+    run = req.run_id or default_run_id(req, pins)
     out_dir = req.out or REPO_ROOT / "out" / run
     say(
         f"run {run}: {len(req.arena.symbols)} symbol(s), targets {plan.first_target} .. {plan.last_target} "
         f"({req.days} trading days), {len(plan.rows)} bars incl. {req.arena.window}-bar warm-up"
     )
-    with running_pipeline(settings, run, req, plan, out_dir / "logs") as pipeline:
+    with running_pipeline(settings, run, req, plan, out_dir / "logs", pins) as pipeline:
         replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
-    result = outputs.write(settings, run, req.arena, plan, out_dir)
+    result = outputs.write(settings, run, req.arena, plan, out_dir, pins)
     return SimulationResult(run, out_dir, result.summary, result.report, time.monotonic() - began)
 
 
 @contextmanager
 def running_pipeline(
-    settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log_dir: Path
+    settings: Settings,
+    run: str,
+    req: SimulationRequest,
+    plan: ReplayPlan,
+    log_dir: Path,
+    pins: Sequence[Pin] | None = None,
+    *,
+    follow_aliases: bool = False,
 ) -> Iterator[Pipeline]:
-    """Reset the run, create its topics and run processor, trader and scorer until the block ends."""
+    """Reset the run, create its topics and run processor, trader and scorer until the block ends.
+
+    The processor serves exactly ``pins`` (default: :func:`resolve_pins`, cutoffs checked), or,
+    with ``follow_aliases``, whatever the registry aliases point at as a live season does (for
+    tests of the live behaviour; a simulation never does this).
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
+    pin_file = None
+    if not follow_aliases:
+        if pins is None:
+            pins = resolve_pins(settings, req.arena)
+            check_cutoffs(pins, plan.first_as_of)
+        pin_file = log_dir / "served.json"
+        write_pins(pin_file, pins)
     reset_run(settings, run)
     ensure_topics(settings, run)
-    pipeline = Pipeline(settings, run, req, plan, log_dir / "processor.log")
+    pipeline = Pipeline(settings, run, req, plan, log_dir / "processor.log", pin_file)
     try:
         pipeline.start()
         yield pipeline
@@ -163,8 +239,11 @@ def running_pipeline(
 class Pipeline:
     """The processor (a Faust worker process) and the trader and scorer (consumer threads) of one run."""
 
-    def __init__(self, settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log: Path) -> None:
+    def __init__(
+        self, settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log: Path, pins: Path | None
+    ) -> None:
         self.settings, self.run, self.req, self.plan, self.log = settings, run, req, plan, log
+        self.pins = pins
         self.services = _Services()
 
     def start(self) -> None:
@@ -172,6 +251,7 @@ class Pipeline:
             sys.executable, "-m", "redblue", "process", "--run", self.run, "--arena", str(self.req.arena_path),
             "--symbols", ",".join(self.req.arena.symbols),
             "--first-target", self.plan.first_target.isoformat(), "--last-target", self.plan.last_target.isoformat(),
+            *(["--pins", str(self.pins)] if self.pins is not None else []),
         ]  # fmt: skip
         with self.log.open("wb") as handle:
             env = {**os.environ, **as_env(self.settings)}

@@ -66,7 +66,12 @@ class Bar(Event):
 
 
 class Forecast(Event):
-    """A prediction, made from bars up to and including ``as_of``, of the close on ``target``."""
+    """A prediction, made from bars up to and including ``as_of``, of the close on ``target``.
+
+    ``model_trained_until`` is the training cutoff of the model version that made it (``None``
+    for a baseline, which is fitted on nothing, and in events written before the field existed);
+    it is never after ``as_of``.
+    """
 
     TYPE: ClassVar[str] = "forecast"
     run: Name
@@ -78,11 +83,17 @@ class Forecast(Event):
     target: date
     predicted_close: Price
     last_close: Price
+    model_trained_until: date | None = None
 
     @model_validator(mode="after")
     def _target_after_as_of(self) -> Forecast:
         if self.target <= self.as_of:
             raise ValueError(f"forecast target {self.target} is not after as_of {self.as_of}")
+        if self.model_trained_until is not None and self.model_trained_until > self.as_of:
+            raise ValueError(
+                f"forecast as of {self.as_of} by {self.team}/{self.model} version {self.model_version}, "
+                f"trained on data up to {self.model_trained_until}: it has seen the answer"
+            )
         return self
 
     @property

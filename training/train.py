@@ -241,7 +241,7 @@ def _fit_and_export(
         train_seconds = time.perf_counter() - started
         predicted = _ludwig_predict(ludwig_model, data.validation, Path(tmp))
         started = time.perf_counter()
-        proto = export_onnx(ludwig_model, job.lookback, contract_metadata(job, until))
+        proto = export_onnx(ludwig_model, job.lookback, contract_metadata(job, until, data.data_hash))
         export_seconds = time.perf_counter() - started
         served = onnx_predict(proto, data.matrix(data.validation))
         for file in LUDWIG_MODEL_FILES:  # not the checkpoints: the weights suffice to reload the model
@@ -363,7 +363,7 @@ def _publish(proto: Any, job: Job, data: TrainingData, until: date, name: str, r
             signature=signature,
             pip_requirements=mlflow.onnx.get_default_pip_requirements(),
             save_as_external_data=False,
-            metadata=contract_metadata(job, until),
+            metadata=contract_metadata(job, until, data.data_hash),
         )
         version = mlflow.register_model(info.model_uri, name, tags=tags)
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_uri)
@@ -380,9 +380,9 @@ def _tracking_uri(uri: str) -> Iterator[None]:
         yield
 
 
-def contract_metadata(job: Job, until: date) -> dict[str, str]:
-    """The ONNX ``metadata_props`` of the served model (the serving contract)."""
-    return names.onnx_metadata(job.team, job.model, job.symbol, job.lookback, FEATURES_VERSION, until)
+def contract_metadata(job: Job, until: date, data_hash: str | None = None) -> dict[str, str]:
+    """The ONNX ``metadata_props`` of the served model (the serving contract), with the training data's hash."""
+    return names.onnx_metadata(job.team, job.model, job.symbol, job.lookback, FEATURES_VERSION, until, data_hash)
 
 
 def _champion(client: Any, name: str) -> Any | None:

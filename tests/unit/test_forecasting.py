@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import date
 
 import pytest
@@ -78,6 +79,30 @@ def test_invalid_prediction_is_a_failure_not_a_forecast() -> None:
 
     made, failed = forecast("r", series(), [served("red", "nan", Nan())], CAL, Horizon(), T0)
     assert made == [] and failed == ["red/nan"]
+
+
+def test_a_forecast_records_the_model_s_cutoff_and_a_model_trained_later_cannot_forecast() -> None:
+    @dataclass(frozen=True)
+    class TrainedFixed:
+        trained_until: date
+        version: str = "7"
+        min_history: int = 1
+        data_hash: str | None = "abc"
+
+        def predict(self, window: object) -> float:
+            return 123.0
+
+    window = series(n=20)
+    as_of = window[-1].date
+    ok = served("red", "mlp", TrainedFixed(as_of))
+    made, failed = forecast("r", window, [ok, served("baseline", "p", Persistence())], CAL, Horizon(), T0)
+    assert [(f.model, f.model_version, f.model_trained_until) for f in made] == [
+        ("mlp", "7", as_of),
+        ("p", "persistence-1", None),
+    ]
+    late = served("red", "mlp", TrainedFixed(CAL.next_session(as_of)))
+    made, failed = forecast("r", window, [late], CAL, Horizon(), T0)
+    assert made == [] and failed == ["red/mlp"]
 
 
 def test_window_verdicts() -> None:
