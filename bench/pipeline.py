@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO))
 from confluent_kafka import Consumer, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # noqa: E402
 
-from redblue.arena import DEFAULT_ARENA, load_arena  # noqa: E402
-from redblue.kafka import read_topic  # noqa: E402
-from redblue.settings import Settings  # noqa: E402
-from redblue.simulate import SimulationRequest, reset_run, simulate  # noqa: E402
+from redblue.adapters.kafka import read_topic  # noqa: E402
+from redblue.app.simulate import SimulationRequest, reset_run, simulate  # noqa: E402
+from redblue.core.arena import DEFAULT_ARENA, load_arena  # noqa: E402
+from redblue.core.settings import Settings  # noqa: E402
 from schemas import encode  # noqa: E402
 from schemas.topics import BARS, FILLS, FORECASTS, ORDERS  # noqa: E402
 

@@ -8,7 +8,7 @@ under distinct names ``bench.{team}.{model}.{symbol}``, all copies of one model:
 ``champion`` found in the configured registry (a real Ludwig export), else a hand-built MLP of
 the same shape as the red reference config (10 → 32 → 16 → 1). Each case runs in a fresh
 process that builds the worker exactly as ``redblue`` does (``processors.app.create_app`` with a
-:class:`~processors.registry.RegistrySource`, so Faust, MLflow's client and ONNX Runtime are all
+:class:`~redblue.adapters.mlflow.registry.RegistrySource`, so Faust, MLflow's client and ONNX Runtime are all
 loaded) and reports, side by side:
 
 - its resident memory (``VmRSS``) after every model is loaded, and the peak (``VmHWM``);
@@ -37,10 +37,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from redblue.arena import Arena, ModelSpec, TeamSpec  # noqa: E402
-from redblue.settings import Settings  # noqa: E402
+from redblue.core.arena import Arena, ModelSpec, TeamSpec  # noqa: E402
+from redblue.core.model_names import KIND  # noqa: E402
+from redblue.core.settings import Settings  # noqa: E402
 from schemas import Bar  # noqa: E402
-from training.names import KIND  # noqa: E402
 
 PREFIX = "bench"
 CASES = {0: (1, 1, 1), 6: (2, 1, 3), 30: (5, 2, 3), 100: (5, 2, 10)}  # models: (teams, models each, symbols)
@@ -84,8 +84,8 @@ def serve(models: int, uri: str, home: str) -> dict[str, Any]:
     """Build the worker for ``models`` team models; its memory and one model's forecast latency."""
     from processors.app import create_app
     from processors.forecasting import Horizon
-    from processors.models import ModelError
-    from processors.registry import RegistrySource
+    from redblue.adapters.mlflow.registry import RegistrySource
+    from redblue.core.forecaster import ModelError
 
     lines: list[str] = []
     handler = logging.Handler()
@@ -129,8 +129,8 @@ def mlp_model(lookback: int = 10, hidden: tuple[int, ...] = (32, 16)) -> Any:
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
-    from training.features import FEATURES_VERSION
-    from training.names import onnx_metadata
+    from redblue.core.features import FEATURES_VERSION
+    from redblue.core.model_names import onnx_metadata
 
     rng = np.random.default_rng(7)
     sizes, nodes, inits, x = [lookback, *hidden, 1], [], [], "features"
@@ -186,7 +186,7 @@ def register_copies(uri: str, proto: Any, artifacts: Path) -> float:
     from mlflow import MlflowClient
     from onnx import ModelProto, helper
 
-    from training.names import registry_name
+    from redblue.core.model_names import registry_name
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -211,8 +211,9 @@ def register_copies(uri: str, proto: Any, artifacts: Path) -> float:
 
 def train_default_arena(tmp: Path) -> Settings:
     """Train the reference arena's team models from scratch into a store under ``tmp``; print the times."""
-    from redblue.arena import load_arena
-    from training.train import ludwig_api, train
+    from redblue.core.arena import load_arena
+    from training.ludwig.fit import ludwig_api
+    from training.train import train
 
     settings = Settings(home=tmp / "home", mlflow_tracking_uri=f"sqlite:///{tmp}/training.db")
     began = time.perf_counter()

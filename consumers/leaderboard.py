@@ -1,7 +1,7 @@
 """The leaderboard: a projection of one run's forecasts, bars, fills and position marks.
 
 :class:`Scoreboard` turns events into small, idempotent writes to a :class:`LeaderboardStore`
-(see :mod:`consumers.store`: Redis in production, an in-memory fake in unit tests). Replaying the
+(see :mod:`redblue.core.store`: Redis in production, an in-memory fake in unit tests). Replaying the
 topics into a store that already holds them changes nothing, so the leaderboard can be rebuilt
 from Kafka at any time. Reading functions (:func:`rankings`, :func:`standings`,
 :func:`summary`, :func:`progress`) compute everything from the store in a fixed order, so the
@@ -16,7 +16,9 @@ from datetime import date
 from typing import Any
 
 from consumers import significance
-from consumers.metrics import (
+from consumers.significance import DieboldMariano, DirectionTest
+from redblue.core.arena import Arena
+from redblue.core.metrics import (
     FORECAST_METRICS,
     TRADING_METRICS,
     ErrorSums,
@@ -31,9 +33,7 @@ from consumers.metrics import (
     score_forecast,
     trading_metrics,
 )
-from consumers.significance import DieboldMariano, DirectionTest
-from consumers.store import LeaderboardStore, Series, rank_score
-from redblue.arena import Arena
+from redblue.core.store import LeaderboardStore, Series, rank_score
 from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
 
 RANKED_METRICS = (*FORECAST_METRICS, *TRADING_METRICS)
@@ -94,7 +94,7 @@ class Scoreboard:
 
     Forecasts wait in memory until the ``bar_processed`` of their target day brings the actual
     close. A symbol's bars before its first target day (a replay's warm-up) are its training
-    period: their closes make its :class:`~consumers.metrics.NaiveScale` (MASE's denominator).
+    period: their closes make its :class:`~redblue.core.metrics.NaiveScale` (MASE's denominator).
     Within a partition every forecast made from bar D comes before D's marker, so the first
     target is known before any bar on or after it arrives. A team's equity for day D is
     computed once marks of all its traded symbols for D are in.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 from consumers.leaderboard import Scoreboard
-from consumers.store import LeaderboardStore
-from redblue.arena import Arena
-from redblue.kafka import ConsumerStats, Outgoing, consume, read_topic
-from redblue.redis_store import RedisStore
-from redblue.settings import Settings
+from redblue.adapters.kafka import ConsumerStats, Outgoing, consume, read_topic
+from redblue.adapters.redis_store import RedisStore
+from redblue.core.arena import Arena
+from redblue.core.settings import Settings
+from redblue.core.store import LeaderboardStore
 from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
 from schemas.topics import FILLS, FORECASTS
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from consumers.metrics import NaiveScale, ScoredForecast
+from redblue.core.metrics import NaiveScale, ScoredForecast
 
 LOSS = "absolute error"
 HORIZON = 1

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from consumers.broker import OrderRequest, Rejection, SubmitResult
-from redblue.arena import CostSpec
+from redblue.core.arena import CostSpec
+from redblue.core.broker import OrderRequest, Rejection, SubmitResult
 from schemas import Bar, Fill
 
 
 class SimulatedBroker:
-    """A :class:`~consumers.broker.BrokerGateway` for one team, with cash and positions in memory."""
+    """A :class:`~redblue.core.broker.BrokerGateway` for one team, with cash and positions in memory."""
 
     def __init__(
         self, run: str, team: str, costs: CostSpec, initial_cash: float, clock: Callable[[], datetime]

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
-from consumers.broker import Side
-from redblue.arena import StrategySpec
+from redblue.core.arena import StrategySpec
+from redblue.core.broker import Side
 from schemas import Forecast
 
 

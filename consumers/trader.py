@@ -10,13 +10,13 @@ import threading
 from collections.abc import Callable
 from datetime import date
 
-from consumers.broker import BrokerGateway
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
-from redblue.arena import Arena
-from redblue.clock import Clock, utc_now
-from redblue.kafka import ConsumerStats, Outgoing, consume
-from redblue.settings import Settings
+from redblue.adapters.kafka import ConsumerStats, Outgoing, consume
+from redblue.core.arena import Arena
+from redblue.core.broker import BrokerGateway
+from redblue.core.clock import Clock, utc_now
+from redblue.core.settings import Settings
 from schemas import BarProcessed, Event, Forecast, Order, PositionMark
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
@@ -30,9 +30,9 @@ def simulated_gateways(run: str, arena: Arena, clock: Clock) -> dict[str, Broker
 
 def live_gateways(run: str, arena: Arena, clock: Clock = utc_now) -> dict[str, BrokerGateway]:
     """Each team's configured account: simulated, or Alpaca with ``REDBLUE_<TEAM>_ALPACA_*`` credentials."""
-    from consumers.alpaca_broker import AlpacaBroker
-    from redblue.calendar import get_calendar
-    from redblue.settings import alpaca_credentials
+    from redblue.adapters.alpaca.broker import AlpacaBroker
+    from redblue.core.calendar import get_calendar
+    from redblue.core.settings import alpaca_credentials
 
     gateways = simulated_gateways(run, arena, clock)
     for team, spec in arena.teams.items():

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
-from consumers.broker import BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
 from consumers.strategy import client_order_id, decide
-from redblue.arena import Arena
+from redblue.core.arena import Arena
+from redblue.core.broker import BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
 from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
 
 

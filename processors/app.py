@@ -17,11 +17,11 @@ import faust
 from processors.book import ModelBook, ModelSource
 from processors.forecasting import Horizon, step
 from processors.pins import Pin
-from redblue.arena import Arena
-from redblue.calendar import get_calendar
-from redblue.clock import utc_now
-from redblue.kafka import Received, dead_letter
-from redblue.settings import Settings
+from redblue.adapters.kafka import Received, dead_letter
+from redblue.core.arena import Arena
+from redblue.core.calendar import get_calendar
+from redblue.core.clock import utc_now
+from redblue.core.settings import Settings
 from schemas import Bar, SchemaError, decode, encode, topic_name
 from schemas.topics import BARS, DEADLETTER, FORECASTS
 

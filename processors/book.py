@@ -18,9 +18,10 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Protocol
 
-from processors.models import Forecaster, ModelError, ServedModel, build_baseline
+from processors.baselines import ServedModel, build_baseline
 from processors.pins import Pin
-from redblue.arena import Arena, ModelSpec
+from redblue.core.arena import Arena, ModelSpec
+from redblue.core.forecaster import Forecaster, ModelError
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from processors.models import ServedModel
-from redblue.calendar import CalendarError, TradingCalendar
+from processors.baselines import ServedModel
+from redblue.core.calendar import CalendarError, TradingCalendar
 from schemas import Bar, BarProcessed, Forecast
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from redblue.errors import RedblueError
+from redblue.core.errors import RedblueError
 
 
 class CutoffError(RedblueError):

@@ -1,6 +1,6 @@
 """The live daily producer: after each session's close, emit every symbol's new bar once.
 
-It asks a :class:`producers.sources.BarSource` for the recent sessions, keeps only bars newer
+It asks a :class:`redblue.core.sources.BarSource` for the recent sessions, keeps only bars newer
 than what the run's bars topic already holds (so a restart or a second poll emits nothing
 twice), and dead-letters rows the source could not turn into bars, with the reason.
 """
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
-from producers.sources import BarSource, Rejected
-from redblue.calendar import TradingCalendar
-from redblue.clock import Clock
-from redblue.kafka import Outgoing
+from redblue.adapters.kafka import Outgoing
+from redblue.core.calendar import TradingCalendar
+from redblue.core.clock import Clock
+from redblue.core.sources import BarSource, Rejected
 from schemas import Bar, DeadLetter
 from schemas.topics import BARS, DEADLETTER
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """Where events go (:class:`redblue.kafka.EventProducer` in production)."""
+    """Where events go (:class:`redblue.adapters.kafka.EventProducer` in production)."""
 
     def send(self, out: Outgoing) -> None: ...
 

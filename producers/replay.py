@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from producers.bars import DataError, Row, read_rows, to_bar_fields, window_rows
-from redblue.calendar import CalendarError, TradingCalendar
-from redblue.clock import Clock
-from redblue.kafka import EventProducer, Outgoing
+from redblue.adapters.kafka import EventProducer, Outgoing
+from redblue.core.bars import DataError, Row, coverage, read_rows, to_bar_fields, window_rows
+from redblue.core.calendar import CalendarError, TradingCalendar
+from redblue.core.clock import Clock
 from schemas import Bar
 from schemas.topics import BARS
 
@@ -41,13 +41,14 @@ def plan_replay(
     """Check the data covers the run (every session present) and order the rows by (day, symbol)."""
     if days < 1:
         raise DataError(f"--days must be at least 1 (got {days})")
-    if not calendar.is_session(start):
-        raise DataError(f"{start} is not a {calendar.name} trading day; the next one is {calendar.next_session(start)}")
     try:
+        if not calendar.is_session(start):
+            following = calendar.next_session(start)
+            raise DataError(f"{start} is not a {calendar.name} trading day; the next one is {following}")
         last = calendar.offset(start, days - 1)
         warmup_first = calendar.offset(start, -window)
     except CalendarError as err:
-        raise DataError(str(err)) from err
+        raise DataError(f"{err}; {coverage(data_dir, symbols)}") from err
     rows: list[Row] = []
     for symbol in symbols:
         rows.extend(window_rows(read_rows(data_dir, symbol), warmup_first, last, calendar))

@@ -1,5 +1,5 @@
 import sys
 
-from redblue.cli import main
+from redblue.app.cli import main
 
 sys.exit(main())

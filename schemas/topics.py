@@ -2,7 +2,7 @@
 
 Every run (a simulation or a live season) has its own set of topics,
 ``{prefix}.{run_id}.{suffix}``, so runs can never mix their events. Topics are created
-explicitly by :func:`redblue.kafka.ensure_topics`; the local broker has auto-create off.
+explicitly by :func:`redblue.adapters.kafka.ensure_topics`; the local broker has auto-create off.
 """
 
 from __future__ import annotations

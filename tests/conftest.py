@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from redblue.settings import Settings
+from redblue.core.settings import Settings
 
 
 @pytest.fixture(scope="session")

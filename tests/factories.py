@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from redblue.arena import REPO_ROOT
+from redblue.core.arena import REPO_ROOT
 from schemas import Bar
 
 T0 = datetime(2024, 1, 2, 22, 0, tzinfo=UTC)

@@ -21,9 +21,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from producers.bars import DataError, Row, window_rows
-from redblue.calendar import TradingCalendar
-from training.features import feature_names, features, log_returns, min_bars
+from redblue.core.bars import DataError, Row, window_rows
+from redblue.core.calendar import TradingCalendar
+from redblue.core.features import feature_names, features, log_returns, min_bars
 
 LABEL = "next_return"  # the log return from the as-of close to the next session's close
 SPLIT = "split"  # 0 training, 1 validation (Ludwig's ``fixed`` split)
@@ -79,7 +79,7 @@ def sequence_text(vector: Sequence[float]) -> str:
 
     Percent (``SEQUENCE_SCALE``), because Ludwig does not normalise timeseries inputs and a
     recurrent encoder barely sees raw daily returns (~0.01); the served graph applies the same
-    fixed factor (``training.export``). Ludwig parses the cell as space-separated numbers;
+    fixed factor (``training.ludwig.export``). Ludwig parses the cell as space-separated numbers;
     ``repr`` keeps every digit.
     """
     return " ".join(repr(float(x) * SEQUENCE_SCALE) for x in reversed(vector))
@@ -96,7 +96,7 @@ def build_dataset(
 ) -> TrainingData:
     """Rows for as-of days from ``train_from`` whose next bar is on or before ``until``.
 
-    ``rows`` are one symbol's bars in date order (``producers.bars.read_rows``); bars after
+    ``rows`` are one symbol's bars in date order (``redblue.core.bars.read_rows``); bars after
     ``until`` are dropped before anything else. Each name in ``sequence_columns`` gets a
     timeseries column (see :func:`sequence_text`). With a ``calendar``, every session between
     the first bar read and ``until``'s last label must have a bar (else :class:`DataError`).
@@ -151,7 +151,7 @@ def _hash(frame: pd.DataFrame, lookback: int) -> str:
 def validation_metrics(frame: pd.DataFrame, predicted_returns: np.ndarray) -> dict[str, float]:
     """Price-space MAE, persistence MAE, MASE and direction accuracy of predicted log returns on ``frame``'s rows.
 
-    The predicted close is ``close * exp(return)`` (``training.features.price_from_return``); the
+    The predicted close is ``close * exp(return)`` (``redblue.core.features.price_from_return``); the
     persistence forecast is the as-of close itself.
     """
     close = frame[CLOSE].to_numpy(dtype=np.float64)

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from redblue.redis_store import RedisStore
-from redblue.settings import Settings
-from redblue.simulate import reset_run
+from redblue.adapters.redis_store import RedisStore
+from redblue.app.simulate import reset_run
+from redblue.core.settings import Settings
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from consumers.leaderboard import progress
-from producers.bars import DATA_DIR
 from producers.replay import plan_replay, replay
-from redblue.arena import load_arena
-from redblue.calendar import get_calendar
-from redblue.clock import utc_now
-from redblue.kafka import EventProducer, read_topic
-from redblue.redis_store import RedisStore
-from redblue.settings import Settings
-from redblue.simulate import SimulationRequest, running_pipeline
+from redblue.adapters.kafka import EventProducer, read_topic
+from redblue.adapters.redis_store import RedisStore
+from redblue.app.simulate import SimulationRequest, running_pipeline
+from redblue.core.arena import load_arena
+from redblue.core.bars import DATA_DIR
+from redblue.core.calendar import get_calendar
+from redblue.core.clock import utc_now
+from redblue.core.settings import Settings
 from schemas import Forecast
 from schemas.topics import FORECASTS
 from tests.integration.test_registry import PREFIX, Store, store  # noqa: F401  (fixture)
@@ -81,7 +81,7 @@ def test_a_moved_alias_is_picked_up_live_and_never_in_a_simulation(
     assert versions.count("2") == 9
 
 
-def _wait_for_bar(settings: Settings, run: str, day: date, timeout: float = 60) -> None:
+def _wait_for_bar(settings: Settings, run: str, day: date, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     with RedisStore.from_settings(settings, run) as board:
         while progress(board).bars.get("AAPL", date.min) < day:

@@ -13,12 +13,12 @@ import mlflow
 import pytest
 
 from processors.pins import CutoffError
-from redblue.arena import load_arena
-from redblue.kafka import read_topic
-from redblue.redis_store import RedisStore
-from redblue.settings import Settings
-from redblue.simulate import SimulationRequest, default_run_id, reset_run, simulate
-from redblue.tracking import log_simulation
+from redblue.adapters.kafka import read_topic
+from redblue.adapters.mlflow.tracking import log_simulation
+from redblue.adapters.redis_store import RedisStore
+from redblue.app.simulate import SimulationRequest, default_run_id, reset_run, simulate
+from redblue.core.arena import load_arena
+from redblue.core.settings import Settings
 from schemas import Forecast
 from schemas.topics import FORECASTS
 from tests.integration.test_alias_switch import ARENA

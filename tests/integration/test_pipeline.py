@@ -17,16 +17,16 @@ import pytest
 
 from consumers.leaderboard import progress, summary
 from consumers.scorer import rebuild, run_scorer
-from producers.bars import DATA_DIR
 from producers.replay import plan_replay, replay
-from redblue.arena import load_arena
-from redblue.calendar import get_calendar
-from redblue.clock import utc_now
-from redblue.kafka import EventProducer, read_topic
-from redblue.outputs import write
-from redblue.redis_store import RedisStore
-from redblue.settings import Settings
-from redblue.simulate import SimulationRequest, running_pipeline, simulate
+from redblue.adapters.kafka import EventProducer, read_topic
+from redblue.adapters.redis_store import RedisStore
+from redblue.app.outputs import write
+from redblue.app.simulate import SimulationRequest, running_pipeline, simulate
+from redblue.core.arena import load_arena
+from redblue.core.bars import DATA_DIR
+from redblue.core.calendar import get_calendar
+from redblue.core.clock import utc_now
+from redblue.core.settings import Settings
 from schemas import DeadLetter
 from schemas.topics import BARS, DEADLETTER
 from tests.factories import BASELINES

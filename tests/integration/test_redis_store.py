@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from consumers.leaderboard import summary
-from consumers.metrics import ErrorSums, NaiveScale, ScoredForecast
-from consumers.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable
-from redblue.redis_store import RedisStore
+from redblue.adapters.redis_store import RedisStore
+from redblue.core.metrics import ErrorSums, NaiveScale, ScoredForecast
+from redblue.core.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable
 from tests.unit.test_leaderboard import ARENA, D, fill, interleave, mark, play, simulated_streams
 
 SERIES = Series("red", "drift", "AAPL")

@@ -24,12 +24,12 @@ import pytest
 from mlflow import MlflowClient
 
 from processors.book import ModelBook
-from processors.models import ModelError
-from processors.registry import RegistrySource
-from redblue.arena import REPO_ROOT, Arena, ModelSpec, TeamSpec
+from redblue.adapters.mlflow.registry import RegistrySource
+from redblue.core.arena import REPO_ROOT, Arena, ModelSpec, TeamSpec
+from redblue.core.features import features
+from redblue.core.forecaster import ModelError
+from redblue.core.model_names import KIND
 from tests.unit.test_onnx_model import BIAS, WEIGHTS, contract_metadata, linear_model, window
-from training.features import features
-from training.names import KIND
 
 pytestmark = pytest.mark.integration
 
@@ -174,9 +174,9 @@ def test_a_store_that_is_missing_or_unreachable_is_a_model_error(
 
 SERVE_WITHOUT_TORCH = """
 import json, sys
-import processors.app, processors.onnx_model, processors.registry
-from processors.registry import RegistrySource
-from redblue.arena import ModelSpec
+import processors.app, redblue.adapters.onnx, redblue.adapters.mlflow.registry
+from redblue.adapters.mlflow.registry import RegistrySource
+from redblue.core.arena import ModelSpec
 model = RegistrySource(sys.argv[1], sys.argv[2]).load("red", ModelSpec(name="mlp", kind="ludwig"), "AAPL")
 print(json.dumps({"version": model.version, "heavy": sorted(m for m in ("torch", "ludwig") if m in sys.modules)}))
 """

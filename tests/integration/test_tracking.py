@@ -8,10 +8,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from redblue.arena import load_arena
-from redblue.settings import Settings
-from redblue.simulate import SimulationRequest, simulate
-from redblue.tracking import SIMULATIONS, log_simulation
+from redblue.adapters.mlflow.tracking import SIMULATIONS, log_simulation
+from redblue.app.simulate import SimulationRequest, simulate
+from redblue.core.arena import load_arena
+from redblue.core.settings import Settings
 from tests.factories import BASELINES
 
 pytestmark = pytest.mark.integration

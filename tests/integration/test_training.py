@@ -19,14 +19,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from producers.bars import DATA_DIR, read_rows
-from redblue.arena import Arena
-from redblue.settings import Settings
-from training import names
+from redblue.adapters.onnx import onnx_predict
+from redblue.core import model_names as names
+from redblue.core.arena import Arena
+from redblue.core.bars import DATA_DIR, read_rows
+from redblue.core.features import FEATURES_VERSION, feature_names
+from redblue.core.settings import Settings
 from training.dataset import LABEL, TrainingData, build_dataset
-from training.export import onnx_predict, sequence_inputs
-from training.features import FEATURES_VERSION, feature_names
-from training.train import Job, TrainResult, ludwig_api, plan, train
+from training.ludwig.export import sequence_inputs
+from training.ludwig.fit import ludwig_api
+from training.plan import Job, plan
+from training.train import TrainResult, train
 
 pytestmark = pytest.mark.integration
 

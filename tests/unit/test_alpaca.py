@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from consumers.alpaca_broker import AlpacaBroker, OrderTimingError, time_in_force_for
-from consumers.broker import BrokerError, BrokerGateway, OrderRequest, SubmitResult
-from producers.sources import BarSource, Rejected, SourceError
-from producers.sources.alpaca_source import AlpacaBarSource
-from redblue.calendar import get_calendar
+from redblue.adapters.alpaca.broker import AlpacaBroker, OrderTimingError, time_in_force_for
+from redblue.adapters.alpaca.market_data import AlpacaBarSource
+from redblue.core.broker import BrokerError, BrokerGateway, OrderRequest, SubmitResult
+from redblue.core.calendar import get_calendar
+from redblue.core.sources import BarSource, Rejected, SourceError
 from schemas import Bar
 
 NY = ZoneInfo("America/New_York")

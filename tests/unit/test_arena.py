@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from redblue.arena import ArenaError, load_arena
+from redblue.core.arena import ArenaError, load_arena
 
 
 def test_reference_arena_loads() -> None:

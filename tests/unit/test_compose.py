@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from redblue import stack
-from redblue.settings import KAFKA_PORT, REDIS_PORT, Settings
+from redblue.core.settings import KAFKA_PORT, REDIS_PORT, Settings
+from redblue.stack import kafka as stack_kafka
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 OURS = ("processor", "trader", "scorer", "producer")
@@ -52,7 +52,7 @@ def test_our_services_reach_the_infrastructure_by_service_name(services: dict[st
 
 
 def test_kafka_image_is_the_stack_version(services: dict[str, dict[str, Any]]) -> None:
-    assert services["kafka"]["image"] == f"apache/kafka:{stack.kafka_version()}"
+    assert services["kafka"]["image"] == f"apache/kafka:{stack_kafka.kafka_version()}"
 
 
 def test_dockerfile_runs_the_cli() -> None:

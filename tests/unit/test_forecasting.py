@@ -8,11 +8,12 @@ from datetime import date
 
 import pytest
 
+from processors.baselines import Drift, Persistence, ServedModel, Trend, build_baseline
 from processors.book import ModelBook
 from processors.forecasting import Horizon, advance, forecast, step
-from processors.models import Drift, ModelError, Persistence, ServedModel, Trend, build_baseline
-from redblue.arena import ModelSpec, load_arena
-from redblue.calendar import get_calendar
+from redblue.core.arena import ModelSpec, load_arena
+from redblue.core.calendar import get_calendar
+from redblue.core.forecaster import ModelError
 from schemas import BarProcessed, Forecast
 from tests.factories import BASELINES, T0, bar
 

@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from consumers.leaderboard import Scoreboard, progress, rank_of, rankings, standings, summary
-from consumers.store import InMemoryStore, LeaderboardStore, Series
-from redblue.arena import Arena
+from redblue.core.arena import Arena
+from redblue.core.store import InMemoryStore, LeaderboardStore, Series
 from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
 from tests.factories import T0, bar, days
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from producers.live import LiveProducer, last_dates
-from producers.sources import Rejected
-from redblue.calendar import get_calendar
-from redblue.kafka import Outgoing
+from redblue.adapters.kafka import Outgoing
+from redblue.core.calendar import get_calendar
+from redblue.core.sources import Rejected
 from schemas import Bar, DeadLetter
 from tests.factories import bar
 

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from consumers.metrics import (
+from redblue.core.metrics import (
     ErrorSums,
     NaiveScale,
     ScoredForecast,

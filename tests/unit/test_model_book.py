@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 
 from processors.book import ModelBook
-from processors.models import ModelError
 from processors.pins import Pin
-from redblue.arena import ModelSpec, load_arena
+from redblue.core.arena import ModelSpec, load_arena
+from redblue.core.forecaster import ModelError
 from schemas import Bar
 from tests.factories import BASELINES
 

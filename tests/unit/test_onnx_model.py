@@ -11,11 +11,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from processors.models import ModelError
-from processors.onnx_model import OnnxForecaster
+from redblue.adapters.onnx import OnnxForecaster
+from redblue.core.features import FEATURES_VERSION, features
+from redblue.core.forecaster import ModelError
 from schemas import Bar
 from tests.factories import bar, days
-from training.features import FEATURES_VERSION, features
 
 LOOKBACK = 5
 WEIGHTS = [0.5, -0.25, 0.125, 0.0, 0.1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from processors.pins import CutoffError, Pin, check_cutoffs, read_pins, write_pins
-from redblue.errors import RedblueError
+from redblue.core.errors import RedblueError
 
 FIRST_AS_OF = date(2023, 12, 29)  # a simulation from 2024-01-02
 

@@ -10,9 +10,9 @@ from unittest import mock
 
 from processors.app import create_app
 from processors.forecasting import Horizon
-from redblue.arena import load_arena
-from redblue.calendar import get_calendar
-from redblue.settings import Settings
+from redblue.core.arena import load_arena
+from redblue.core.calendar import get_calendar
+from redblue.core.settings import Settings
 from schemas import BarProcessed, DeadLetter, Forecast, decode, encode
 from tests.factories import BASELINES, bar
 

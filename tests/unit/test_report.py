@@ -5,11 +5,11 @@ from datetime import date
 import pytest
 
 from consumers.leaderboard import ModelStanding, Significance
-from consumers.metrics import ErrorSums, NaiveScale, ScoredForecast, forecast_metrics, trading_metrics
 from consumers.significance import DIRECTION_TEST, DM_TEST, DieboldMariano
-from consumers.store import InMemoryStore
-from redblue.arena import Arena
-from redblue.report import leaderboard_text, render_leaderboard, render_original
+from redblue.app.report import leaderboard_text, render_leaderboard, render_original
+from redblue.core.arena import Arena
+from redblue.core.metrics import ErrorSums, NaiveScale, ScoredForecast, forecast_metrics, trading_metrics
+from redblue.core.store import InMemoryStore
 from tests.factories import days
 
 ORIGINAL = """\

@@ -9,7 +9,6 @@ from datetime import date
 import pytest
 
 from consumers.leaderboard import ModelStanding, Significance, verdicts
-from consumers.metrics import NaiveScale, ScoredForecast
 from consumers.significance import (
     DieboldMariano,
     DirectionTest,
@@ -19,6 +18,7 @@ from consumers.significance import (
     holm,
     pooled_differentials,
 )
+from redblue.core.metrics import NaiveScale, ScoredForecast
 from tests.factories import days
 
 D = days(date(2024, 1, 2), 300)

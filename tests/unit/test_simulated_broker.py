@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from consumers.broker import OrderRequest, Side, SubmitResult
 from consumers.simulated_broker import SimulatedBroker
-from redblue.arena import CostSpec
+from redblue.core.arena import CostSpec
+from redblue.core.broker import OrderRequest, Side, SubmitResult
 from schemas import Bar
 from tests import factories
 

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from redblue import stack
-from redblue.settings import KAFKA_CONTROLLER_PORT, KAFKA_PORT, Settings
+from redblue.core.settings import KAFKA_CONTROLLER_PORT, KAFKA_PORT, Settings
+from redblue.stack import kafka as stack_kafka
+from redblue.stack import process
+from redblue.stack import redis as stack_redis
 
 
 def properties(text: str) -> dict[str, str]:
@@ -38,7 +41,7 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def test_server_properties_single_node_kraft(tmp_path: Path) -> None:
-    props = properties(stack.render_server_properties(tmp_path / "data", KAFKA_PORT))
+    props = properties(stack_kafka.render_server_properties(tmp_path / "data", KAFKA_PORT))
     assert props["process.roles"] == "broker,controller"
     assert props["listeners"] == f"PLAINTEXT://127.0.0.1:{KAFKA_PORT},CONTROLLER://127.0.0.1:{KAFKA_CONTROLLER_PORT}"
     assert props["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{KAFKA_PORT}"
@@ -50,19 +53,19 @@ def test_server_properties_single_node_kraft(tmp_path: Path) -> None:
 
 
 def test_controller_port_moves_with_the_broker_port() -> None:
-    assert stack.controller_port(KAFKA_PORT) == KAFKA_CONTROLLER_PORT
-    assert stack.controller_port(29092) == 29093
+    assert stack_kafka.controller_port(KAFKA_PORT) == KAFKA_CONTROLLER_PORT
+    assert stack_kafka.controller_port(29092) == 29093
 
 
 def test_cluster_id_is_a_kafka_uuid() -> None:
-    cluster_id = stack.new_cluster_id()
+    cluster_id = stack_kafka.new_cluster_id()
     assert len(cluster_id) == 22 and not cluster_id.startswith("-")
     assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
 
 
 def test_kafka_version_comes_from_the_pom() -> None:
-    assert stack.kafka_version().count(".") == 2
-    assert f"<kafka.version>{stack.kafka_version()}</kafka.version>" in stack.POM.read_text()
+    assert stack_kafka.kafka_version().count(".") == 2
+    assert f"<kafka.version>{stack_kafka.kafka_version()}</kafka.version>" in stack_kafka.POM.read_text()
 
 
 @pytest.mark.parametrize(
@@ -75,7 +78,7 @@ def test_kafka_version_comes_from_the_pom() -> None:
     ],
 )
 def test_java_major(output: str, major: int | None) -> None:
-    assert stack.java_major(output) == major
+    assert stack_kafka.java_major(output) == major
 
 
 @pytest.mark.parametrize(
@@ -88,14 +91,14 @@ def test_java_major(output: str, major: int | None) -> None:
     ],
 )
 def test_kafka_address(bootstrap: str, address: tuple[str, int]) -> None:
-    assert stack.kafka_address(bootstrap) == address
+    assert stack_kafka.kafka_address(bootstrap) == address
 
 
 def test_redis_address_and_locality() -> None:
-    assert stack.redis_address("redis://127.0.0.1:16379/0") == ("127.0.0.1", 16379)
-    assert stack.redis_address("redis://redis/0") == ("redis", 6379)
-    assert stack.is_local("localhost") and stack.is_local("127.0.0.1")
-    assert not stack.is_local("kafka")
+    assert stack_redis.redis_address("redis://127.0.0.1:16379/0") == ("127.0.0.1", 16379)
+    assert stack_redis.redis_address("redis://redis/0") == ("redis", 6379)
+    assert process.is_local("localhost") and process.is_local("127.0.0.1")
+    assert not process.is_local("kafka")
 
 
 def test_port_in_use() -> None:
@@ -103,21 +106,21 @@ def test_port_in_use() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        assert stack.port_in_use("127.0.0.1", port)
-    assert not stack.port_in_use("127.0.0.1", port)
+        assert process.port_in_use("127.0.0.1", port)
+    assert not process.port_in_use("127.0.0.1", port)
 
 
 def test_redis_ping_is_false_for_a_non_redis_listener() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        assert not stack.redis_ping("127.0.0.1", listener.getsockname()[1], timeout=0.2)
+        assert not stack_redis.redis_ping("127.0.0.1", listener.getsockname()[1], timeout=0.2)
 
 
 def test_read_pid_of_a_live_process(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     pid_file = tmp_path / "x.pid"
     pid_file.write_text(f"{sleeper.pid}\n")
-    assert stack.read_pid(pid_file, "rb-test-marker") == sleeper.pid
+    assert process.read_pid(pid_file, "rb-test-marker") == sleeper.pid
     assert pid_file.exists()
 
 
@@ -126,7 +129,7 @@ def test_read_pid_removes_a_file_whose_pid_is_someone_else(tmp_path: Path, sleep
     pid_file.write_text(f"{sleeper.pid}\n")
     if not Path("/proc/self").exists():
         pytest.skip("command lines are only checked where /proc exists")
-    assert stack.read_pid(pid_file, "kafka.Kafka") is None
+    assert process.read_pid(pid_file, "kafka.Kafka") is None
     assert not pid_file.exists()
 
 
@@ -136,21 +139,21 @@ def test_read_pid_removes_stale_and_garbage_files(tmp_path: Path) -> None:
     pid_file = tmp_path / "x.pid"
     for content in (f"{dead.pid}\n", "not a pid\n", ""):
         pid_file.write_text(content)
-        assert stack.read_pid(pid_file, "python") is None
+        assert process.read_pid(pid_file, "python") is None
         assert not pid_file.exists()
-    assert stack.read_pid(pid_file, "python") is None  # no file at all
+    assert process.read_pid(pid_file, "python") is None  # no file at all
 
 
 def test_stop_pid_terminates(sleeper: subprocess.Popen[bytes]) -> None:
-    stack.stop_pid(sleeper.pid, timeout=5)
-    assert not stack.pid_alive(sleeper.pid)
+    process.stop_pid(sleeper.pid, timeout=5)
+    assert not process.pid_alive(sleeper.pid)
 
 
 def test_tail(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     log.write_text("".join(f"line {i}\n" for i in range(50)))
-    assert stack.tail(log, 2) == "line 48\nline 49"
-    assert stack.tail(tmp_path / "missing.log") == ""
+    assert process.tail(log, 2) == "line 48\nline 49"
+    assert process.tail(tmp_path / "missing.log") == ""
 
 
 def fresh_settings(home: Path) -> Settings:
@@ -185,17 +188,17 @@ def test_up_refuses_a_port_taken_by_something_else(tmp_path: Path) -> None:
             update={"redis_url": f"redis://127.0.0.1:{listener.getsockname()[1]}/0"}
         )
         with pytest.raises(stack.StackError, match="taken by another program that is not redis"):
-            stack._service_up(stack._redis_service(settings), print)
+            process.service_up(stack_redis.redis_service(settings), print)
 
 
 def test_spawn_detached_runs_in_its_own_session(tmp_path: Path) -> None:
     script = "import os, sys, time; print(os.getsid(0) == os.getpid(), flush=True); time.sleep(30)"
-    pid = stack.spawn_detached([sys.executable, "-c", script, "rb-test-marker"], tmp_path / "out.log", cwd=tmp_path)
+    pid = process.spawn_detached([sys.executable, "-c", script, "rb-test-marker"], tmp_path / "out.log", cwd=tmp_path)
     try:
         deadline = time.monotonic() + 10
         while "True" not in (tmp_path / "out.log").read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert (tmp_path / "out.log").read_text() == "True\n"
     finally:
-        stack.stop_pid(pid, timeout=5)
-    assert not stack.pid_alive(pid)
+        process.stop_pid(pid, timeout=5)
+    assert not process.pid_alive(pid)

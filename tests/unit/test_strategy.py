@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from consumers.broker import Side
 from consumers.strategy import HOLD, Decision, client_order_id, decide
-from redblue.arena import StrategySpec
+from redblue.core.arena import StrategySpec
+from redblue.core.broker import Side
 from schemas import Forecast
 
 AS_OF = date(2024, 1, 2)

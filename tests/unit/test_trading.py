@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from consumers.broker import BrokerGateway, OrderRequest, Rejection, SubmitResult
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
-from redblue.arena import Arena, CostSpec, ModelSpec, StrategySpec, TeamSpec
+from redblue.core.arena import Arena, CostSpec, ModelSpec, StrategySpec, TeamSpec
+from redblue.core.broker import BrokerGateway, OrderRequest, Rejection, SubmitResult
 from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
 from tests import factories
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from producers.bars import DATA_DIR, DataError, Row, read_rows
-from redblue.arena import REPO_ROOT, Arena
-from redblue.calendar import get_calendar
+from redblue.core.arena import REPO_ROOT, Arena
+from redblue.core.bars import DATA_DIR, DataError, Row, read_rows
+from redblue.core.calendar import get_calendar
+from redblue.core.features import feature_names, features
+from redblue.core.model_names import registry_name
 from tests.factories import bar
-from training import registry_name
 from training.dataset import (
     AS_OF,
     LABEL,
@@ -29,9 +30,8 @@ from training.dataset import (
     sequence_text,
     validation_metrics,
 )
-from training.export import ExportError, input_layout, sequence_inputs
-from training.features import feature_names, features
-from training.train import TrainingError, load_config, plan
+from training.ludwig.export import ExportError, input_layout, sequence_inputs
+from training.plan import TrainingError, load_config, plan
 
 UNTIL = date(2023, 12, 29)
 CAL = get_calendar("XNYS")
@@ -161,7 +161,7 @@ def test_registry_name() -> None:
 
 def test_training_modules_import_neither_ludwig_nor_torch_nor_mlflow() -> None:
     code = (
-        "import sys, training, training.train, training.export, training.dataset\n"
+        "import sys, training, training.train, training.ludwig.export, training.dataset\n"
         "print(sorted(m for m in ('ludwig', 'torch', 'mlflow', 'onnx', 'onnxruntime') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)

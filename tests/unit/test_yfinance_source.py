@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 import yfinance as yf
 
-from producers.sources import Rejected
-from producers.sources.yfinance_source import YFinanceSource, fetch_daily, parse_download
-from redblue.calendar import get_calendar
+from redblue.adapters.yfinance import YFinanceSource, fetch_daily, parse_download
+from redblue.core.calendar import get_calendar
+from redblue.core.sources import Rejected
 from schemas import Bar
 
 NY = ZoneInfo("America/New_York")

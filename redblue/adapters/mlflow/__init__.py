@@ -1,0 +1,1 @@
+"""redblue.adapters.mlflow."""

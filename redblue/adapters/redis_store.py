@@ -1,0 +1,358 @@
+"""The Redis leaderboard store: the only module that imports ``redis``.
+
+Every key of a run starts with ``{prefix}:{run}:`` (``p`` below), so runs never mix and
+:meth:`RedisStore.delete_run` can remove one run completely:
+
+====================================  ======  ============================================
+``p:series``                          set     ``team/model/symbol`` of every scored series
+``p:scored:{team}/{model}/{symbol}``  hash    target day -> scored forecast (JSON)
+``p:errors:{team}/{model}/{symbol}``  hash    the series' error sums (``ErrorSums`` fields)
+``p:insample``                        hash    ``{symbol}:{field}`` -> the symbol's ``NaiveScale``
+``p:fills:{team}``                    hash    client_order_id -> fill (JSON)
+``p:marks:{team}``                    hash    ``{day}/{symbol}`` -> position mark (JSON)
+``p:equity:{team}``                   hash    day -> equity at that close
+``p:progress``                        hash    ``bar:{symbol}`` / ``equity:{team}`` -> last day
+``p:rank:{metric}``                   zset    member -> score, lower is better
+``{prefix}:runs``                     set     the run ids that have keys
+====================================  ======  ============================================
+
+A forecast is scored once: a Lua script sets its ``scored`` field with HSETNX and only if that
+succeeds adds it to the error sums, in IEEE doubles like :class:`redblue.core.metrics.ErrorSums`
+(results are bit-identical to the in-memory store); a symbol's in-sample closes are added to its
+:class:`redblue.core.metrics.NaiveScale` the same way, once per day. Fills are recorded once by HSETNX.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any, Concatenate, cast
+from urllib.parse import urlsplit
+
+import redis
+
+from redblue.core.metrics import ErrorSums, NaiveScale, ScoredForecast
+from redblue.core.settings import Settings
+from redblue.core.store import Series, StoreError, StoreUnavailable
+from schemas import Fill, PositionMark
+from schemas.topics import check_run_id
+
+_SUM_FIELDS = ("abs_error", "squared_error", "pct_error", "naive_abs_error")
+
+# KEYS: scored, errors, series set. ARGV: target, record, series, then the four sums, then hit (0/1).
+_ADD_SCORE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+local cur = redis.call('HMGET', KEYS[2], 'count', 'abs_error', 'squared_error', 'pct_error',
+                       'naive_abs_error', 'direction_hits')
+local function num(x) if x then return tonumber(x) else return 0 end end
+local function f(x) return string.format('%.17g', x) end
+redis.call('HSET', KEYS[2], 'count', string.format('%d', num(cur[1]) + 1),
+           'abs_error', f(num(cur[2]) + tonumber(ARGV[4])), 'squared_error', f(num(cur[3]) + tonumber(ARGV[5])),
+           'pct_error', f(num(cur[4]) + tonumber(ARGV[6])), 'naive_abs_error', f(num(cur[5]) + tonumber(ARGV[7])),
+           'direction_hits', string.format('%d', num(cur[6]) + tonumber(ARGV[8])))
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+"""
+
+# KEYS: insample hash. ARGV: symbol, ISO day, close. NaiveScale.add in Lua: days after the last only.
+_ADD_INSAMPLE = """
+local p = ARGV[1] .. ':'
+local last = redis.call('HGET', KEYS[1], p .. 'last')
+if last and ARGV[2] <= last then return 0 end
+if not last then
+  redis.call('HSET', KEYS[1], p .. 'count', '0', p .. 'abs_diff', '0', p .. 'first', ARGV[2],
+             p .. 'last', ARGV[2], p .. 'close', ARGV[3])
+  return 1
+end
+local cur = redis.call('HMGET', KEYS[1], p .. 'count', p .. 'abs_diff', p .. 'close')
+local diff = math.abs(tonumber(ARGV[3]) - tonumber(cur[3]))
+redis.call('HSET', KEYS[1], p .. 'count', string.format('%d', tonumber(cur[1]) + 1),
+           p .. 'abs_diff', string.format('%.17g', tonumber(cur[2]) + diff),
+           p .. 'last', ARGV[2], p .. 'close', ARGV[3])
+return 1
+"""
+
+# KEYS: a hash. ARGV: field, ISO day. Keeps the latest day.
+_ADVANCE = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if (not cur) or cur < ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 0
+"""
+
+
+def _translated[**P, R](
+    method: Callable[Concatenate[RedisStore, P], R],
+) -> Callable[Concatenate[RedisStore, P], R]:
+    """Turn redis-py exceptions into :class:`StoreUnavailable` / :class:`StoreError`."""
+
+    def wrapper(self: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
+            raise StoreUnavailable(
+                f"Redis at {self.where} is not reachable: {err} — start the stack: bin/redblue stack up"
+            ) from err
+        except redis.exceptions.RedisError as err:
+            raise StoreError(f"Redis at {self.where} failed: {err}") from err
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
+def _redacted(url: str) -> str:
+    """``url`` without credentials, for messages."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+
+
+class RedisStore:
+    """One run's leaderboard in Redis (a :class:`consumers.leaderboard.LeaderboardStore`).
+
+    No connection is opened before the first command; :meth:`ping` checks the server early.
+    """
+
+    def __init__(self, url: str, prefix: str, run: str) -> None:
+        self.where = _redacted(url)
+        try:
+            self._client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30)
+        except ValueError as err:
+            raise StoreError(f"invalid Redis URL {self.where}: {err}") from err
+        self._prefix = prefix
+        self._run = check_run_id(run)
+        self._p = f"{prefix}:{run}"
+        self._add_score = self._client.register_script(_ADD_SCORE)
+        self._advance = self._client.register_script(_ADVANCE)
+        self._add_insample = self._client.register_script(_ADD_INSAMPLE)
+        self._registered = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, run: str) -> RedisStore:
+        """The store of ``run`` at the configured Redis URL and key prefix."""
+        return cls(settings.redis_url, settings.redis_prefix, run)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RedisStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @_translated
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` if Redis does not answer."""
+        self._client.ping()
+
+    def _register(self) -> None:
+        if not self._registered:
+            self._client.sadd(f"{self._prefix}:runs", self._run)
+            self._registered = True
+
+    # forecasts
+
+    @_translated
+    def add_score(self, scored: ScoredForecast) -> bool:
+        self._register()
+        path = f"{scored.team}/{scored.model}/{scored.symbol}"
+        keys = [f"{self._p}:scored:{path}", f"{self._p}:errors:{path}", f"{self._p}:series"]
+        sums = [repr(getattr(scored, name)) for name in _SUM_FIELDS]
+        hit = str(int(scored.direction_correct))
+        args = [scored.target.isoformat(), _dump_scored(scored), path, *sums, hit]
+        return bool(self._add_score(keys=keys, args=args))
+
+    @_translated
+    def scored(self, series: Series) -> list[ScoredForecast]:
+        raw = self._hash(f"{self._p}:scored:{'/'.join(series)}")
+        return [_load_scored(series, day, raw[day]) for day in sorted(raw)]
+
+    @_translated
+    def error_sums(self) -> dict[Series, ErrorSums]:
+        return self._sums_of(self._members(f"{self._p}:series"))
+
+    @_translated
+    def error_sums_of(self, team: str, model: str) -> dict[str, ErrorSums]:
+        paths = [p for p in self._members(f"{self._p}:series") if p.startswith(f"{team}/{model}/")]
+        return {series.symbol: sums for series, sums in self._sums_of(paths).items()}
+
+    def _sums_of(self, paths: Sequence[str]) -> dict[Series, ErrorSums]:
+        pipe = self._client.pipeline(transaction=False)
+        for path in paths:
+            pipe.hgetall(f"{self._p}:errors:{path}")
+        rows = [{_text(k): _text(v) for k, v in raw.items()} for raw in pipe.execute()]
+        return {Series(*path.split("/")): _load_sums(raw) for path, raw in zip(paths, rows, strict=True)}
+
+    def _hash(self, key: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in self._client.hgetall(key).items()}
+
+    def _members(self, key: str) -> list[str]:
+        return sorted(_text(m) for m in self._client.smembers(key))
+
+    @_translated
+    def add_insample_close(self, symbol: str, day: date, close: float) -> None:
+        self._register()
+        self._add_insample(keys=[f"{self._p}:insample"], args=[symbol, day.isoformat(), repr(close)])
+
+    @_translated
+    def naive_scales(self) -> dict[str, NaiveScale]:
+        fields: dict[str, dict[str, str]] = {}
+        for key, value in self._hash(f"{self._p}:insample").items():
+            symbol, _, name = key.rpartition(":")
+            fields.setdefault(symbol, {})[name] = value
+        return {symbol: _load_scale(raw) for symbol, raw in sorted(fields.items())}
+
+    # trading
+
+    @_translated
+    def add_fill(self, fill: Fill) -> bool:
+        self._register()
+        return bool(self._client.hsetnx(f"{self._p}:fills:{fill.team}", fill.client_order_id, fill.model_dump_json()))
+
+    @_translated
+    def fills(self, team: str) -> list[Fill]:
+        found = [Fill.model_validate_json(raw) for raw in self._client.hvals(f"{self._p}:fills:{team}")]
+        return sorted(found, key=lambda f: (f.date, f.symbol, f.client_order_id))
+
+    @_translated
+    def set_mark(self, mark: PositionMark) -> None:
+        self._register()
+        self._client.hset(
+            f"{self._p}:marks:{mark.team}", f"{mark.as_of.isoformat()}/{mark.symbol}", mark.model_dump_json()
+        )
+
+    @_translated
+    def marks(self, team: str, day: date, symbols: Sequence[str]) -> dict[str, PositionMark]:
+        if not symbols:
+            return {}
+        raw = self._client.hmget(f"{self._p}:marks:{team}", [f"{day.isoformat()}/{s}" for s in symbols])
+        return {s: PositionMark.model_validate_json(r) for s, r in zip(symbols, raw, strict=True) if r is not None}
+
+    @_translated
+    def set_equity(self, team: str, day: date, value: float) -> None:
+        self._register()
+        self._client.hset(f"{self._p}:equity:{team}", day.isoformat(), repr(value))
+        self._advance(keys=[f"{self._p}:progress"], args=[f"equity:{team}", day.isoformat()])
+
+    @_translated
+    def equity_history(self, team: str) -> list[tuple[date, float]]:
+        raw = self._hash(f"{self._p}:equity:{team}")
+        return [(date.fromisoformat(day), float(raw[day])) for day in sorted(raw)]
+
+    @_translated
+    def equity_dates(self) -> dict[str, date]:
+        return self._progress("equity:")
+
+    # progress
+
+    @_translated
+    def advance_bar(self, symbol: str, day: date) -> None:
+        self._register()
+        self._advance(keys=[f"{self._p}:progress"], args=[f"bar:{symbol}", day.isoformat()])
+
+    @_translated
+    def bar_dates(self) -> dict[str, date]:
+        return self._progress("bar:")
+
+    def _progress(self, kind: str) -> dict[str, date]:
+        raw = self._hash(f"{self._p}:progress")
+        return {k.removeprefix(kind): date.fromisoformat(v) for k, v in sorted(raw.items()) if k.startswith(kind)}
+
+    # rankings
+
+    @_translated
+    def set_rank(self, metric: str, member: str, score: float | None) -> None:
+        self._register()
+        key = f"{self._p}:rank:{metric}"
+        if score is None:
+            self._client.zrem(key, member)
+        else:
+            self._client.zadd(key, {member: score})
+
+    @_translated
+    def ranking(self, metric: str, limit: int | None = None) -> list[tuple[str, float]]:
+        if limit is not None and limit < 1:
+            return []
+        end = -1 if limit is None else limit - 1
+        rows = cast(list[tuple[Any, Any]], self._client.zrange(f"{self._p}:rank:{metric}", 0, end, withscores=True))
+        return [(_text(member), float(score)) for member, score in rows]
+
+    @_translated
+    def rank(self, metric: str, member: str) -> tuple[int, float] | None:
+        key = f"{self._p}:rank:{metric}"
+        score = self._client.zscore(key, member)
+        if score is None:
+            return None
+        return 1 + int(self._client.zcount(key, "-inf", f"({float(score)!r}")), float(score)
+
+    # runs
+
+    @_translated
+    def delete_run(self) -> int:
+        """Remove every key of this run (before re-running a run id); return how many."""
+        pattern = _glob_escape(f"{self._p}:") + "*"
+        deleted = 0
+        batch: list[str] = []
+        for key in self._client.scan_iter(match=pattern, count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += int(self._client.delete(*batch))
+                batch = []
+        if batch:
+            deleted += int(self._client.delete(*batch))
+        self._client.srem(f"{self._prefix}:runs", self._run)
+        self._registered = False
+        return deleted
+
+    @_translated
+    def list_runs(self) -> list[str]:
+        """The run ids with a leaderboard under this prefix."""
+        return self._members(f"{self._prefix}:runs")
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _dump_scored(scored: ScoredForecast) -> str:
+    record = {
+        "as_of": scored.as_of.isoformat(),
+        "predicted": scored.predicted,
+        "last_close": scored.last_close,
+        "actual": scored.actual,
+    }
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def _load_scored(series: Series, target: str, raw: str) -> ScoredForecast:
+    record: dict[str, Any] = json.loads(raw)
+    return ScoredForecast(
+        team=series.team,
+        model=series.model,
+        symbol=series.symbol,
+        as_of=date.fromisoformat(record["as_of"]),
+        target=date.fromisoformat(target),
+        predicted=float(record["predicted"]),
+        last_close=float(record["last_close"]),
+        actual=float(record["actual"]),
+    )
+
+
+def _load_sums(raw: dict[str, str]) -> ErrorSums:
+    floats = {name: float(raw.get(name, 0.0)) for name in _SUM_FIELDS}
+    return ErrorSums(count=int(raw.get("count", 0)), direction_hits=int(raw.get("direction_hits", 0)), **floats)
+
+
+def _load_scale(raw: dict[str, str]) -> NaiveScale:
+    return NaiveScale(
+        count=int(raw["count"]),
+        abs_diff=float(raw["abs_diff"]),
+        first=date.fromisoformat(raw["first"]),
+        last=date.fromisoformat(raw["last"]),
+        last_close=float(raw["close"]),
+    )

@@ -1,0 +1,213 @@
+"""What each ``redblue`` subcommand does (the parser is in :mod:`redblue.app.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from redblue.core.arena import DEFAULT_ARENA, Arena, load_arena
+from redblue.core.bars import DATA_DIR
+from redblue.core.errors import RedblueError
+from redblue.core.settings import Settings
+
+if TYPE_CHECKING:
+    from redblue.core.calendar import TradingCalendar
+    from redblue.core.sources import BarSource
+
+
+class CommandError(RedblueError):
+    """A command could not do its work; the message says why."""
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    handler = {
+        "stack": stack,
+        "simulate": simulate,
+        "leaderboard": leaderboard,
+        "process": process,
+        "trade": trade,
+        "score": score,
+        "replay": replay,
+        "produce": produce,
+        "train": train,
+    }[args.command]
+    return handler(args, settings)
+
+
+def _arena(args: argparse.Namespace) -> tuple[Arena, Path]:
+    path = args.arena or DEFAULT_ARENA
+    arena = load_arena(path)
+    if getattr(args, "symbols", None):
+        arena = arena.with_symbols(args.symbols)
+    return arena, path
+
+
+def stack(args: argparse.Namespace, settings: Settings) -> int:
+    from redblue import stack as local_stack
+
+    if args.action == "up":
+        local_stack.up(settings)
+    elif args.action == "down":
+        local_stack.down(settings)
+    else:
+        for part in local_stack.status(settings):
+            pid = f" pid {part.pid}" if part.pid else ""
+            log = f" log {part.log_file}" if part.log_file else ""
+            note = f" ({part.note})" if part.note else ""
+            print(f"{part.name:<8} {part.state:<8} {part.address}{pid}{log}{note}")
+    return 0
+
+
+def simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from redblue.app.simulate import SimulationRequest
+    from redblue.app.simulate import simulate as run_simulation
+
+    arena, path = _arena(args)
+    req = SimulationRequest(
+        start=args.start,
+        days=args.days,
+        arena=arena,
+        arena_path=path,
+        data_dir=args.data or DATA_DIR,
+        run_id=args.run_id,
+        out=args.out,
+        timeout=args.timeout,
+    )
+    result = run_simulation(settings, req, say=lambda text: print(text, file=sys.stderr))
+    print(result.report)
+    print(f"\nrun {result.run} took {result.seconds:.1f}s; files in {result.out}")
+    if not args.no_mlflow:
+        from redblue.adapters.mlflow.tracking import SIMULATIONS, log_simulation
+
+        mlflow_run = log_simulation(settings, result.summary, result.out)
+        print(f"logged to MLflow: experiment {SIMULATIONS}, run {mlflow_run} ({settings.mlflow_uri})")
+    print(f"query it again: bin/redblue leaderboard --run {result.run} --by mase")
+    return 0
+
+
+def leaderboard(args: argparse.Namespace, settings: Settings) -> int:
+    from redblue.app.outputs import leaderboard_text
+
+    arena, _ = _arena(args)
+    if args.rebuild:
+        from consumers.scorer import rebuild
+
+        print(f"rebuilt from {rebuild(settings, args.run, arena)} events of run {args.run}'s topics")
+    print(leaderboard_text(settings, args.run, arena, by=args.by, top=args.top))
+    return 0
+
+
+def process(args: argparse.Namespace, settings: Settings) -> int:
+    from processors.app import create_app, run_worker
+    from processors.forecasting import Horizon
+    from processors.pins import read_pins
+    from redblue.adapters.mlflow.registry import RegistrySource
+    from redblue.core.model_names import KIND
+
+    arena, _ = _arena(args)
+    horizon = Horizon(first=args.first_target, last=args.last_target)
+    sources = {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix)}
+    pins = None if args.pins is None else read_pins(args.pins)
+    app = create_app(settings, args.run, arena, horizon, sources, pins)
+    run_worker(app, loglevel="info" if args.verbose else "warn")
+    return 0
+
+
+def train(args: argparse.Namespace, settings: Settings) -> int:
+    from training.train import train as train_models
+
+    arena, _ = _arena(args)
+    results = train_models(arena, settings, args.until, args.only, args.data or DATA_DIR, force=args.force)
+    if not results:
+        print("no Ludwig models in this arena (or none matching --only)")
+    for r in results:
+        scores = "" if r.val_mae is None else f"  validation MAE {r.val_mae:.4f}  MASE {r.val_mase or float('nan'):.3f}"
+        print(f"{r.status:<10} {r.name} version {r.version}{scores}")
+    uri = settings.mlflow_uri
+    print(f"MLflow: {uri} (experiment redblue); browse it: mlflow ui --backend-store-uri {uri}")
+    return 0
+
+
+def _until_signalled() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def trade(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.trader import bootstrap_trader, live_gateways, run_trader
+
+    arena, _ = _arena(args)
+    trader = bootstrap_trader(args.run, arena, gateways=live_gateways(args.run, arena))
+    stats = run_trader(settings, args.run, trader, _until_signalled())
+    print(f"trader stopped after {stats.consumed} messages ({stats.dead_lettered} dead-lettered)")
+    return 0
+
+
+def score(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.scorer import run_scorer
+
+    arena, _ = _arena(args)
+    stats = run_scorer(settings, args.run, arena, _until_signalled())
+    print(f"scorer stopped after {stats.consumed} messages ({stats.dead_lettered} dead-lettered)")
+    return 0
+
+
+def replay(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.replay import plan_replay
+    from producers.replay import replay as emit
+    from redblue.adapters.kafka import EventProducer, ensure_topics
+    from redblue.core.calendar import get_calendar
+    from redblue.core.clock import utc_now
+
+    arena, _ = _arena(args)
+    calendar = get_calendar(arena.calendar)
+    plan = plan_replay(args.data or DATA_DIR, arena.symbols, args.start, args.days, arena.window, calendar)
+    ensure_topics(settings, args.run)
+    sent = emit(EventProducer(settings, args.run), plan.rows, calendar, utc_now)
+    print(f"replayed {sent} bars ({plan.warmup_first} .. {plan.last_target}) onto run {args.run}")
+    return 0
+
+
+def produce(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.live import LiveProducer, Poll, last_dates
+    from redblue.adapters.kafka import EventProducer, ensure_topics, read_topic
+    from redblue.core.calendar import get_calendar
+    from redblue.core.clock import utc_now
+    from schemas.topics import BARS
+
+    arena, _ = _arena(args)
+    calendar = get_calendar(arena.calendar)
+    ensure_topics(settings, args.run)
+    last = last_dates(read_topic(settings, args.run, BARS))
+    live = LiveProducer(_source(args.source, calendar), EventProducer(settings, args.run), arena.symbols, calendar,
+                        utc_now, last)  # fmt: skip
+
+    def report(poll: Poll) -> None:
+        sent = ", ".join(f"{b.symbol} {b.date}" for b in poll.sent) or "nothing new"
+        print(f"{utc_now():%Y-%m-%d %H:%M}Z sent {sent}", flush=True)
+        for item in poll.rejected:
+            print(f"  rejected {item.symbol} {item.date or ''}: {item.reason} (dead-lettered)", flush=True)
+
+    if args.once:
+        report(live.poll())
+    else:
+        live.run(_until_signalled(), args.interval, report)
+    return 0
+
+
+def _source(name: str, calendar: TradingCalendar) -> BarSource:
+    if name == "yfinance":
+        from redblue.adapters.yfinance import YFinanceSource
+
+        return YFinanceSource(calendar)
+    from redblue.adapters.alpaca.market_data import AlpacaBarSource
+    from redblue.core.settings import alpaca_credentials
+
+    creds = alpaca_credentials("REDBLUE_ALPACA_")
+    return AlpacaBarSource(creds.key, creds.secret, url_override=creds.url_override, calendar=calendar)

@@ -1,0 +1,193 @@
+"""A simulation's files and printed report, read back from its topics and its leaderboard.
+
+``forecasts.csv``, ``orders.csv`` and ``fills.csv`` come from the Kafka topics (the events as
+they were published); ``equity.csv`` and ``summary.json`` from the Redis leaderboard the scorer
+built. No wall-clock field is written, so the same simulation always gives identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from consumers.leaderboard import progress as store_progress
+from consumers.leaderboard import summary
+from processors.pins import Pin, sorted_pins
+from producers.replay import ReplayPlan
+from redblue.adapters.kafka import read_topic
+from redblue.adapters.redis_store import RedisStore
+from redblue.app import report
+from redblue.core.arena import Arena
+from redblue.core.calendar import get_calendar
+from redblue.core.metrics import score_forecast
+from redblue.core.settings import Settings
+from redblue.core.store import LeaderboardStore, StoreError
+from schemas import BarProcessed, DeadLetter, Fill, Forecast, Order, PositionMark, SchemaError
+from schemas.topics import DEADLETTER, FILLS, FORECASTS, ORDERS
+
+
+@dataclass(frozen=True)
+class Written:
+    summary: dict[str, Any]
+    report: str
+
+
+def expected_progress(arena: Arena, plan: ReplayPlan) -> int:
+    """Steps of a complete run: every bar seen by the scorer, every team's equity marked every day.
+
+    Within a symbol's partition the forecasts targeting day D come before D's bar, so once the
+    scorer has seen the last bar of every symbol, every forecast that was made has been scored.
+    """
+    return len(arena.symbols) * len(_sessions(arena, plan.warmup_first, plan)) + len(arena.teams) * (plan.days + 1)
+
+
+def progress(store: LeaderboardStore, arena: Arena, plan: ReplayPlan) -> int:
+    """Steps done so far (see :func:`expected_progress`)."""
+    done = store_progress(store)
+    bars = _sessions(arena, plan.warmup_first, plan)
+    marks = _sessions(arena, plan.first_as_of, plan)
+    seen = sum(sum(1 for d in bars if d <= day) for day in done.bars.values())
+    return seen + sum(sum(1 for d in marks if d <= day) for day in done.equity.values())
+
+
+def _sessions(arena: Arena, first: date, plan: ReplayPlan) -> list[date]:
+    return get_calendar(arena.calendar).sessions(first, plan.last_target)
+
+
+def write(
+    settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path, served: Sequence[Pin] = ()
+) -> Written:
+    """Write every file of the run into ``out`` and return the summary and the printed report.
+
+    ``served`` are the model versions the run served (``summary.json``: ``served``).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    stream = read_topic(settings, run, FORECASTS)
+    trades = read_topic(settings, run, FILLS)
+    orders = [e for e in read_topic(settings, run, ORDERS) if isinstance(e, Order)]
+    letters = [e for e in read_topic(settings, run, DEADLETTER) if isinstance(e, DeadLetter)]
+    forecasts = [e for e in stream if isinstance(e, Forecast)]
+    failed = Counter(f"{key}/{e.bar.symbol}" for e in stream if isinstance(e, BarProcessed) for key in e.failed)
+    closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed)}
+    _csv(out / "forecasts.csv", FORECAST_COLUMNS, sorted(_forecast_rows(forecasts, closes)))
+    _csv(out / "orders.csv", ORDER_COLUMNS, sorted(_rows(orders, ORDER_COLUMNS)))
+    _csv(out / "fills.csv", FILL_COLUMNS, sorted(_rows([e for e in trades if isinstance(e, Fill)], FILL_COLUMNS)))
+    with RedisStore.from_settings(settings, run) as store:
+        _csv(out / "equity.csv", EQUITY_COLUMNS, _equity_rows(run, store, arena))
+        result = {
+            "run": run,
+            "start": plan.first_target.isoformat(),
+            "last_target": plan.last_target.isoformat(),
+            "days": plan.days,
+            "symbols": list(arena.symbols),
+            "counts": {
+                "bars": len(closes),
+                "forecasts": len(forecasts),
+                "orders": len(orders),
+                "fills": sum(isinstance(e, Fill) for e in trades),
+                "position_marks": sum(isinstance(e, PositionMark) for e in trades),
+                "dead_letters": len(letters),
+                "undecodable": sum(isinstance(e, SchemaError) for e in (*stream, *trades)),
+            },
+            "failed_forecasts": dict(sorted(failed.items())),
+            "served": [pin.as_json() for pin in sorted_pins(served)],
+            **summary(store, arena),
+        }
+        text = report.render_original(store, arena, plan.first_target, plan.days)
+        text += "\n\n" + report.leaderboard_text(store, arena)
+        text += "".join(
+            f"\nwarning: {series} could not forecast on {n} day(s); see {out / 'logs' / 'processor.log'}"
+            for series, n in sorted(failed.items())
+        )
+    (out / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return Written(result, text)
+
+
+def leaderboard_text(settings: Settings, run: str, arena: Arena, by: str, top: int) -> str:
+    with RedisStore.from_settings(settings, run) as store:
+        known = store.list_runs()
+        if run not in known:
+            shown = ", ".join(known) or "none"
+            raise StoreError(f"no run {run!r} in the leaderboard at {settings.redis_url} (runs: {shown})")
+        return report.leaderboard_text(store, arena, sort_by=by, top=top)
+
+
+FORECAST_COLUMNS = (
+    "run",
+    "team",
+    "model",
+    "model_version",
+    "symbol",
+    "as_of",
+    "target",
+    "predicted_close",
+    "last_close",
+    "actual_close",
+    "abs_error",
+    "direction_correct",
+)
+ORDER_COLUMNS = (
+    "run",
+    "team",
+    "model",
+    "symbol",
+    "as_of",
+    "target",
+    "side",
+    "quantity",
+    "reference_price",
+    "client_order_id",
+    "status",
+    "reason",
+)
+FILL_COLUMNS = ("run", "team", "symbol", "date", "side", "quantity", "price", "commission", "client_order_id")
+EQUITY_COLUMNS = ("run", "team", "date", "equity")
+
+
+def _forecast_rows(forecasts: list[Forecast], closes: dict[Any, float]) -> Iterable[tuple[Any, ...]]:
+    for f in forecasts:
+        actual = closes.get((f.symbol, f.target))
+        scored = None if actual is None else score_forecast(f, actual)
+        yield (
+            f.run,
+            f.team,
+            f.model,
+            f.model_version,
+            f.symbol,
+            f.as_of.isoformat(),
+            f.target.isoformat(),
+            repr(f.predicted_close),
+            repr(f.last_close),
+            "" if actual is None else repr(actual),
+            "" if scored is None else repr(scored.abs_error),
+            "" if scored is None else int(scored.direction_correct),
+        )
+
+
+def _rows(events: Sequence[Any], columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    return [tuple(_cell(getattr(e, c)) for c in columns) for e in events]
+
+
+def _cell(value: Any) -> Any:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _equity_rows(run: str, store: LeaderboardStore, arena: Arena) -> list[tuple[Any, ...]]:
+    return [
+        (run, team, day.isoformat(), repr(value))
+        for team in sorted(arena.teams)
+        for day, value in store.equity_history(team)
+    ]
+
+
+def _csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)

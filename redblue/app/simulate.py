@@ -1,0 +1,298 @@
+"""A simulation: one run of the whole pipeline over history, through the real broker.
+
+Before anything runs, the orchestrator resolves the model version each (team, model, symbol)
+will serve (:func:`resolve_pins`: the versions the registry aliases point at now) and refuses the
+simulation if any of them was trained on data after the run's first as-of day
+(:func:`processors.pins.check_cutoffs`). Those versions are pinned for the whole run: the
+processor gets them in a file and never follows a moved alias. The run id, ``summary.json`` and
+the MLflow run record them.
+
+Then it resets the run (topics, consumer groups, leaderboard keys), starts the Faust
+processor as its own process and the trader and scorer as consumers, replays the bars, waits
+until the scorer has seen the last bar, every forecast and every equity mark, stops everything
+and writes the run's files from the topics and the leaderboard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from consumers.scorer import run_scorer
+from consumers.trader import bootstrap_trader, run_trader
+from processors.app import app_id
+from processors.book import ModelBook, ModelSource
+from processors.pins import Pin, check_cutoffs, write_pins
+from producers.replay import ReplayPlan, plan_replay, replay
+from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics
+from redblue.adapters.redis_store import RedisStore
+from redblue.app import outputs
+from redblue.core.arena import REPO_ROOT, Arena
+from redblue.core.bars import DATA_DIR, data_fingerprint
+from redblue.core.calendar import get_calendar
+from redblue.core.clock import utc_now
+from redblue.core.errors import RedblueError
+from redblue.core.settings import Settings, as_env
+
+Print = Callable[[str], None]
+
+
+class SimulationError(RedblueError):
+    """The simulation could not complete; the message says which part and where its log is."""
+
+
+@dataclass(frozen=True)
+class SimulationRequest:
+    start: date
+    days: int
+    arena: Arena
+    arena_path: Path
+    data_dir: Path = DATA_DIR
+    run_id: str | None = None
+    out: Path | None = None
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    run: str
+    out: Path
+    summary: dict[str, object]
+    report: str
+    seconds: float
+
+
+def default_run_id(req: SimulationRequest, pins: Sequence[Pin] = ()) -> str:
+    """Derived from every input, the versions served included, so the same simulation always gets
+    the same id (and replaces itself)."""
+    digest = hashlib.sha256(req.arena.model_dump_json().encode())
+    digest.update(data_fingerprint(req.data_dir, req.arena.symbols).encode())
+    for pin in sorted(pins, key=lambda p: (p.key, p.serve_from or date.min)):
+        digest.update(f"\n{'/'.join(pin.key)}@{pin.version}:{pin.serve_from}:{pin.data_hash}".encode())
+    return f"sim-{req.start:%Y%m%d}-{req.days}d-{digest.hexdigest()[:10]}"
+
+
+def model_sources(settings: Settings, arena: Arena) -> dict[str, ModelSource]:
+    """Where the arena's trained models come from (the MLflow registry), if it has any."""
+    from redblue.core.model_names import KIND
+
+    if not any(spec.kind == KIND for _, spec in arena.all_models()):
+        return {}
+    from redblue.adapters.mlflow.registry import RegistrySource
+
+    return {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix)}
+
+
+def resolve_pins(settings: Settings, arena: Arena) -> list[Pin]:
+    """The version every (team, model, symbol) serves now, loaded and validated as the processor would.
+
+    A model that cannot be loaded gets a pin with its ``error`` (its forecasts will fail).
+    """
+    quiet = logging.getLogger("processors.book")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the book logs every model it serves: the processor's log, not the console
+    try:
+        book = ModelBook(arena, model_sources(settings, arena))
+    finally:
+        quiet.setLevel(level)
+    return [
+        Pin(
+            m.team,
+            m.name,
+            m.symbol,
+            m.forecaster.version if m.forecaster else "",
+            m.trained_until,
+            m.data_hash,
+            error=m.error,
+        )
+        for m in book.models
+    ]
+
+
+def reset_run(settings: Settings, run: str) -> None:
+    """Remove everything an earlier run with this id left: topics, consumer groups, Redis keys."""
+    groups = [app_id(run), f"redblue-trader-{run}", f"redblue-scorer-{run}", f"redblue-reader-{run}"]
+    delete_run(settings, run, extra_prefixes=(f"{app_id(run)}-",), groups=groups)
+    RedisStore(settings.redis_url, settings.redis_prefix, run).delete_run()
+
+
+@dataclass
+class _Services:
+    """The running parts of a simulation and the first error any of them hit."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    processor: subprocess.Popen[bytes] | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def spawn(self, name: str, target: Callable[[], object]) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except Exception as err:
+                self.errors.append(f"{name} failed: {type(err).__name__}: {err}")
+                self.stop.set()
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def check(self, processor_log: Path) -> None:
+        if self.errors:
+            raise SimulationError("; ".join(self.errors))
+        if self.processor is not None and self.processor.poll() is not None:
+            raise SimulationError(
+                f"the processor exited with code {self.processor.returncode}; see {processor_log}:\n"
+                + _tail(processor_log)
+            )
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        if self.processor is not None and self.processor.poll() is None:
+            self.processor.terminate()
+            try:
+                self.processor.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.processor.kill()
+                self.processor.wait()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> SimulationResult:
+    """Run the whole simulation and write its files; raise :class:`SimulationError` if it stalls."""
+    began = time.monotonic()
+    calendar = get_calendar(req.arena.calendar)
+    plan = plan_replay(req.data_dir, req.arena.symbols, req.start, req.days, req.arena.window, calendar)
+    pins = resolve_pins(settings, req.arena)
+    check_cutoffs(pins, plan.first_as_of)
+    for pin in pins:
+        if pin.error:
+            say(f"warning: {pin.team}/{pin.model} {pin.symbol} cannot be served: {pin.error}")
+        elif pin.trained_until is not None:
+            say(f"serving {pin.label}, trained on data up to {pin.trained_until} (pinned for the whole run)")
+    run = req.run_id or default_run_id(req, pins)
+    out_dir = req.out or REPO_ROOT / "out" / run
+    say(
+        f"run {run}: {len(req.arena.symbols)} symbol(s), targets {plan.first_target} .. {plan.last_target} "
+        f"({req.days} trading days), {len(plan.rows)} bars incl. {req.arena.window}-bar warm-up"
+    )
+    with running_pipeline(settings, run, req, plan, out_dir / "logs", pins) as pipeline:
+        replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
+        pipeline.wait_until_complete()
+    result = outputs.write(settings, run, req.arena, plan, out_dir, pins)
+    return SimulationResult(run, out_dir, result.summary, result.report, time.monotonic() - began)
+
+
+@contextmanager
+def running_pipeline(
+    settings: Settings,
+    run: str,
+    req: SimulationRequest,
+    plan: ReplayPlan,
+    log_dir: Path,
+    pins: Sequence[Pin] | None = None,
+    *,
+    follow_aliases: bool = False,
+) -> Iterator[Pipeline]:
+    """Reset the run, create its topics and run processor, trader and scorer until the block ends.
+
+    The processor serves exactly ``pins`` (default: :func:`resolve_pins`, cutoffs checked), or,
+    with ``follow_aliases``, whatever the registry aliases point at as a live season does (for
+    tests of the live behaviour; a simulation never does this).
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pin_file = None
+    if not follow_aliases:
+        if pins is None:
+            pins = resolve_pins(settings, req.arena)
+            check_cutoffs(pins, plan.first_as_of)
+        pin_file = log_dir / "served.json"
+        write_pins(pin_file, pins)
+    reset_run(settings, run)
+    ensure_topics(settings, run)
+    pipeline = Pipeline(settings, run, req, plan, log_dir / "processor.log", pin_file)
+    try:
+        pipeline.start()
+        yield pipeline
+    finally:
+        pipeline.services.shutdown()
+
+
+class Pipeline:
+    """The processor (a Faust worker process) and the trader and scorer (consumer threads) of one run."""
+
+    def __init__(
+        self, settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log: Path, pins: Path | None
+    ) -> None:
+        self.settings, self.run, self.req, self.plan, self.log = settings, run, req, plan, log
+        self.pins = pins
+        self.services = _Services()
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable, "-m", "redblue", "process", "--run", self.run, "--arena", str(self.req.arena_path),
+            "--symbols", ",".join(self.req.arena.symbols),
+            "--first-target", self.plan.first_target.isoformat(), "--last-target", self.plan.last_target.isoformat(),
+            *(["--pins", str(self.pins)] if self.pins is not None else []),
+        ]  # fmt: skip
+        with self.log.open("wb") as handle:
+            env = {**os.environ, **as_env(self.settings)}
+            self.services.processor = subprocess.Popen(
+                cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
+            )
+        settings, run, stop = self.settings, self.run, self.services.stop
+        trader = bootstrap_trader(run, self.req.arena)
+        self.services.spawn("trader", lambda: run_trader(settings, run, trader, stop, self.plan.first_as_of))
+        self.services.spawn("scorer", lambda: run_scorer(settings, run, self.req.arena, stop))
+
+    def wait_until_complete(self) -> None:
+        """Poll the leaderboard's progress until the run is complete; fail after ``timeout`` without progress."""
+        expected = outputs.expected_progress(self.req.arena, self.plan)
+        show = _progress("pipeline (bars and equity marks through to the scorer)")
+        last, since = -1, time.monotonic()
+        with RedisStore.from_settings(self.settings, self.run) as store:
+            while True:
+                self.services.check(self.log)
+                done = outputs.progress(store, self.req.arena, self.plan)
+                show(done, expected)
+                if done >= expected:
+                    return
+                if done != last:
+                    last, since = done, time.monotonic()
+                elif time.monotonic() - since > self.req.timeout:
+                    raise SimulationError(
+                        f"no progress for {self.req.timeout:.0f}s at {done}/{expected} steps; "
+                        f"processor log {self.log}:\n" + _tail(self.log)
+                    )
+                time.sleep(0.2)
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    state = {"shown": -1.0}
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - state["shown"] > 0.5:
+            state["shown"] = now
+            end = "\n" if done >= total else ""
+            print(f"\r{label}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show

@@ -1,0 +1,69 @@
+"""The broker gateway: the one interface the trader uses to reach a market.
+
+Implemented by :class:`consumers.simulated_broker.SimulatedBroker` (replays: fills at the next
+bar's open) and by :class:`redblue.adapters.alpaca.broker.AlpacaBroker` (paper/live). A replay is
+wired with the simulated broker only, so it cannot reach a paper or live account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal, Protocol
+
+from schemas import Bar, Fill
+
+Side = Literal["buy", "sell"]
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A market order for ``quantity`` shares, decided as of ``as_of`` to execute at ``target``'s open."""
+
+    run: str
+    team: str
+    model: str
+    symbol: str
+    side: Side
+    quantity: int
+    as_of: date
+    target: date
+    reference_price: float  # the decision day's close
+    client_order_id: str
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """What the gateway answered: ``submitted``, ``duplicate`` (id already known) or ``rejected``."""
+
+    status: Literal["submitted", "duplicate", "rejected"]
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An order the broker accepted but did not execute (e.g. no cash at the open, expired)."""
+
+    order: OrderRequest
+    date: date
+    reason: str
+
+
+class BrokerGateway(Protocol):
+    """One team's account at a broker."""
+
+    def submit(self, order: OrderRequest) -> SubmitResult:
+        """Send ``order``. A reused ``client_order_id`` answers ``duplicate`` and changes nothing."""
+        ...
+
+    def on_bar(self, bar: Bar) -> list[Fill]:
+        """Report the fills that happened up to ``bar`` (its day's open) for ``bar.symbol``."""
+        ...
+
+    def take_rejections(self) -> list[Rejection]:
+        """Accepted orders that ended without (full) execution, each reported once."""
+        ...
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be reached or answered something we cannot use."""

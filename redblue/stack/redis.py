@@ -1,0 +1,85 @@
+"""Redis in the local stack: Debian's ``redis-server`` (installed with apt when missing and allowed).
+
+Files under the stack's directory: ``redis/dump.rdb``, ``redis.log``, ``redis.pid``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from urllib.parse import urlsplit
+
+from redblue.core.settings import Settings
+from redblue.stack.process import Out, Service, StackError, read_pid, run_captured, tail, wait_ready
+
+
+def redis_address(url: str) -> tuple[str, int]:
+    """Host and port of a ``redis://host:port/db`` URL."""
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 6379
+
+
+def redis_ping(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when a Redis at ``host:port`` answers PING (without a password)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_service(settings: Settings) -> Service:
+    host, port = redis_address(settings.redis_url)
+    state = settings.stack_home / "redis"
+    return Service(
+        name="redis",
+        host=host,
+        port=port,
+        env_var="REDBLUE_REDIS_URL",
+        pid_file=state / "redis.pid",
+        log_file=state / "redis.log",
+        marker="redis-server",
+        answers=lambda: redis_ping(host, port),
+        start=lambda out: start_redis(settings, out),
+    )
+
+
+def _require_redis_server(out: Out) -> str:
+    found = shutil.which("redis-server")
+    if found is not None:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        out("redis: redis-server is missing; installing the Debian package redis-server…")
+        apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+        for cmd in ([*apt, "update", "-qq"], [*apt, "install", "-y", "-qq", "redis-server"]):
+            done = run_captured(cmd)
+            if done.returncode != 0:
+                raise StackError(f"redis: '{' '.join(cmd[2:])}' failed:\n{done.stdout[-2000:]}")
+        if (found := shutil.which("redis-server")) is not None:
+            return found
+    raise StackError(
+        "redis: redis-server is not installed. Install it, e.g. 'apt-get install redis-server' (Debian/Ubuntu) "
+        "or 'brew install redis' (macOS)"
+    )
+
+
+def start_redis(settings: Settings, out: Out) -> None:
+    service = redis_service(settings)
+    server = _require_redis_server(out)
+    state = service.pid_file.parent
+    state.mkdir(parents=True, exist_ok=True)
+    out(f"redis: starting on {service.address} (log: {service.log_file})")
+    args = ["--port", str(service.port), "--bind", "127.0.0.1", "-::1", "--dir", str(state)]
+    files = ["--pidfile", str(service.pid_file), "--logfile", str(service.log_file), "--daemonize", "yes"]
+    done = run_captured([server, *args, *files])
+    if done.returncode != 0:
+        raise StackError(f"redis: redis-server failed to start:\n{done.stdout[-2000:]}\n{tail(service.log_file)}")
+    deadline = time.monotonic() + 10
+    while (pid := read_pid(service.pid_file, service.marker)) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid is None:
+        raise StackError(f"redis: did not start; see {service.log_file}\n{tail(service.log_file)}")
+    wait_ready(service, pid)
