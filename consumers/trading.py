@@ -1,10 +1,16 @@
 """The trader: turns one run's forecasts into orders, and broker fills into marked positions.
 
 It is driven by the forecasts topic in partition order: the forecasts made from bar D of a
-symbol arrive before that bar's ``bar_processed`` marker. On the marker the trader, for each
-team in name order, (1) collects the fills that happened at D's open, (2) marks the team's
-position at D's close, (3) decides from the team's forecast as of D and submits the order that
-will execute at D+1's open. Same events in, same events out: wall time only comes from ``clock``.
+symbol arrive before that bar's ``bar_processed`` marker. The symbols' partitions interleave as
+Kafka delivers them, so the trader works day by day, not marker by marker: day D is done once
+every arena symbol's marker of D (or of a later day) has arrived. Then, for each team in name
+order, it (1) collects the fills that happened at D's open for every symbol at once (the broker
+applies them in its own defined order: which buy a short account rejects cannot depend on
+delivery), (2) marks the team's position in each symbol at D's close, (3) decides from the
+team's forecasts as of D and submits the orders that will execute at D+1's open, symbol by
+symbol. Same events in, in any interleaving of the partitions, same events out per partition;
+wall time only comes from ``clock``. A symbol whose bar never comes holds the days after it back
+until its next bar arrives.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class Trader:
         self._forecasts: dict[tuple[str, str, date], Forecast] = {}
         self._books: dict[tuple[str, str], _Book] = {}
         self._last_bar: dict[str, date] = {}
+        self._waiting: dict[date, dict[str, Bar]] = {}  # bars whose day is not complete yet
 
     def on_forecast(self, f: Forecast) -> None:
         """Keep ``f`` if it is from a team's trading model and its bar is still to come.
@@ -57,27 +64,37 @@ class Trader:
         self._forecasts.setdefault((f.team, f.symbol, f.as_of), f)
 
     def on_bar_processed(self, bp: BarProcessed) -> list[Event]:
-        """Fills, a position mark and the new orders, per team in name order, for ``bp.bar``.
+        """The events of every day this marker completes (none while a symbol's bar of the day is missing).
 
-        Per team the events are ``[fills..., mark, orders...]``, where the orders are first those
-        the broker rejected when they came due, then the one decided from this bar (if any).
-        A bar not newer than the last one processed for its symbol (a redelivery) yields nothing.
+        Per completed day, per team in name order: for each symbol in order, its fills and its
+        mark; then the orders the broker rejected when they came due; then the orders decided
+        from the day's bars, symbol by symbol. A bar not newer than the last one seen for its
+        symbol (a redelivery) yields nothing.
         """
         self._check_run(bp.run)
         bar = bp.bar
         if self._seen(bar.symbol, bar.date):
             return []
         self._last_bar[bar.symbol] = bar.date
-        return [event for team in sorted(self._gateways) for event in self._step(team, bar)]
+        self._waiting.setdefault(bar.date, {})[bar.symbol] = bar
+        complete = min(self._last_bar.get(symbol, date.min) for symbol in self._arena.symbols)
+        events: list[Event] = []
+        for day in sorted(d for d in self._waiting if d <= complete):
+            bars = self._waiting.pop(day)
+            day_bars = [bars[symbol] for symbol in sorted(bars)]
+            events += [event for team in sorted(self._gateways) for event in self._day(team, day_bars)]
+        return events
 
-    def _step(self, team: str, bar: Bar) -> list[Event]:
+    def _day(self, team: str, bars: list[Bar]) -> list[Event]:
         gateway = self._gateways[team]
-        fills = gateway.on_bar(bar)
+        fills = gateway.on_day(bars)
         for fill in fills:
             self._apply(team, fill)
-        rejected = [self._rejected(team, r) for r in gateway.take_rejections()]
-        order = self._order(team, bar)
-        return [*fills, self._mark(team, bar), *rejected, *([order] if order else [])]
+        events: list[Event] = []
+        for bar in bars:
+            events += [f for f in fills if f.symbol == bar.symbol] + [self._mark(team, bar)]
+        events += [self._rejected(team, r) for r in gateway.take_rejections()]
+        return events + [order for bar in bars if (order := self._order(team, bar)) is not None]
 
     def _apply(self, team: str, fill: Fill) -> None:
         book = self._book(team, fill.symbol)

@@ -138,7 +138,11 @@ class Order(Event):
 
 
 class Fill(Event):
-    """An execution of an order on trading day ``date`` at ``price`` (slippage included)."""
+    """An execution of an order on trading day ``date`` at ``price`` (slippage included).
+
+    An order filled in parts (Alpaca's partial fills) has one fill per part, numbered by
+    ``execution`` from 1; an order filled at once has one fill, execution 1.
+    """
 
     TYPE: ClassVar[str] = "fill"
     run: Name
@@ -150,6 +154,12 @@ class Fill(Event):
     price: Price
     commission: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     date: date
+    execution: Annotated[int, Field(ge=1)] = 1
+
+    @property
+    def key(self) -> str:
+        """Identity of the fill within its team: the order's id and the execution number."""
+        return f"{self.client_order_id}/{self.execution}"
 
     @property
     def cash_flow(self) -> float:

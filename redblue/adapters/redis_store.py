@@ -8,7 +8,7 @@ Every key of a run starts with ``{prefix}:{run}:`` (``p`` below), so runs never 
 ``p:scored:{team}/{model}/{symbol}``  hash    target day -> scored forecast (JSON)
 ``p:errors:{team}/{model}/{symbol}``  hash    the series' error sums (``ErrorSums`` fields)
 ``p:insample``                        hash    ``{symbol}:{field}`` -> the symbol's ``NaiveScale``
-``p:fills:{team}``                    hash    client_order_id -> fill (JSON)
+``p:fills:{team}``                    hash    ``{client_order_id}/{execution}`` -> fill (JSON)
 ``p:marks:{team}``                    hash    ``{day}/{symbol}`` -> position mark (JSON)
 ``p:equity:{team}``                   hash    day -> equity at that close
 ``p:progress``                        hash    ``bar:{symbol}`` / ``equity:{team}`` -> last day
@@ -35,7 +35,7 @@ import redis
 
 from redblue.core.metrics import ErrorSums, NaiveScale, ScoredForecast
 from redblue.core.settings import Settings
-from redblue.core.store import Series, StoreError, StoreUnavailable
+from redblue.core.store import Series, StoreError, StoreUnavailable, fill_order
 from schemas import Fill, PositionMark
 from schemas.topics import check_run_id
 
@@ -208,12 +208,12 @@ class RedisStore:
     @_translated
     def add_fill(self, fill: Fill) -> bool:
         self._register()
-        return bool(self._client.hsetnx(f"{self._p}:fills:{fill.team}", fill.client_order_id, fill.model_dump_json()))
+        return bool(self._client.hsetnx(f"{self._p}:fills:{fill.team}", fill.key, fill.model_dump_json()))
 
     @_translated
     def fills(self, team: str) -> list[Fill]:
         found = [Fill.model_validate_json(raw) for raw in self._client.hvals(f"{self._p}:fills:{team}")]
-        return sorted(found, key=lambda f: (f.date, f.symbol, f.client_order_id))
+        return sorted(found, key=fill_order)
 
     @_translated
     def set_mark(self, mark: PositionMark) -> None:

@@ -267,7 +267,11 @@ class TradingMetrics:
 
 
 def trading_metrics(initial_cash: float, curve: Sequence[float], fills: Sequence[Fill]) -> TradingMetrics:
-    """Metrics from the equity ``curve`` (in date order) and every fill of the team."""
+    """Metrics from the equity ``curve`` (in date order) and every fill of the team.
+
+    ``trades`` counts orders with at least one fill (the parts of a partially filled order are
+    one trade); ``commission`` adds every fill's.
+    """
     final = curve[-1] if curve else initial_cash
     return TradingMetrics(
         days=len(curve),
@@ -276,8 +280,8 @@ def trading_metrics(initial_cash: float, curve: Sequence[float], fills: Sequence
         total_return=(final - initial_cash) / initial_cash,
         sharpe=sharpe_ratio(daily_returns(initial_cash, curve)),
         max_drawdown=max_drawdown(initial_cash, curve),
-        trades=len(fills),
-        commission=math.fsum(f.commission for f in fills),  # exactly rounded: order does not matter
+        trades=len({f.client_order_id for f in fills}),  # an order filled in parts is one trade
+        commission=math.fsum(f.commission for f in fills),  # every part's; exactly rounded: order does not matter
     )
 
 

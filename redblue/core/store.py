@@ -65,11 +65,11 @@ class LeaderboardStore(Protocol):
         ...
 
     def add_fill(self, fill: Fill) -> bool:
-        """Record a fill once per ``client_order_id``; ``False`` if already recorded."""
+        """Record a fill once per ``client_order_id`` and execution; ``False`` if already recorded."""
         ...
 
     def fills(self, team: str) -> list[Fill]:
-        """The team's fills ordered by (date, symbol, client_order_id)."""
+        """The team's fills ordered by (date, symbol, client_order_id, execution)."""
         ...
 
     def set_mark(self, mark: PositionMark) -> None:
@@ -152,13 +152,13 @@ class InMemoryStore:
 
     def add_fill(self, fill: Fill) -> bool:
         known = self._fills.setdefault(fill.team, {})
-        if fill.client_order_id in known:
+        if fill.key in known:
             return False
-        known[fill.client_order_id] = fill
+        known[fill.key] = fill
         return True
 
     def fills(self, team: str) -> list[Fill]:
-        return sorted(self._fills.get(team, {}).values(), key=lambda f: (f.date, f.symbol, f.client_order_id))
+        return sorted(self._fills.get(team, {}).values(), key=fill_order)
 
     def set_mark(self, mark: PositionMark) -> None:
         self._marks[(mark.team, mark.as_of, mark.symbol)] = mark
@@ -199,6 +199,11 @@ class InMemoryStore:
             return None
         score = board[member]
         return 1 + sum(1 for other in board.values() if other < score), score
+
+
+def fill_order(fill: Fill) -> tuple[date, str, str, int]:
+    """How a team's fills are listed: by date, symbol, order and execution."""
+    return (fill.date, fill.symbol, fill.client_order_id, fill.execution)
 
 
 def rank_score(metric: str, value: float) -> float:
