@@ -125,25 +125,3 @@ def test_step_puts_the_marker_after_the_forecasts() -> None:
     assert [type(e) for e in result.events] == [Forecast, BarProcessed]
     assert result.events[-1].bar == new  # type: ignore[union-attr]
     assert step("r", result.window, new, [], size=60, calendar=CAL, horizon=Horizon(), now=T0).events == []
-
-
-@pytest.mark.parametrize("kind", ["persistence", "drift", "trend"])
-def test_no_look_ahead_future_bars_do_not_change_a_forecast(kind: str) -> None:
-    """Poison every bar after the as-of day: the forecast made as of that day must not move."""
-    model = served("t", kind, build_baseline(ModelSpec(name=kind, kind=kind)))
-    history = series(n=40)
-    as_of = 30
-    clean = _forecast_as_of(history, as_of, model)
-    poisoned = history[: as_of + 1] + [bar("AAPL", b.date, b.close * 50) for b in history[as_of + 1 :]]
-    assert _forecast_as_of(poisoned, as_of, model) == clean
-
-
-def _forecast_as_of(history: list, as_of: int, model: ServedModel) -> list[Forecast]:
-    """Feed bars one by one through ``step`` (as the processor does) and keep forecasts as of ``as_of``."""
-    window: list = []
-    kept: list[Forecast] = []
-    for b in history:
-        result = step("r", window, b, [model], size=60, calendar=CAL, horizon=Horizon(), now=T0)
-        window = result.window
-        kept += [e for e in result.events if isinstance(e, Forecast) and e.as_of == history[as_of].date]
-    return kept
