@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from redblue.core.calendar import TradingCalendar
 from redblue.core.errors import RedblueError
 
 
@@ -101,3 +102,20 @@ def check_cutoffs(pins: Sequence[Pin], first_as_of: date) -> None:
         + f". Train versions with data up to {first_as_of} at the latest (bin/redblue train --until {first_as_of}), "
         "or let the simulation train them: --train-missing"
     )
+
+
+def walk_forward_cutoffs(first_as_of: date, last_as_of: date, every: int, calendar: TradingCalendar) -> list[date]:
+    """The training cutoffs of a walk-forward simulation: the first as-of day, then every ``every`` sessions.
+
+    A version trained up to cutoff C serves from the session after C (its first, from the first
+    as-of day itself); a cutoff on or after the last as-of day would serve nothing and is left out.
+    """
+    if every < 1:
+        raise RedblueError(f"--retrain-every must be at least 1 trading day, not {every}")
+    sessions = calendar.sessions(first_as_of, last_as_of)
+    return [day for day in sessions[::every] if day == first_as_of or day < last_as_of]
+
+
+def serve_from(cutoff: date, first_as_of: date, calendar: TradingCalendar) -> date | None:
+    """The first as-of day a version trained up to ``cutoff`` serves (``None``: from the run's start)."""
+    return None if cutoff <= first_as_of else calendar.next_session(cutoff)

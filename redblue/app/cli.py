@@ -42,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", type=Path, default=None, help="output directory (default out/RUN_ID)")
     sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
     sim.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    trained = sim.add_mutually_exclusive_group()
+    trained.add_argument(
+        "--retrain-every", type=int, default=None, metavar="N",
+        help="walk forward: retrain each team model every N trading days on the bars up to then (champion untouched)",
+    )  # fmt: skip
+    trained.add_argument(
+        "--train-missing", action="store_true",
+        help="train a team model whose champion is missing or trained too late, up to the first as-of day",
+    )  # fmt: skip
 
     train = sub.add_parser("train", help="train the arena's Ludwig models (up-to-date ones are kept) into MLflow")
     _arena_args(train)

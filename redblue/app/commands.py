@@ -76,6 +76,8 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         run_id=args.run_id,
         out=args.out,
         timeout=args.timeout,
+        retrain_every=args.retrain_every,
+        train_missing=args.train_missing,
     )
     result = run_simulation(settings, req, say=lambda text: print(text, file=sys.stderr))
     print(result.report)

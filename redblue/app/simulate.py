@@ -27,12 +27,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from consumers.scorer import run_scorer
 from consumers.trader import bootstrap_trader, run_trader
 from processors.app import app_id
 from processors.book import ModelBook, ModelSource
-from processors.pins import Pin, check_cutoffs, write_pins
+from processors.pins import Pin, check_cutoffs, serve_from, walk_forward_cutoffs, write_pins
 from producers.replay import ReplayPlan, plan_replay, replay
 from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics
 from redblue.adapters.redis_store import RedisStore
@@ -43,6 +44,9 @@ from redblue.core.calendar import get_calendar
 from redblue.core.clock import utc_now
 from redblue.core.errors import RedblueError
 from redblue.core.settings import Settings, as_env
+
+if TYPE_CHECKING:
+    from training.train import TrainResult
 
 Print = Callable[[str], None]
 
@@ -61,6 +65,8 @@ class SimulationRequest:
     run_id: str | None = None
     out: Path | None = None
     timeout: float = 300.0
+    retrain_every: int | None = None  # walk forward: retrain the team models every N trading days
+    train_missing: bool = False  # train a team model that has no eligible champion (never moves champion)
 
 
 @dataclass(frozen=True)
@@ -182,12 +188,17 @@ def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> 
     calendar = get_calendar(req.arena.calendar)
     plan = plan_replay(req.data_dir, req.arena.symbols, req.start, req.days, req.arena.window, calendar)
     pins = resolve_pins(settings, req.arena)
+    if req.retrain_every is not None:
+        pins = walk_forward(settings, req, plan, pins, say)
+    elif req.train_missing:
+        pins = train_missing(settings, req, plan, pins, say)
     check_cutoffs(pins, plan.first_as_of)
     for pin in pins:
         if pin.error:
-            say(f"warning: {pin.team}/{pin.model} {pin.symbol} cannot be served: {pin.error}")
+            say(f"warning: {pin.team}/{pin.model} {pin.symbol} cannot be served: {pin.error} (or use --train-missing)")
         elif pin.trained_until is not None:
-            say(f"serving {pin.label}, trained on data up to {pin.trained_until} (pinned for the whole run)")
+            period = f"from {pin.serve_from}" if pin.serve_from else "from the start"
+            say(f"serving {pin.label} {period}, trained on data up to {pin.trained_until} (pinned)")
     run = req.run_id or default_run_id(req, pins)
     out_dir = req.out or REPO_ROOT / "out" / run
     say(
@@ -199,6 +210,54 @@ def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> 
         pipeline.wait_until_complete()
     result = outputs.write(settings, run, req.arena, plan, out_dir, pins)
     return SimulationResult(run, out_dir, result.summary, result.report, time.monotonic() - began)
+
+
+def walk_forward(
+    settings: Settings, req: SimulationRequest, plan: ReplayPlan, pins: list[Pin], say: Print
+) -> list[Pin]:
+    """Replace the team models' pins by versions retrained every ``req.retrain_every`` trading days.
+
+    Each version is trained on an expanding window of the run's own bar files that ends at its
+    cutoff (an as-of day of the replay) and serves from the next bar on; all of them are trained
+    (or found, if an identical one is registered) before the replay starts, which gives the
+    same versions as retraining while the replay advances, since none sees past its cutoff.
+    ``champion`` is never moved.
+    """
+    from training.train import train_versions
+
+    assert req.retrain_every is not None
+    calendar = get_calendar(req.arena.calendar)
+    cutoffs = walk_forward_cutoffs(plan.first_as_of, calendar.offset(plan.last_target, -1), req.retrain_every, calendar)
+    say(f"walk-forward: training the team models up to {', '.join(map(str, cutoffs))}")
+    trained = train_versions(req.arena, settings, cutoffs, req.data_dir)
+    served = [_trained_pin(until, result, serve_from(until, plan.first_as_of, calendar)) for until, result in trained]
+    replaced = {p.key for p in served}
+    return [p for p in pins if p.key not in replaced] + served
+
+
+def train_missing(
+    settings: Settings, req: SimulationRequest, plan: ReplayPlan, pins: list[Pin], say: Print
+) -> list[Pin]:
+    """Train, up to the first as-of day, every team model without an eligible champion (``champion`` is not moved)."""
+    from training.train import train_versions
+
+    kinds = {(team, spec.name): spec.kind for team, spec in req.arena.all_models()}
+    missing = {
+        p.key
+        for p in pins
+        if kinds.get((p.team, p.model)) in model_sources(settings, req.arena)
+        and (p.error or p.trained_until is None or p.trained_until > plan.first_as_of)
+    }
+    if not missing:
+        return pins
+    say(f"training {len(missing)} team model(s) without an eligible champion up to {plan.first_as_of}")
+    trained = train_versions(req.arena, settings, [plan.first_as_of], req.data_dir, keys=missing)
+    served = [_trained_pin(until, result, None) for until, result in trained]
+    return [p for p in pins if p.key not in missing] + served
+
+
+def _trained_pin(until: date, result: TrainResult, start: date | None) -> Pin:
+    return Pin(result.team, result.model, result.symbol, result.version, until, result.data_hash, start)
 
 
 @contextmanager

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from processors.pins import CutoffError, Pin, check_cutoffs, read_pins, write_pins
+from processors.pins import CutoffError, Pin, check_cutoffs, read_pins, serve_from, walk_forward_cutoffs, write_pins
+from redblue.core.calendar import get_calendar
 from redblue.core.errors import RedblueError
 
 FIRST_AS_OF = date(2023, 12, 29)  # a simulation from 2024-01-02
@@ -44,3 +45,16 @@ def test_pins_round_trip_through_their_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("[{}]")
     with pytest.raises(RedblueError, match="cannot read pinned model versions"):
         read_pins(tmp_path / "bad.json")
+
+
+def test_walk_forward_cutoffs_every_n_sessions_from_the_first_as_of_day() -> None:
+    cal = get_calendar()
+    first, last = date(2023, 12, 29), date(2024, 2, 1)  # 23 sessions apart
+    cutoffs = walk_forward_cutoffs(first, last, 10, cal)
+    assert cutoffs == [first, cal.offset(first, 10), cal.offset(first, 20)]
+    assert [serve_from(c, first, cal) for c in cutoffs] == [None, cal.offset(first, 11), cal.offset(first, 21)]
+    assert walk_forward_cutoffs(first, cal.offset(first, 20), 10, cal)[-1] == cal.offset(first, 10)  # 20 serves nothing
+    with pytest.raises(RedblueError, match="at least 1"):
+        walk_forward_cutoffs(first, last, 0, cal)
+    pins = [pin(c, serve_from(c, first, cal), version=str(i)) for i, c in enumerate(cutoffs)]
+    check_cutoffs(pins, first)  # each version serves only after its cutoff
