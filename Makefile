@@ -6,7 +6,7 @@ RB := bin/redblue
 VENV = $(shell scripts/bootstrap.sh)
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: demo test setup up down status lint unit integration bench
+.PHONY: demo test setup up down status lint unit integration bench serve browser
 
 setup:
 	@scripts/bootstrap.sh >/dev/null
@@ -20,9 +20,17 @@ down:
 status:
 	@$(RB) stack status
 
+# `make demo SERVE=1` keeps serving the leaderboard page at the end (Ctrl-C stops it).
 demo: up
 	$(RB) train --until 2023-12-29
 	$(RB) simulate --start 2024-01-02 --days 180
+	@if [ -n "$(SERVE)" ]; then $(RB) serve; fi
+
+serve: up
+	$(RB) serve
+
+browser:
+	@scripts/ensure-chromium.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -33,13 +41,14 @@ lint: setup
 unit: setup
 	$(VENV)/bin/python -m pytest tests/unit -q
 
-integration: up
+integration: up browser
 	$(VENV)/bin/python -m pytest tests/integration -q
 
-test: up lint
+test: up lint browser
 	$(VENV)/bin/python -m pytest tests -q
 
 bench: up
 	$(RB) train --until 2023-12-29
 	$(VENV)/bin/python bench/pipeline.py
 	$(VENV)/bin/python bench/serving.py
+	$(VENV)/bin/python bench/api.py

@@ -34,7 +34,7 @@ from redblue.core.metrics import (
     trading_metrics,
 )
 from redblue.core.store import LeaderboardStore, Series, rank_score
-from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark
 
 RANKED_METRICS = (*FORECAST_METRICS, *TRADING_METRICS)
 
@@ -100,6 +100,8 @@ class Scoreboard:
     computed once marks of all its traded symbols for D are in.
     Rankings are recomputed from the store after each write that changes them; they are a
     read-modify-write, so a run has one scorer (or calls :meth:`refresh_rankings` at the end).
+    For the web page it also keeps each symbol's closes, every model's latest forecast (noted
+    in one write per bar, when the bar's marker arrives) and the orders.
     """
 
     def __init__(self, store: LeaderboardStore, arena: Arena) -> None:
@@ -108,6 +110,7 @@ class Scoreboard:
         self._pending: dict[tuple[str, date], dict[str, Forecast]] = {}
         self._closes: dict[tuple[str, date], float] = {}
         self._first_target: dict[str, date] = {}
+        self._fresh: dict[str, list[Forecast]] = {}  # symbol -> forecasts not yet noted as latest
 
     @property
     def pending(self) -> int:
@@ -120,16 +123,21 @@ class Scoreboard:
             self.on_forecast(event)
         elif isinstance(event, BarProcessed):
             self.on_bar_processed(event)
+        elif isinstance(event, BarRevision):
+            self.on_bar_revision(event)
         elif isinstance(event, Fill):
             self.on_fill(event)
         elif isinstance(event, PositionMark):
             self.on_position_mark(event)
+        elif isinstance(event, Order):
+            self.on_order(event)
 
     def on_forecast(self, forecast: Forecast) -> ScoredForecast | None:
         """Hold ``forecast`` until its target bar; score it now if that bar was already seen."""
         first = self._first_target.get(forecast.symbol)
         if first is None or forecast.target < first:
             self._first_target[forecast.symbol] = forecast.target
+        self._fresh.setdefault(forecast.symbol, []).append(forecast)
         slot = (forecast.symbol, forecast.target)
         close = self._closes.get(slot)
         if close is None:
@@ -145,10 +153,39 @@ class Scoreboard:
         first = self._first_target.get(bar.symbol)
         if first is None or bar.date < first:
             self._store.add_insample_close(bar.symbol, bar.date, bar.close)
+        self._store.note_forecasts(self._fresh.pop(bar.symbol, []))
+        self._store.set_close(bar.symbol, bar.date, bar.close)
         waiting = self._pending.pop((bar.symbol, bar.date), {})
         scored = self._score([waiting[key] for key in sorted(waiting)], bar.close)
         self._store.advance_bar(bar.symbol, bar.date)
         return scored
+
+    def on_bar_revision(self, event: BarRevision) -> list[ScoredForecast]:
+        """The vendor revised a processed bar: score its day's forecasts against the new close.
+
+        Forecasts already scored against the old close are re-scored (their series' sums are
+        recomputed in target order, so they come out as if the new close had been known from
+        the start); forecasts that arrive later use the new close. Forecasts made *from* the
+        revised day keep the last close they were made with. Returns the re-scored forecasts.
+        """
+        bar = event.bar
+        if (bar.symbol, bar.date) not in self._closes:
+            return []  # the bar itself never reached the scorer: nothing was scored against it
+        self._closes[(bar.symbol, bar.date)] = bar.close
+        self._store.set_close(bar.symbol, bar.date, bar.close)
+        rescored = []
+        for series in sorted(s for s in self._store.error_sums() if s.symbol == bar.symbol):
+            old = next((x for x in self._store.scored(series) if x.target == bar.date), None)
+            new = replace(old, actual=bar.close) if old else None
+            if new is not None and self._store.revise_score(new):
+                rescored.append(new)
+        for team, model in sorted({(s.team, s.model) for s in rescored}):
+            self._rank_model(team, model)
+        return rescored
+
+    def on_order(self, order: Order) -> bool:
+        """Record ``order``; ``False`` if its ``client_order_id`` was already recorded."""
+        return self._store.add_order(order)
 
     def on_fill(self, fill: Fill) -> bool:
         """Record ``fill``; ``False`` if its order was already recorded."""
@@ -208,7 +245,7 @@ class Significance:
     direction_adjusted: float | None = None
 
     def fields(self) -> dict[str, Any]:
-        """The JSON fields of :func:`summary` rows."""
+        """The JSON fields of :func:`summary` rows (the Holm-adjusted ones ``null`` for a series)."""
         dm, direction = self.dm, self.direction
         return {
             "dm_days": None if dm is None else dm.days,
@@ -218,6 +255,8 @@ class Significance:
             "direction_trials": None if direction is None else direction.trials,
             "direction_hits": None if direction is None else direction.hits,
             "direction_pvalue": None if direction is None else direction.pvalue,
+            "dm_pvalue_holm": self.dm_adjusted,
+            "direction_pvalue_holm": self.direction_adjusted,
         }
 
 
@@ -398,7 +437,6 @@ def _model_rows(ranked: list[ModelStanding]) -> list[dict[str, Any]]:
         {"team": s.team, "model": s.model, "symbols": s.symbols, **_fields(ForecastMetrics, s.forecasts)}
         | {"count": s.forecasts.count if s.forecasts else 0, "trading": s.trading is not None}
         | s.significance.fields()
-        | {"dm_pvalue_holm": s.significance.dm_adjusted, "direction_pvalue_holm": s.significance.direction_adjusted}
         for s in ranked
     ]
 

@@ -55,6 +55,10 @@ class SimulatedBroker:
         self._taken = len(self._rejections)
         return new
 
+    def release(self) -> list[tuple[OrderRequest, SubmitResult]]:
+        """Nothing is ever held: a simulated order is queued for its open when submitted."""
+        return []
+
     def submit(self, order: OrderRequest) -> SubmitResult:
         """Queue ``order`` for its target day's open; a known ``client_order_id`` changes nothing."""
         if order.client_order_id in self._known_ids:

@@ -12,12 +12,12 @@ from datetime import date
 
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
-from redblue.adapters.kafka import ConsumerStats, Outgoing, consume
+from redblue.adapters.kafka import ConsumerStats, EventProducer, Outgoing, consume
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
 from redblue.core.settings import Settings
-from schemas import BarProcessed, Event, Forecast, Order, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
 GatewayFactory = Callable[[str], BrokerGateway]
@@ -28,19 +28,23 @@ def simulated_gateways(run: str, arena: Arena, clock: Clock) -> dict[str, Broker
     return {team: SimulatedBroker(run, team, arena.costs, arena.strategy.initial_cash, clock) for team in arena.teams}
 
 
-def live_gateways(run: str, arena: Arena, clock: Clock = utc_now) -> dict[str, BrokerGateway]:
-    """Each team's configured account: simulated, or Alpaca with ``REDBLUE_<TEAM>_ALPACA_*`` credentials."""
+def live_gateways(run: str, arena: Arena, settings: Settings, clock: Clock = utc_now) -> dict[str, BrokerGateway]:
+    """Each team's configured account: simulated, or Alpaca with ``REDBLUE_<TEAM>_ALPACA_*`` credentials.
+
+    A real-money account (``..._PAPER=false``) needs ``REDBLUE_ALLOW_REAL_MONEY`` to name the team.
+    """
     from redblue.adapters.alpaca.broker import AlpacaBroker
     from redblue.core.calendar import get_calendar
-    from redblue.core.settings import alpaca_credentials
+    from redblue.core.settings import team_alpaca_credentials
 
     gateways = simulated_gateways(run, arena, clock)
     for team, spec in arena.teams.items():
         if spec.account.broker == "alpaca":
-            creds = alpaca_credentials(f"REDBLUE_{team.upper()}_ALPACA_")
+            creds = team_alpaca_credentials(team, settings)
             gateways[team] = AlpacaBroker(
                 run, team, creds.key, creds.secret, clock=clock, calendar=get_calendar(arena.calendar),
-                paper=creds.paper, url_override=creds.url_override,
+                paper=creds.paper, allow_real_money=team.lower() in settings.real_money_teams,
+                url_override=creds.url_override,
             )  # fmt: skip
     return gateways
 
@@ -65,29 +69,70 @@ def routed(events: list[Event], first_as_of: date | None = None) -> list[Outgoin
     return out
 
 
+def handler(
+    trader: Trader, first_as_of: date | None = None, lock: threading.Lock | None = None
+) -> Callable[[Event], list[Outgoing]]:
+    """What the trader does with each event of the forecasts topic (under ``lock``, shared with :func:`ticker`).
+
+    A ``bar_revision`` changes nothing here: trades are never redone and positions already
+    marked stay marked (docs/market-time.md); the next day's mark uses the next close.
+    """
+    guard = lock or threading.Lock()
+
+    def handle(event: Event) -> list[Outgoing]:
+        with guard:
+            if isinstance(event, Forecast):
+                trader.on_forecast(event)
+                return []
+            if isinstance(event, BarProcessed):
+                return routed(trader.on_bar_processed(event), first_as_of)
+            return []
+
+    return handle
+
+
+def ticker(
+    trader: Trader, send: Callable[[list[Outgoing]], None], lock: threading.Lock, stop: threading.Event, every: float
+) -> None:
+    """Every ``every`` seconds until ``stop``: send the order events of the orders the gateways released."""
+    while not stop.wait(every):
+        with lock:
+            events = trader.tick()
+        if events:
+            send(routed(events))
+
+
 def run_trader(
     settings: Settings,
     run: str,
     trader: Trader,
     stop: threading.Event,
     first_as_of: date | None = None,
+    tick_seconds: float = 30.0,
 ) -> ConsumerStats:
-    """Consume until ``stop`` is set."""
+    """Consume until ``stop`` is set; meanwhile release held orders every ``tick_seconds``."""
+    lock = threading.Lock()
+    producer = EventProducer(settings, run)
 
-    def handle(event: Event) -> list[Outgoing]:
-        if isinstance(event, Forecast):
-            trader.on_forecast(event)
-            return []
-        assert isinstance(event, BarProcessed)
-        return routed(trader.on_bar_processed(event), first_as_of)
+    def send(outs: list[Outgoing]) -> None:
+        for out in outs:
+            producer.send(out)
+        producer.flush()
 
-    return consume(
-        settings,
-        run,
-        group=f"redblue-trader-{run}",
-        specs=[FORECASTS],
-        expect=(Forecast, BarProcessed),
-        handle=handle,
-        stop=stop,
-        stage="trader",
-    )
+    done = threading.Event()  # not ``stop``: a failing consumer must not stop other services sharing it
+    tick = threading.Thread(target=ticker, args=(trader, send, lock, done, tick_seconds), daemon=True)
+    tick.start()
+    try:
+        return consume(
+            settings,
+            run,
+            group=f"redblue-trader-{run}",
+            specs=[FORECASTS],
+            expect=(Forecast, BarProcessed, BarRevision),
+            handle=handler(trader, first_as_of, lock),
+            stop=stop,
+            stage="trader",
+        )
+    finally:
+        done.set()
+        tick.join()

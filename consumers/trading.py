@@ -11,18 +11,26 @@ team's forecasts as of D and submits the orders that will execute at D+1's open,
 symbol. Same events in, in any interleaving of the partitions, same events out per partition;
 wall time only comes from ``clock``. A symbol whose bar never comes holds the days after it back
 until its next bar arrives.
+
+A gateway may *hold* an order until its broker accepts it (Alpaca: from 19:01 New York); the
+order event is written when :meth:`Trader.tick` finds it sent (or missed). One team's broker
+trouble (a :class:`~redblue.core.broker.BrokerError`) is logged and written as that team's
+rejected order; it never stops the other teams.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
 from consumers.strategy import client_order_id, decide
 from redblue.core.arena import Arena
-from redblue.core.broker import BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
+from redblue.core.broker import BrokerError, BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
 from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,9 +93,28 @@ class Trader:
             events += [event for team in sorted(self._gateways) for event in self._day(team, day_bars)]
         return events
 
+    def tick(self) -> list[Event]:
+        """The order events of held orders the gateways sent (or gave up on) since the last tick."""
+        events: list[Event] = []
+        for team in sorted(self._gateways):
+            try:
+                released = self._gateways[team].release()
+            except BrokerError as err:
+                log.error("team %s: releasing held orders failed: %s", team, err)
+                continue
+            for request, result in released:
+                if result.status == "rejected":
+                    self._book(team, request.symbol).pending.pop(request.client_order_id, None)
+                events.append(self._order_event(request, result))
+        return events
+
     def _day(self, team: str, bars: list[Bar]) -> list[Event]:
         gateway = self._gateways[team]
-        fills = gateway.on_day(bars)
+        try:
+            fills = gateway.on_day(bars)
+        except BrokerError as err:  # fills not known now: asked again at the symbols' next bars
+            log.error("team %s: fills of %s not known: %s", team, ", ".join(f"{b.symbol} {b.date}" for b in bars), err)
+            fills = []
         for fill in fills:
             self._apply(team, fill)
         events: list[Event] = []
@@ -131,9 +158,15 @@ class Trader:
         if decision.side is None:
             return None
         request = self._request(forecast, decision.side, decision.quantity)
-        result = self._gateways[team].submit(request)
-        if result.status != "rejected":  # "duplicate": sent before, so it is pending all the same
+        try:
+            result = self._gateways[team].submit(request)
+        except BrokerError as err:
+            result = SubmitResult("rejected", f"broker error: {err}")
+        if result.status != "rejected":  # "duplicate": sent before; "held": to be sent; pending all the same
             book.pending[request.client_order_id] = request.quantity
+        if result.status == "held":  # its order event is written when it is sent (tick)
+            log.info("team %s: %s %s", team, request.client_order_id, result.reason)
+            return None
         return self._order_event(request, result)
 
     def _request(self, forecast: Forecast, side: Side, quantity: int) -> OrderRequest:

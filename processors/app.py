@@ -2,7 +2,9 @@
 
 The agent is a short loop: decode the bar (or dead-letter it), move the symbol's window (a
 Faust table, so it survives restarts), call the pure :func:`processors.forecasting.step`, send
-the forecasts and the ``bar_processed`` marker keyed by symbol.
+the forecasts and the ``bar_processed`` marker keyed by symbol. A ``bar_revision`` updates the
+window (:func:`processors.forecasting.revise`) and is forwarded onto the forecasts topic, in its
+place among the markers, for the scorer.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from typing import Any
 import faust
 
 from processors.book import ModelBook, ModelSource
-from processors.forecasting import Horizon, step
+from processors.forecasting import Horizon, revise, step
 from processors.pins import Pin
 from redblue.adapters.kafka import Received, dead_letter
 from redblue.core.arena import Arena
 from redblue.core.calendar import get_calendar
 from redblue.core.clock import utc_now
 from redblue.core.settings import Settings
-from schemas import Bar, SchemaError, decode, encode, topic_name
+from schemas import Bar, BarRevision, SchemaError, decode, encode, topic_name
 from schemas.topics import BARS, DEADLETTER, FORECASTS
 
 log = logging.getLogger(__name__)
@@ -80,16 +82,24 @@ def create_app(
         log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, reason)
         await dead.send(key=message.topic.encode(), value=encode(letter))
 
+    async def take_revision(revision: BarRevision) -> None:
+        symbol = revision.bar.symbol
+        windows[symbol] = [b.model_dump(mode="json") for b in revise(_window(windows[symbol]), revision)]
+        await forecasts.send(key=symbol.encode(), value=encode(revision))
+
     @app.agent(bars)
     async def process(stream: Any) -> None:
         async for event in stream.events():
             try:
-                bar = decode(event.message.value, (Bar,))
+                bar = decode(event.message.value, (Bar, BarRevision))
             except SchemaError as err:
                 await reject(event.message, str(err))
                 continue
+            if isinstance(bar, BarRevision):
+                await take_revision(bar)
+                continue
             assert isinstance(bar, Bar)
-            window = [Bar.model_validate(b) for b in windows[bar.symbol]]
+            window = _window(windows[bar.symbol])
             models = book.models_at(bar.date)
             result = step(
                 run, window, bar, models, size=arena.window, calendar=calendar, horizon=horizon, now=utc_now()
@@ -109,6 +119,10 @@ def create_app(
         await asyncio.get_running_loop().run_in_executor(None, book.refresh)
 
     return app
+
+
+def _window(stored: list[Any]) -> list[Bar]:
+    return [Bar.model_validate(b) for b in stored]
 
 
 def run_worker(app: faust.App, loglevel: str = "warn") -> None:

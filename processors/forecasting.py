@@ -11,7 +11,7 @@ from typing import Literal
 
 from processors.baselines import ServedModel
 from redblue.core.calendar import CalendarError, TradingCalendar
-from schemas import Bar, BarProcessed, Forecast
+from schemas import Bar, BarProcessed, BarRevision, Forecast
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,15 @@ def advance(window: Sequence[Bar], bar: Bar, size: int, calendar: TradingCalenda
             return list(window), "duplicate"
         return list(window), "conflict" if seen is not None else "stale"
     return [*window, bar][-size:], "ok"
+
+
+def revise(window: Sequence[Bar], revision: BarRevision) -> list[Bar]:
+    """The window with the revised session's new values (unchanged if the session is not in it).
+
+    Forecasts made later see the corrected bar, as a replay of final data would; forecasts
+    already made from the old values stay as they were.
+    """
+    return [revision.bar if b.date == revision.bar.date else b for b in window]
 
 
 def _same_values(a: Bar, b: Bar) -> bool:

@@ -10,6 +10,7 @@ and :func:`decode` validates everything that is consumed; a failure raises
 from schemas.events import (
     Bar,
     BarProcessed,
+    BarRevision,
     DeadLetter,
     Event,
     Fill,
@@ -26,6 +27,7 @@ __all__ = [
     "TOPICS",
     "Bar",
     "BarProcessed",
+    "BarRevision",
     "DeadLetter",
     "Event",
     "Fill",

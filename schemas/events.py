@@ -14,8 +14,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-Symbol = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.\-]{0,9}$")]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,47}$")]
+SYMBOL_PATTERN = r"^[A-Z][A-Z0-9.\-]{0,9}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,47}$"  # teams and models
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Side = Literal["buy", "sell"]
 
@@ -63,6 +65,41 @@ class Bar(Event):
         if self.ts_event.date() < self.date:
             raise ValueError(f"bar {self.symbol} {self.date} claims to be final before its day ({self.ts_event})")
         return self
+
+
+BAR_VALUES = ("open", "high", "low", "close", "volume")
+
+
+class BarRevision(Event):
+    """The vendor changed a bar after it was published: ``bar`` has the new values, ``previous``
+    the values published before (the first print, or the last revision).
+
+    It travels on the bars topic after the bar it revises (same key: the symbol) and the
+    processor forwards it onto the forecasts topic. Downstream: the processor's window takes
+    the new values (later forecasts use them); the scorer re-scores the forecasts whose
+    target is ``bar.date`` against the new close; forecasts already made from the old values
+    and trades already decided are never redone (see docs/market-time.md).
+    """
+
+    TYPE: ClassVar[str] = "bar_revision"
+    bar: Bar
+    previous: Bar
+
+    @model_validator(mode="after")
+    def _same_session_other_values(self) -> BarRevision:
+        if (self.bar.symbol, self.bar.date) != (self.previous.symbol, self.previous.date):
+            raise ValueError(
+                f"a revision of {self.previous.symbol} {self.previous.date} "
+                f"carries the bar of {self.bar.symbol} {self.bar.date}"
+            )
+        if not self.changed:
+            raise ValueError(f"revision of {self.bar.symbol} {self.bar.date} changes nothing")
+        return self
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """The names of the values that differ (``open``, ``high``, ``low``, ``close``, ``volume``)."""
+        return tuple(name for name in BAR_VALUES if getattr(self.bar, name) != getattr(self.previous, name))
 
 
 class Forecast(Event):
@@ -232,7 +269,7 @@ class DeadLetter(Event):
 
 
 _REGISTRY: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (Bar, Forecast, BarProcessed, Order, Fill, PositionMark, DeadLetter)
+    cls.TYPE: cls for cls in (Bar, BarRevision, Forecast, BarProcessed, Order, Fill, PositionMark, DeadLetter)
 }
 
 

@@ -23,11 +23,13 @@ class TopicSpec:
     carries: tuple[str, ...]
 
 
-BARS = TopicSpec("bars", 3, "symbol", ("bar",))
+# A ``bar_revision`` (a vendor changed a published bar) follows the bar it revises on its key.
+BARS = TopicSpec("bars", 3, "symbol", ("bar", "bar_revision"))
 # The processor writes each bar's forecasts and then a ``bar_processed`` marker carrying the
 # bar itself, all keyed by symbol: within a partition a consumer therefore sees every forecast
 # made from bar D before it sees bar D's marker, which is what makes replays deterministic.
-FORECASTS = TopicSpec("forecasts", 3, "symbol", ("forecast", "bar_processed"))
+# It forwards each ``bar_revision`` here too, in its place among the markers.
+FORECASTS = TopicSpec("forecasts", 3, "symbol", ("forecast", "bar_processed", "bar_revision"))
 ORDERS = TopicSpec("orders", 3, "symbol", ("order",))
 # Fills of (team, symbol) up to day D are followed by that day's ``position_mark``.
 FILLS = TopicSpec("fills", 3, "symbol", ("fill", "position_mark"))

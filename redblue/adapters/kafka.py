@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from redblue.core.clock import Clock, utc_now
 from redblue.core.errors import RedblueError
+from redblue.core.retry import Backoff, retrying
 from redblue.core.settings import Settings
 from schemas import TOPICS, DeadLetter, Event, SchemaError, TopicSpec, decode, encode, topic_name
 from schemas.topics import DEADLETTER
@@ -179,6 +180,8 @@ class Received:
     key: bytes | None
     value: bytes | None
 
+
+_LEADER_ELECTION = Backoff(attempts=8, first=0.25, most=2.0)  # about 8 s for a new topic's leaders
 
 # Errors a consumer meets on a fresh or busy broker and recovers from by itself: a topic whose
 # metadata has not propagated yet, a group coordinator being elected (the first group on a new
@@ -387,12 +390,24 @@ def read_topic(settings: Settings, run: str, spec: TopicSpec, timeout: float = 3
     )
     try:
         meta = consumer.list_topics(name, timeout=10).topics[name]
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10) for p in meta.partitions}
+        ends = {p: _watermarks(consumer, TopicPartition(name, p)) for p in meta.partitions}
         wanted = {p: hi for p, (lo, hi) in ends.items() if hi > lo}
         consumer.assign([TopicPartition(name, p, ends[p][0]) for p in wanted])
         return _drain(consumer, wanted, timeout)
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
+    """A partition's (low, high) offsets; a topic created a moment ago may have no leader yet: retried."""
+
+    def transient(err: BaseException) -> bool:
+        return isinstance(err, KafkaException) and isinstance(err.args[0], KafkaError) and is_transient(err.args[0])
+
+    offsets: tuple[int, int] = retrying(
+        lambda: consumer.get_watermark_offsets(partition, timeout=10), transient, _LEADER_ELECTION
+    )
+    return offsets
 
 
 def _drain(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Any]:

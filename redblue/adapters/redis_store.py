@@ -13,30 +13,37 @@ Every key of a run starts with ``{prefix}:{run}:`` (``p`` below), so runs never 
 ``p:equity:{team}``                   hash    day -> equity at that close
 ``p:progress``                        hash    ``bar:{symbol}`` / ``equity:{team}`` -> last day
 ``p:rank:{metric}``                   zset    member -> score, lower is better
+``p:latest``                          hash    ``team/model/symbol`` -> its latest forecast (JSON)
+``p:versions``                        hash    ``team/model/symbol/version`` -> first as_of served
+``p:orders:{team}``                   hash    client_order_id -> order (JSON)
+``p:closes:{symbol}``                 hash    day -> close
+``p:meta``                            hash    the run's description (:mod:`consumers.runs`)
 ``{prefix}:runs``                     set     the run ids that have keys
 ====================================  ======  ============================================
 
 A forecast is scored once: a Lua script sets its ``scored`` field with HSETNX and only if that
 succeeds adds it to the error sums, in IEEE doubles like :class:`redblue.core.metrics.ErrorSums`
 (results are bit-identical to the in-memory store); a symbol's in-sample closes are added to its
-:class:`redblue.core.metrics.NaiveScale` the same way, once per day. Fills are recorded once by HSETNX.
+:class:`redblue.core.metrics.NaiveScale` the same way, once per day. Fills and orders are
+recorded once by HSETNX. :class:`RedisStores` opens the store of any run under one prefix over
+one connection pool (what ``redblue serve`` reads).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from typing import Any, Concatenate, cast
+from typing import Any, Concatenate, Protocol, cast
 from urllib.parse import urlsplit
 
 import redis
 
 from redblue.core.metrics import ErrorSums, NaiveScale, ScoredForecast
 from redblue.core.settings import Settings
-from redblue.core.store import Series, StoreError, StoreUnavailable, fill_order
-from schemas import Fill, PositionMark
+from redblue.core.store import Series, StoreError, StoreUnavailable, fill_order, sums_of
+from schemas import Fill, Forecast, Order, PositionMark
 from schemas.topics import check_run_id
 
 _SUM_FIELDS = ("abs_error", "squared_error", "pct_error", "naive_abs_error")
@@ -82,12 +89,26 @@ return 0
 """
 
 
-def _translated[**P, R](
-    method: Callable[Concatenate[RedisStore, P], R],
-) -> Callable[Concatenate[RedisStore, P], R]:
+# KEYS: latest, versions. ARGV: series path, as_of, forecast JSON, model version.
+# Keeps the forecast with the latest as_of (the first one on a tie) and each version's first as_of.
+_NOTE_FORECAST = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if (not cur) or cjson.decode(cur)['as_of'] < ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+local field = ARGV[1] .. '/' .. ARGV[4]
+local first = redis.call('HGET', KEYS[2], field)
+if (not first) or ARGV[2] < first then redis.call('HSET', KEYS[2], field, ARGV[2]) end
+return 0
+"""
+
+
+class _Located(Protocol):
+    where: str
+
+
+def _translated[S: _Located, **P, R](method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
     """Turn redis-py exceptions into :class:`StoreUnavailable` / :class:`StoreError`."""
 
-    def wrapper(self: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
@@ -113,18 +134,17 @@ class RedisStore:
     No connection is opened before the first command; :meth:`ping` checks the server early.
     """
 
-    def __init__(self, url: str, prefix: str, run: str) -> None:
+    def __init__(self, url: str, prefix: str, run: str, *, client: redis.Redis | None = None) -> None:
         self.where = _redacted(url)
-        try:
-            self._client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30)
-        except ValueError as err:
-            raise StoreError(f"invalid Redis URL {self.where}: {err}") from err
+        self._owns_client = client is None
+        self._client = client if client is not None else _connect(url)
         self._prefix = prefix
         self._run = check_run_id(run)
         self._p = f"{prefix}:{run}"
         self._add_score = self._client.register_script(_ADD_SCORE)
         self._advance = self._client.register_script(_ADVANCE)
         self._add_insample = self._client.register_script(_ADD_INSAMPLE)
+        self._note_forecast = self._client.register_script(_NOTE_FORECAST)
         self._registered = False
 
     @classmethod
@@ -133,7 +153,8 @@ class RedisStore:
         return cls(settings.redis_url, settings.redis_prefix, run)
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
 
     def __enter__(self) -> RedisStore:
         return self
@@ -162,6 +183,23 @@ class RedisStore:
         hit = str(int(scored.direction_correct))
         args = [scored.target.isoformat(), _dump_scored(scored), path, *sums, hit]
         return bool(self._add_score(keys=keys, args=args))
+
+    @_translated
+    def revise_score(self, scored: ScoredForecast) -> bool:
+        path = f"{scored.team}/{scored.model}/{scored.symbol}"
+        key, record = f"{self._p}:scored:{path}", _dump_scored(scored)
+        known = self._client.hget(key, scored.target.isoformat())
+        if known is None or _text(known) == record:
+            return False
+        self._client.hset(key, scored.target.isoformat(), record)
+        sums = sums_of(self.scored(Series(scored.team, scored.model, scored.symbol)))
+        fields = {name: repr(getattr(sums, name)) for name in _SUM_FIELDS}
+        fields |= {"count": str(sums.count), "direction_hits": str(sums.direction_hits)}
+        pipe = self._client.pipeline(transaction=True)
+        for name, value in fields.items():
+            pipe.hset(f"{self._p}:errors:{path}", name, value)
+        pipe.execute()
+        return True
 
     @_translated
     def scored(self, series: Series) -> list[ScoredForecast]:
@@ -286,6 +324,70 @@ class RedisStore:
             return None
         return 1 + int(self._client.zcount(key, "-inf", f"({float(score)!r}")), float(score)
 
+    # what the web page shows besides the scores
+
+    @_translated
+    def note_forecasts(self, forecasts: Sequence[Forecast]) -> None:
+        if not forecasts:
+            return
+        self._register()
+        pipe = self._client.pipeline(transaction=False)
+        keys = [f"{self._p}:latest", f"{self._p}:versions"]
+        for f in forecasts:
+            path = "/".join(Series.of(f))
+            self._note_forecast(keys=keys, args=[path, f.as_of.isoformat(), f.model_dump_json(), f.model_version],
+                                client=pipe)  # fmt: skip
+        pipe.execute()
+
+    @_translated
+    def latest_forecasts(self) -> list[Forecast]:
+        raw = self._hash(f"{self._p}:latest")
+        return [Forecast.model_validate_json(raw[path]) for path in sorted(raw, key=lambda p: Series(*p.split("/")))]
+
+    @_translated
+    def model_versions(self) -> dict[Series, dict[str, date]]:
+        found: dict[Series, dict[str, date]] = {}
+        for field, day in self._hash(f"{self._p}:versions").items():
+            team, model, symbol, version = field.split("/", 3)
+            found.setdefault(Series(team, model, symbol), {})[version] = date.fromisoformat(day)
+        return {s: dict(sorted(v.items())) for s, v in sorted(found.items())}
+
+    @_translated
+    def add_order(self, order: Order) -> bool:
+        self._register()
+        key = f"{self._p}:orders:{order.team}"
+        return bool(self._client.hsetnx(key, order.client_order_id, order.model_dump_json()))
+
+    @_translated
+    def orders(self, team: str) -> list[Order]:
+        found = [Order.model_validate_json(raw) for raw in self._client.hvals(f"{self._p}:orders:{team}")]
+        return sorted(found, key=lambda o: (o.as_of, o.symbol, o.client_order_id))
+
+    @_translated
+    def set_close(self, symbol: str, day: date, close: float) -> None:
+        self._register()
+        self._client.hset(f"{self._p}:closes:{symbol}", day.isoformat(), repr(close))
+
+    @_translated
+    def closes(self, symbol: str) -> list[tuple[date, float]]:
+        raw = self._hash(f"{self._p}:closes:{symbol}")
+        return [(date.fromisoformat(day), float(raw[day])) for day in sorted(raw)]
+
+    @_translated
+    def set_meta(self, fields: Mapping[str, str], *, only_missing: bool = False) -> None:
+        if not fields:
+            return
+        self._register()
+        key = f"{self._p}:meta"
+        pipe = self._client.pipeline(transaction=False)
+        for name, value in fields.items():
+            (pipe.hsetnx if only_missing else pipe.hset)(key, name, value)
+        pipe.execute()
+
+    @_translated
+    def meta(self) -> dict[str, str]:
+        return self._hash(f"{self._p}:meta")
+
     # runs
 
     @_translated
@@ -309,6 +411,39 @@ class RedisStore:
     def list_runs(self) -> list[str]:
         """The run ids with a leaderboard under this prefix."""
         return self._members(f"{self._prefix}:runs")
+
+
+class RedisStores:
+    """The stores of every run under one key prefix, over one shared connection pool."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.where = _redacted(url)
+        self._url = url
+        self._prefix = prefix
+        self._client = _connect(url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisStores:
+        return cls(settings.redis_url, settings.redis_prefix)
+
+    def open(self, run: str) -> RedisStore:
+        """The store of ``run`` (``ValueError`` for an invalid run id); closing it keeps the pool."""
+        return RedisStore(self._url, self._prefix, run, client=self._client)
+
+    @_translated
+    def runs(self) -> list[str]:
+        """The run ids with keys under this prefix."""
+        return sorted(_text(m) for m in self._client.smembers(f"{self._prefix}:runs"))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _connect(url: str) -> redis.Redis:
+    try:
+        return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30)
+    except ValueError as err:
+        raise StoreError(f"invalid Redis URL {_redacted(url)}: {err}") from err
 
 
 def _text(value: object) -> str:

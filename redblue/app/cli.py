@@ -33,24 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="the local Kafka, Redis and MLflow")
     stack.add_argument("action", choices=["up", "down", "status"])
 
-    sim = sub.add_parser("simulate", help="run a historical simulation through the whole pipeline")
-    sim.add_argument("--start", type=_date, default=date(2024, 1, 2), help="first target day (default 2024-01-02)")
-    sim.add_argument("--days", type=int, default=180, help="number of target trading days (default 180)")
-    _arena_args(sim)
-    sim.add_argument("--data", type=Path, default=None, help="directory of SYMBOL.csv bar files (default data/bars)")
-    sim.add_argument("--run-id", default=None, help="run id (default: derived from the inputs; re-running replaces it)")
-    sim.add_argument("--out", type=Path, default=None, help="output directory (default out/RUN_ID)")
-    sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
-    sim.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
-    trained = sim.add_mutually_exclusive_group()
-    trained.add_argument(
-        "--retrain-every", type=int, default=None, metavar="N",
-        help="walk forward: retrain each team model every N trading days on the bars up to then (champion untouched)",
-    )  # fmt: skip
-    trained.add_argument(
-        "--train-missing", action="store_true",
-        help="train a team model whose champion is missing or trained too late, up to the first as-of day",
-    )  # fmt: skip
+    _simulate_args(sub.add_parser("simulate", help="run a historical simulation through the whole pipeline"))
 
     train = sub.add_parser("train", help="train the arena's Ludwig models (up-to-date ones are kept) into MLflow")
     _arena_args(train)
@@ -83,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--once", action="store_true", help="poll once and exit (e.g. from cron)")
     produce.add_argument("--interval", type=float, default=900.0, help="seconds between polls (default 900)")
 
+    serve = sub.add_parser("serve", help="serve the leaderboard's JSON API and web page from Redis")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--poll", type=float, default=5.0, help="seconds between the page's checks for new scores")
+
+    report = sub.add_parser("report", help="write a run's leaderboard as one self-contained HTML file")
+    report.add_argument("--run", required=True)
+    report.add_argument("--html", type=Path, required=True, help="the file to write")
+
     replay = sub.add_parser("replay", help="emit bars of a date range onto a run's bars topic")
     replay.add_argument("--run", required=True)
     replay.add_argument("--start", type=_date, required=True)
@@ -90,6 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
     _arena_args(replay)
     replay.add_argument("--data", type=Path, default=None)
     return parser
+
+
+def _simulate_args(sim: argparse.ArgumentParser) -> None:
+    sim.add_argument("--start", type=_date, default=date(2024, 1, 2), help="first target day (default 2024-01-02)")
+    sim.add_argument("--days", type=int, default=180, help="number of target trading days (default 180)")
+    _arena_args(sim)
+    sim.add_argument("--data", type=Path, default=None, help="directory of SYMBOL.csv bar files (default data/bars)")
+    sim.add_argument("--run-id", default=None, help="run id (default: derived from the inputs; re-running replaces it)")
+    sim.add_argument("--out", type=Path, default=None, help="output directory (default out/RUN_ID)")
+    sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
+    sim.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    trained = sim.add_mutually_exclusive_group()
+    trained.add_argument(
+        "--retrain-every", type=int, default=None, metavar="N",
+        help="walk forward: retrain each team model every N trading days on the bars up to then (champion untouched)",
+    )  # fmt: skip
+    trained.add_argument(
+        "--train-missing", action="store_true",
+        help="train a team model whose champion is missing or trained too late, up to the first as-of day",
+    )  # fmt: skip
 
 
 def _arena_args(parser: argparse.ArgumentParser) -> None:

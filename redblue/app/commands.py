@@ -15,6 +15,7 @@ from redblue.core.errors import RedblueError
 from redblue.core.settings import Settings
 
 if TYPE_CHECKING:
+    from producers.live import Poll
     from redblue.core.calendar import TradingCalendar
     from redblue.core.sources import BarSource
 
@@ -34,6 +35,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "replay": replay,
         "produce": produce,
         "train": train,
+        "serve": serve,
+        "report": report,
     }[args.command]
     return handler(args, settings)
 
@@ -88,6 +91,7 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         mlflow_run = log_simulation(settings, result.summary, result.out)
         print(f"logged to MLflow: experiment {SIMULATIONS}, run {mlflow_run} ({settings.mlflow_uri})")
     print(f"query it again: bin/redblue leaderboard --run {result.run} --by mase")
+    print(f"see it on the web: bin/redblue serve, then open http://127.0.0.1:8080/?run={result.run}")
     return 0
 
 
@@ -134,6 +138,32 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    from redblue.app.web.app import serve as run_server
+
+    print(f"serving the leaderboard of {settings.redis_url} on http://{args.host}:{args.port}/ (API docs: /docs)")
+    run_server(settings, args.host, args.port, args.poll)
+    return 0
+
+
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    from redblue.adapters.redis_store import RedisStores
+    from redblue.app.web.share import render_html
+    from redblue.core.clock import utc_now
+
+    stores = RedisStores.from_settings(settings)
+    try:
+        html = render_html(stores, args.run, utc_now())
+    finally:
+        stores.close()
+    try:
+        args.html.write_text(html)
+    except OSError as err:
+        raise CommandError(f"cannot write {args.html}: {err.strerror}") from err
+    print(f"wrote {args.html} ({len(html) / 1e6:.1f} MB, opens offline)")
+    return 0
+
+
 def _until_signalled() -> threading.Event:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -145,7 +175,7 @@ def trade(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.trader import bootstrap_trader, live_gateways, run_trader
 
     arena, _ = _arena(args)
-    trader = bootstrap_trader(args.run, arena, gateways=live_gateways(args.run, arena))
+    trader = bootstrap_trader(args.run, arena, gateways=live_gateways(args.run, arena, settings))
     stats = run_trader(settings, args.run, trader, _until_signalled())
     print(f"trader stopped after {stats.consumed} messages ({stats.dead_lettered} dead-lettered)")
     return 0
@@ -177,30 +207,40 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def produce(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.live import LiveProducer, Poll, last_dates
+    from producers.live import LiveProducer
+    from producers.published import Published
     from redblue.adapters.kafka import EventProducer, ensure_topics, read_topic
     from redblue.core.calendar import get_calendar
     from redblue.core.clock import utc_now
-    from schemas.topics import BARS
+    from schemas.topics import BARS, DEADLETTER
 
     arena, _ = _arena(args)
     calendar = get_calendar(arena.calendar)
     ensure_topics(settings, args.run)
-    last = last_dates(read_topic(settings, args.run, BARS))
+    published = Published.read_back(read_topic(settings, args.run, BARS), read_topic(settings, args.run, DEADLETTER))
     live = LiveProducer(_source(args.source, calendar), EventProducer(settings, args.run), arena.symbols, calendar,
-                        utc_now, last)  # fmt: skip
+                        utc_now, published)  # fmt: skip
 
     def report(poll: Poll) -> None:
-        sent = ", ".join(f"{b.symbol} {b.date}" for b in poll.sent) or "nothing new"
-        print(f"{utc_now():%Y-%m-%d %H:%M}Z sent {sent}", flush=True)
-        for item in poll.rejected:
-            print(f"  rejected {item.symbol} {item.date or ''}: {item.reason} (dead-lettered)", flush=True)
+        print(f"{utc_now():%Y-%m-%d %H:%M}Z {poll_text(poll)}", flush=True)
 
     if args.once:
-        report(live.poll())
-    else:
-        live.run(_until_signalled(), args.interval, report)
+        poll = live.poll()
+        report(poll)
+        return 1 if poll.error else 0
+    live.run(_until_signalled(), args.interval, report)
     return 0
+
+
+def poll_text(poll: Poll) -> str:
+    """What a poll did, one line per fact: what was sent, revised, dead-lettered, paused, or why nothing."""
+    if poll.error:
+        return f"nothing sent: {poll.error}"
+    lines = ["sent " + (", ".join(f"{b.symbol} {b.date}" for b in poll.sent) or "nothing new")]
+    lines += [f"  revised {r.bar.symbol} {r.bar.date}: {', '.join(r.changed)}" for r in poll.revised]
+    lines += [f"  dead-lettered {r.symbol} {r.date or ''}: {r.reason}" for r in poll.rejected]
+    lines += [f"  {why}" for why in poll.paused.values()]
+    return "\n".join(lines)
 
 
 def _source(name: str, calendar: TradingCalendar) -> BarSource:

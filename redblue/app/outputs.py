@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from redblue.core.calendar import get_calendar
 from redblue.core.metrics import score_forecast
 from redblue.core.settings import Settings
 from redblue.core.store import LeaderboardStore, StoreError
-from schemas import BarProcessed, DeadLetter, Fill, Forecast, Order, PositionMark, SchemaError
+from schemas import BarProcessed, BarRevision, DeadLetter, Fill, Forecast, Order, PositionMark, SchemaError
 from schemas.topics import DEADLETTER, FILLS, FORECASTS, ORDERS
 
 
@@ -68,13 +69,13 @@ def write(
     ``served`` are the model versions the run served (``summary.json``: ``served``).
     """
     out.mkdir(parents=True, exist_ok=True)
-    stream = read_topic(settings, run, FORECASTS)
+    stream = _read_forecasts(settings, run, plan)
     trades = read_topic(settings, run, FILLS)
     orders = [e for e in read_topic(settings, run, ORDERS) if isinstance(e, Order)]
     letters = [e for e in read_topic(settings, run, DEADLETTER) if isinstance(e, DeadLetter)]
     forecasts = [e for e in stream if isinstance(e, Forecast)]
     failed = Counter(f"{key}/{e.bar.symbol}" for e in stream if isinstance(e, BarProcessed) for key in e.failed)
-    closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed)}
+    closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed | BarRevision)}
     _csv(out / "forecasts.csv", FORECAST_COLUMNS, sorted(_forecast_rows(forecasts, closes)))
     _csv(out / "orders.csv", ORDER_COLUMNS, sorted(_rows(orders, ORDER_COLUMNS)))
     _csv(out / "fills.csv", FILL_COLUMNS, sorted(_rows([e for e in trades if isinstance(e, Fill)], FILL_COLUMNS)))
@@ -107,6 +108,26 @@ def write(
         )
     (out / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return Written(result, text)
+
+
+def _read_forecasts(settings: Settings, run: str, plan: ReplayPlan, attempts: int = 10) -> list[Any]:
+    """The forecasts topic, read until it holds a ``bar_processed`` marker for every replayed bar.
+
+    The scorer said the run is complete, so every marker was written; a read that misses some
+    (a broker still settling the run's freshly re-created topics) is repeated, and if it never
+    sees them all the run fails loudly instead of writing incomplete files.
+    """
+    wanted = {(row.symbol, row.date) for row in plan.rows}
+    for attempt in range(attempts):
+        stream = read_topic(settings, run, FORECASTS)
+        seen = {(e.bar.symbol, e.bar.date) for e in stream if isinstance(e, BarProcessed)}
+        if wanted <= seen:
+            return stream
+        time.sleep(0.5 * (attempt + 1))
+    raise StoreError(
+        f"run {run}: the forecasts topic holds markers for {len(seen & wanted)} of {len(wanted)} replayed bars "
+        "although the scorer reported the run complete; the files were not written"
+    )
 
 
 def leaderboard_text(settings: Settings, run: str, arena: Arena, by: str, top: int) -> str:

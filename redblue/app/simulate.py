@@ -38,6 +38,7 @@ from producers.replay import ReplayPlan, plan_replay, replay
 from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics
 from redblue.adapters.redis_store import RedisStore
 from redblue.app import outputs
+from redblue.core import runs
 from redblue.core.arena import REPO_ROOT, Arena
 from redblue.core.bars import DATA_DIR, data_fingerprint
 from redblue.core.calendar import get_calendar
@@ -163,9 +164,11 @@ class _Services:
             )
 
     def shutdown(self) -> None:
+        """Stop every part; a consumer thread that does not stop would go on writing into the
+        next run with this id, so that is an error, not something to leave behind."""
         self.stop.set()
         for thread in self.threads:
-            thread.join(timeout=30)
+            thread.join(timeout=60)
         if self.processor is not None and self.processor.poll() is None:
             self.processor.terminate()
             try:
@@ -173,6 +176,9 @@ class _Services:
             except subprocess.TimeoutExpired:
                 self.processor.kill()
                 self.processor.wait()
+        stuck = [thread.name for thread in self.threads if thread.is_alive()]
+        if stuck:
+            raise SimulationError(f"{', '.join(stuck)} did not stop within 60 s")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -209,6 +215,8 @@ def simulate(settings: Settings, req: SimulationRequest, say: Print = print) -> 
         replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
     result = outputs.write(settings, run, req.arena, plan, out_dir, pins)
+    with RedisStore.from_settings(settings, run) as store:
+        runs.finish(store, runs.COMPLETE)
     return SimulationResult(run, out_dir, result.summary, result.report, time.monotonic() - began)
 
 
@@ -287,12 +295,18 @@ def running_pipeline(
         write_pins(pin_file, pins)
     reset_run(settings, run)
     ensure_topics(settings, run)
+    store = RedisStore.from_settings(settings, run)
+    runs.describe_simulation(store, req.arena, plan.first_target, plan.last_target, plan.days)
     pipeline = Pipeline(settings, run, req, plan, log_dir / "processor.log", pin_file)
     try:
         pipeline.start()
         yield pipeline
+    except BaseException as err:
+        runs.finish(store, runs.FAILED, f"{type(err).__name__}: {err}")
+        raise
     finally:
         pipeline.services.shutdown()
+        store.close()
 
 
 class Pipeline:

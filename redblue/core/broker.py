@@ -35,9 +35,11 @@ class OrderRequest:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """What the gateway answered: ``submitted``, ``duplicate`` (id already known) or ``rejected``."""
+    """What the gateway answered: ``submitted``, ``duplicate`` (id already known), ``rejected``, or
+    ``held`` (kept by the gateway until its broker's window for the order opens; sent later by
+    :meth:`BrokerGateway.release`)."""
 
-    status: Literal["submitted", "duplicate", "rejected"]
+    status: Literal["submitted", "duplicate", "rejected", "held"]
     reason: str = ""
 
 
@@ -69,6 +71,13 @@ class BrokerGateway(Protocol):
         """Accepted orders that ended without (full) execution, each reported once."""
         ...
 
+    def release(self) -> list[tuple[OrderRequest, SubmitResult]]:
+        """The held orders sent now (or given up on, their window past), with the broker's answer."""
+        ...
+
 
 class BrokerError(RuntimeError):
-    """The broker could not be reached or answered something we cannot use."""
+    """The broker could not be reached or answered something we cannot use (after retries).
+
+    The trader logs it and goes on with the next team: one account's trouble never stops the others.
+    """

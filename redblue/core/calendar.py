@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 import exchange_calendars as xc
@@ -74,11 +74,39 @@ class TradingCalendar:
         lo = self.first_on_or_after(first)
         return [d for d in self._sessions[self._index[lo] :] if d <= last]
 
+    def previous_session(self, day: date) -> date:
+        """The last session strictly before ``day`` (``day`` need not be a session)."""
+        if day in self._index:
+            return self.offset(day, -1)
+        first, last = self.span
+        if not first < day <= last:
+            raise self._outside(day)
+        session: date = self._cal.date_to_session(pd.Timestamp(day), direction="previous").date()
+        return session
+
+    def open_time(self, day: date) -> datetime:
+        """When the session ``day`` opens (UTC), late opens included: never a fixed 09:30."""
+        self._position(day)
+        opens: datetime = self._cal.session_open(pd.Timestamp(day)).to_pydatetime()
+        return opens.astimezone(UTC)
+
     def close_time(self, day: date) -> datetime:
-        """When the session ``day`` closed (UTC): the moment its daily bar became final."""
+        """When the session ``day`` closes (UTC), early closes (13:00 New York) included."""
         self._position(day)
         close: datetime = self._cal.session_close(pd.Timestamp(day)).to_pydatetime()
         return close.astimezone(UTC)
+
+    def closed_by(self, moment: datetime, delay: timedelta = timedelta(0)) -> date | None:
+        """The newest session whose close plus ``delay`` is at or before ``moment`` (None: none known)."""
+        if moment.tzinfo is None:
+            raise ValueError(f"moment must be timezone-aware, got {moment!r}")
+        first, last = self.span
+        day = min(moment.astimezone(UTC).date() + timedelta(days=1), last)
+        while day >= first:
+            if day in self._index and self.close_time(day) + delay <= moment:
+                return day
+            day -= timedelta(days=1)
+        return None
 
 
 @lru_cache(maxsize=4)

@@ -243,13 +243,18 @@ def sharpe_ratio(returns: Sequence[float]) -> float | None:
     return statistics.fmean(returns) / sd * math.sqrt(TRADING_DAYS_PER_YEAR)
 
 
-def max_drawdown(initial_cash: float, curve: Sequence[float]) -> float:
-    """The largest fall from a running peak (the initial cash is the first peak), as a fraction."""
-    peak, worst = initial_cash, 0.0
+def drawdowns(initial_cash: float, curve: Sequence[float]) -> list[float]:
+    """At each point of ``curve``, the fall from the running peak (the initial cash is the first peak)."""
+    peak, falls = initial_cash, []
     for value in curve:
         peak = max(peak, value)
-        worst = max(worst, (peak - value) / peak)
-    return worst
+        falls.append((peak - value) / peak)
+    return falls
+
+
+def max_drawdown(initial_cash: float, curve: Sequence[float]) -> float:
+    """The largest fall from a running peak (the initial cash is the first peak), as a fraction."""
+    return max([0.0, *drawdowns(initial_cash, curve)])
 
 
 @dataclass(frozen=True)

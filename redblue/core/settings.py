@@ -32,11 +32,19 @@ class Settings(BaseSettings):
     redis_prefix: str = "redblue"
     registry_prefix: str = "redblue"  # registered model names: {prefix}.{team}.{model}.{symbol}
     model_refresh_seconds: float = 10.0  # how often the processor checks for moved aliases
+    allow_real_money: str = Field(
+        "", description="comma-separated teams allowed on a real-money Alpaca account (their _ALPACA_PAPER=false)"
+    )
 
     @property
     def stack_home(self) -> Path:
         """Where the local stack keeps its data: a fresh directory here means a brand-new stack."""
         return self.stack_dir or self.home / "stack"
+
+    @property
+    def real_money_teams(self) -> frozenset[str]:
+        """The teams ``REDBLUE_ALLOW_REAL_MONEY`` names (lower case)."""
+        return frozenset(t.strip().lower() for t in self.allow_real_money.split(",") if t.strip())
 
     @property
     def mlflow_uri(self) -> str:
@@ -45,7 +53,10 @@ class Settings(BaseSettings):
 
 
 class AlpacaCredentials(BaseSettings):
-    """An Alpaca account: ``<PREFIX>KEY``, ``<PREFIX>SECRET`` (and optionally ``PAPER``, ``URL_OVERRIDE``)."""
+    """An Alpaca account: ``<PREFIX>KEY``, ``<PREFIX>SECRET`` (and optionally ``PAPER``, ``URL_OVERRIDE``).
+
+    The key and secret are ``SecretStr``: their ``repr`` and ``str`` are ``**********``.
+    """
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=".env")
 
@@ -65,6 +76,22 @@ def alpaca_credentials(prefix: str) -> AlpacaCredentials:
     except ValidationError as err:
         missing = ", ".join(f"{prefix}{str(e['loc'][0]).upper()}" for e in err.errors())
         raise RedblueError(f"Alpaca credentials missing or invalid: set {missing} (environment or .env)") from err
+
+
+def team_alpaca_credentials(team: str, settings: Settings) -> AlpacaCredentials:
+    """A team's account from ``REDBLUE_<TEAM>_ALPACA_*``.
+
+    ``..._PAPER=false`` (a real-money account) is refused with a clear error unless
+    ``REDBLUE_ALLOW_REAL_MONEY`` names the team too: one setting alone never reaches real money.
+    """
+    prefix = f"REDBLUE_{team.upper()}_ALPACA_"
+    creds = alpaca_credentials(prefix)
+    if not creds.paper and team.lower() not in settings.real_money_teams:
+        raise RedblueError(
+            f"{prefix}PAPER=false points team {team} at a REAL-MONEY Alpaca account; refused. "
+            f"If that is meant, also set REDBLUE_ALLOW_REAL_MONEY={team} (a comma-separated list of teams)"
+        )
+    return creds
 
 
 def as_env(settings: Settings) -> dict[str, str]:

@@ -1,10 +1,15 @@
 """Where live daily bars come from: one adapter per vendor behind the one-method :class:`BarSource`.
 
-``yfinance_source`` (Yahoo) and ``alpaca_source`` (Alpaca market data) each import their vendor
-library and nothing else does. Both turn the vendor's frame into :class:`Row` values and hand
-them to :func:`collect`, which applies the market-time rules in one place: a bar exists only
-after its session's close, rows with missing values or inconsistent prices become
-:class:`Rejected` with a reason, and nothing raises on bad data.
+``redblue.adapters.yfinance`` (Yahoo) and ``redblue.adapters.alpaca.market_data`` each import
+their vendor library and nothing else does. Both turn the vendor's frame into :class:`Row`
+values and hand them to :func:`collect`, which applies the market-time rules in one place: a
+session's bar exists only once it is *final* at that vendor, i.e. from the calendar's close
+(early closes included) plus the vendor's ``settle`` delay; rows with missing values or
+inconsistent prices become :class:`Rejected` with a reason, and nothing raises on bad data.
+
+Two kinds of trouble are kept apart: bad data (a :class:`Rejected` row, dead-lettered once by
+the producer) and a vendor that cannot be reached (:class:`SourceUnreachable`, raised after
+retries: nothing is known, so nothing is dead-lettered and the next poll asks again).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -24,7 +29,11 @@ from schemas import Bar
 
 
 class SourceError(RedblueError, RuntimeError):
-    """The vendor could not be reached or answered something other than bars."""
+    """The vendor answered something other than bars (or could not be reached, see below)."""
+
+
+class SourceUnreachable(SourceError):
+    """The vendor could not be reached (network, timeout, rate limit or 5xx after retries)."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +48,14 @@ class Rejected:
 class BarSource(Protocol):
     """Daily bars of ``symbols`` for the sessions ``start`` to ``end`` (both inclusive).
 
-    Only sessions that closed at or before ``now`` (timezone-aware) yield bars; their
-    ``produced_at`` is ``now`` and ``ts_event`` the session close.
+    Only sessions whose bar is final at ``now`` (timezone-aware), i.e. whose close plus
+    ``settle`` is at or before ``now``, yield bars; their ``produced_at`` is ``now`` and
+    ``ts_event`` the session close. Raises :class:`SourceUnreachable` when the vendor cannot
+    be reached.
     """
+
+    name: str
+    settle: timedelta  # how long after a session's close this vendor's bar counts as final
 
     def fetch(
         self, symbols: Sequence[str], start: date, end: date, now: datetime
@@ -49,12 +63,13 @@ class BarSource(Protocol):
 
 
 def collect(
-    rows: Iterable[Row], calendar: TradingCalendar, now: datetime, source: str
+    rows: Iterable[Row], calendar: TradingCalendar, now: datetime, source: str, settle: timedelta
 ) -> tuple[list[Bar], list[Rejected]]:
-    """Turn vendor rows into bars sorted by (date, symbol); rows of unfinished sessions are dropped.
+    """Turn vendor rows into bars sorted by (date, symbol); rows of sessions not final yet are dropped.
 
-    A row whose session closes after ``now`` is not data yet (a vendor shows the running
-    session as a partial bar), so it is left out without a rejection.
+    A row whose session's close plus ``settle`` is after ``now`` is not data yet (a vendor
+    shows the running session as a partial bar, and settles it some time after the close),
+    so it is left out without a rejection.
     """
     if now.tzinfo is None:
         raise ValueError(f"now must be timezone-aware, got {now!r}")
@@ -65,7 +80,7 @@ def collect(
             rejected.append(Rejected(row.symbol, row.date, f"{row.date} is not a {calendar.name} trading day"))
             continue
         close = calendar.close_time(row.date)
-        if close > now:
+        if close + settle > now:
             continue
         outcome = _to_bar(row, close, now, source)
         if isinstance(outcome, Bar):

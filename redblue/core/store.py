@@ -7,13 +7,14 @@ that already holds them changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import NamedTuple, Protocol
 
 from redblue.core.errors import RedblueError
 from redblue.core.metrics import LOWER_IS_BETTER, ErrorSums, NaiveScale, ScoredForecast
-from schemas import Fill, PositionMark
+from schemas import Fill, Forecast, Order, PositionMark
+from schemas.topics import check_run_id
 
 
 class StoreError(RedblueError):
@@ -36,12 +37,22 @@ class Series(NamedTuple):
         """The ``team/model`` name used in rankings."""
         return f"{self.team}/{self.model}"
 
+    @classmethod
+    def of(cls, forecast: Forecast) -> Series:
+        return cls(forecast.team, forecast.model, forecast.symbol)
+
 
 class LeaderboardStore(Protocol):
     """Where one run's leaderboard lives. Every write is idempotent."""
 
     def add_score(self, scored: ScoredForecast) -> bool:
         """Record a scored forecast and add it to its series' sums; ``False`` if already scored."""
+        ...
+
+    def revise_score(self, scored: ScoredForecast) -> bool:
+        """Replace the series' score for ``scored.target`` (a revised actual close) and recompute
+        the series' sums in target order, as if it had been scored so; ``False`` if there was no
+        score for that target or it already had these values."""
         ...
 
     def scored(self, series: Series) -> list[ScoredForecast]:
@@ -112,6 +123,54 @@ class LeaderboardStore(Protocol):
         """``(1 + number of members with a strictly better score, score)``; ``None`` if unranked."""
         ...
 
+    def note_forecasts(self, forecasts: Sequence[Forecast]) -> None:
+        """Keep each series' latest forecast (by ``as_of``) and the first ``as_of`` of each model version."""
+        ...
+
+    def latest_forecasts(self) -> list[Forecast]:
+        """The latest forecast of every series, ordered by series."""
+        ...
+
+    def model_versions(self) -> dict[Series, dict[str, date]]:
+        """Per series, each model version that forecast and the first ``as_of`` it served."""
+        ...
+
+    def add_order(self, order: Order) -> bool:
+        """Record an order once per ``client_order_id`` (the first answer wins); ``False`` if known."""
+        ...
+
+    def orders(self, team: str) -> list[Order]:
+        """The team's orders ordered by (as_of, symbol, client_order_id)."""
+        ...
+
+    def set_close(self, symbol: str, day: date, close: float) -> None:
+        """Record ``symbol``'s close on ``day`` (the price chart)."""
+        ...
+
+    def closes(self, symbol: str) -> list[tuple[date, float]]:
+        """``symbol``'s closes in date order."""
+        ...
+
+    def set_meta(self, fields: Mapping[str, str], *, only_missing: bool = False) -> None:
+        """Describe the run (see :mod:`consumers.runs`); ``only_missing`` keeps fields already set."""
+        ...
+
+    def meta(self) -> dict[str, str]:
+        """The run's description as written by :meth:`set_meta`."""
+        ...
+
+
+class RunStores(Protocol):
+    """The stores of every run under one key prefix (what ``redblue serve`` reads)."""
+
+    def runs(self) -> list[str]:
+        """The run ids that have a store."""
+        ...
+
+    def open(self, run: str) -> LeaderboardStore:
+        """The store of ``run`` (``ValueError`` for an invalid run id)."""
+        ...
+
 
 class InMemoryStore:
     """A dict-based :class:`LeaderboardStore` for unit tests and one-off reports."""
@@ -125,6 +184,17 @@ class InMemoryStore:
         self._equity: dict[str, dict[date, float]] = {}
         self._bars: dict[str, date] = {}
         self._ranks: dict[str, dict[str, float]] = {}
+        self._latest: dict[Series, Forecast] = {}
+        self._versions: dict[Series, dict[str, date]] = {}
+        self._orders: dict[str, dict[str, Order]] = {}
+        self._closes: dict[str, dict[date, float]] = {}
+        self._meta: dict[str, str] = {}
+
+    @property
+    def written(self) -> bool:
+        """Whether anything was written (a run is listed once it was, as in Redis)."""
+        parts = (self._scored, self._fills, self._marks, self._equity, self._bars, self._ranks, self._latest)
+        return any(parts) or bool(self._orders or self._closes or self._meta)
 
     def add_score(self, scored: ScoredForecast) -> bool:
         series = Series(scored.team, scored.model, scored.symbol)
@@ -133,6 +203,15 @@ class InMemoryStore:
             return False
         done[scored.target] = scored
         self._sums[series] = self._sums.get(series, ErrorSums()).add(scored)
+        return True
+
+    def revise_score(self, scored: ScoredForecast) -> bool:
+        series = Series(scored.team, scored.model, scored.symbol)
+        done = self._scored.get(series, {})
+        if done.get(scored.target, scored) == scored:
+            return False
+        done[scored.target] = scored
+        self._sums[series] = sums_of(self.scored(series))
         return True
 
     def scored(self, series: Series) -> list[ScoredForecast]:
@@ -199,6 +278,67 @@ class InMemoryStore:
             return None
         score = board[member]
         return 1 + sum(1 for other in board.values() if other < score), score
+
+    def note_forecasts(self, forecasts: Sequence[Forecast]) -> None:
+        for f in forecasts:
+            series = Series.of(f)
+            known = self._latest.get(series)
+            if known is None or known.as_of < f.as_of:
+                self._latest[series] = f
+            versions = self._versions.setdefault(series, {})
+            versions[f.model_version] = min(f.as_of, versions.get(f.model_version, f.as_of))
+
+    def latest_forecasts(self) -> list[Forecast]:
+        return [self._latest[s] for s in sorted(self._latest)]
+
+    def model_versions(self) -> dict[Series, dict[str, date]]:
+        return {s: dict(sorted(v.items())) for s, v in sorted(self._versions.items())}
+
+    def add_order(self, order: Order) -> bool:
+        known = self._orders.setdefault(order.team, {})
+        if order.client_order_id in known:
+            return False
+        known[order.client_order_id] = order
+        return True
+
+    def orders(self, team: str) -> list[Order]:
+        return sorted(self._orders.get(team, {}).values(), key=lambda o: (o.as_of, o.symbol, o.client_order_id))
+
+    def set_close(self, symbol: str, day: date, close: float) -> None:
+        self._closes.setdefault(symbol, {})[day] = close
+
+    def closes(self, symbol: str) -> list[tuple[date, float]]:
+        return sorted(self._closes.get(symbol, {}).items())
+
+    def set_meta(self, fields: Mapping[str, str], *, only_missing: bool = False) -> None:
+        for name, value in fields.items():
+            if not (only_missing and name in self._meta):
+                self._meta[name] = value
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._meta)
+
+
+class InMemoryStores:
+    """A dict of :class:`InMemoryStore` per run: the :class:`RunStores` fake."""
+
+    def __init__(self) -> None:
+        self.stores: dict[str, InMemoryStore] = {}
+
+    def runs(self) -> list[str]:
+        return sorted(run for run, store in self.stores.items() if store.written)
+
+    def open(self, run: str) -> InMemoryStore:
+        check_run_id(run)
+        return self.stores.setdefault(run, InMemoryStore())
+
+
+def sums_of(scored: Sequence[ScoredForecast]) -> ErrorSums:
+    """A series' sums, added in the given (target) order: the same floats as scoring them one by one."""
+    sums = ErrorSums()
+    for one in scored:
+        sums = sums.add(one)
+    return sums
 
 
 def fill_order(fill: Fill) -> tuple[date, str, str, int]:

@@ -53,7 +53,8 @@ def _require_redis_server(out: Out) -> str:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         out("redis: redis-server is missing; installing the Debian package redis-server…")
-        apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+        # wait for another apt (e.g. an unattended upgrade) instead of failing on its lock
+        apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-o", "DPkg::Lock::Timeout=300"]
         for cmd in ([*apt, "update", "-qq"], [*apt, "install", "-y", "-qq", "redis-server"]):
             done = run_captured(cmd)
             if done.returncode != 0:

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from consumers.leaderboard import summary
 from redblue.adapters.redis_store import RedisStore
 from redblue.core.metrics import ErrorSums, NaiveScale, ScoredForecast
-from redblue.core.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable
-from tests.unit.test_leaderboard import ARENA, D, fill, interleave, mark, play, simulated_streams
+from redblue.core.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable, sums_of
+from tests.unit.test_leaderboard import (
+    ARENA,
+    WARMUP,
+    D,
+    fill,
+    forecast,
+    interleave,
+    mark,
+    order,
+    play,
+    simulated_streams,
+)
 
 SERIES = Series("red", "drift", "AAPL")
 
@@ -38,6 +50,18 @@ def test_a_forecast_is_scored_once(store: LeaderboardStore) -> None:
     assert store.add_score(AWKWARD[0]) is False
     assert store.error_sums() == {SERIES: ErrorSums().add(AWKWARD[0])}
     assert store.scored(SERIES) == [AWKWARD[0]]
+
+
+def test_a_revised_score_recomputes_the_sums_as_if_scored_so(store: LeaderboardStore) -> None:
+    for s in AWKWARD:
+        store.add_score(s)
+    new = replace(AWKWARD[3], actual=AWKWARD[3].actual + 1 / 7)
+    assert store.revise_score(new) is True
+    assert store.revise_score(new) is False  # a replayed revision changes nothing
+    assert store.revise_score(scored(20, 100.0, 101.0)) is False  # never scored: nothing to revise
+    expected = [*AWKWARD[:3], new, *AWKWARD[4:]]
+    assert store.scored(SERIES) == expected
+    assert store.error_sums()[SERIES] == sums_of(expected)  # bit for bit, in target order
 
 
 def test_sums_are_the_exact_floats_of_python(store: LeaderboardStore) -> None:
@@ -114,7 +138,7 @@ def test_rankings(store: LeaderboardStore) -> None:
 
 
 def test_a_whole_run_gives_the_same_summary_in_every_store(store: LeaderboardStore) -> None:
-    events = interleave(simulated_streams(n_days=12), seed=11)
+    events = interleave(simulated_streams(n_days=12, warmup=WARMUP), seed=11)
     expected = summary(play(events), ARENA)
     assert summary(play(events, store), ARENA) == expected
     assert summary(play(events, store), ARENA) == expected  # a rebuild changes nothing
@@ -159,3 +183,39 @@ def test_invalid_run_ids_and_urls_are_refused() -> None:
         RedisStore("redis://127.0.0.1:1/0", "redblue-test", "a:b")
     with pytest.raises(StoreError, match="invalid Redis URL"):
         RedisStore("http://127.0.0.1:1/0", "redblue-test", "ok")
+
+
+def test_latest_forecasts_and_model_versions(store: LeaderboardStore) -> None:
+    v1 = [forecast("red", "drift", s, i, 101.0 + i, 100.0) for i in (1, 0) for s in ("SAP", "AAPL")]
+    v2 = forecast("red", "drift", "AAPL", 2, 105.0, 100.0).model_copy(update={"model_version": "2"})
+    same_day_again = v2.model_copy(update={"predicted_close": 1.0})
+    store.note_forecasts(v1)
+    store.note_forecasts([v2, same_day_again, v1[0]])
+    assert store.latest_forecasts() == [v2, v1[0]]  # AAPL then SAP; the first of a tie stays
+    assert store.model_versions() == {
+        Series("red", "drift", "AAPL"): {"1": D[0], "2": D[2]},
+        Series("red", "drift", "SAP"): {"1": D[0]},
+    }
+    store.note_forecasts([])
+
+
+def test_an_order_is_recorded_once(store: LeaderboardStore) -> None:
+    first = order("red", "AAPL", 1, "b", "submitted")
+    store.add_order(first)
+    assert store.add_order(order("red", "SAP", 0, "a", "rejected"))
+    assert not store.add_order(order("red", "AAPL", 1, "b", "duplicate"))
+    assert [(o.client_order_id, o.status) for o in store.orders("red")] == [("a", "rejected"), ("b", "submitted")]
+    assert store.orders("blue") == []
+
+
+def test_closes_and_the_run_description(store: LeaderboardStore) -> None:
+    store.set_close("AAPL", D[1], 101.25)
+    store.set_close("AAPL", D[0], 1 / 3)
+    store.set_close("AAPL", D[1], 101.25)
+    assert store.closes("AAPL") == [(D[0], 1 / 3), (D[1], 101.25)]
+    assert store.closes("SAP") == []
+    assert store.meta() == {}
+    store.set_meta({"kind": "simulation", "status": "running"})
+    store.set_meta({"kind": "live", "arena": "{}"}, only_missing=True)
+    store.set_meta({"status": "complete"})
+    assert store.meta() == {"kind": "simulation", "status": "complete", "arena": "{}"}

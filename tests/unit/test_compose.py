@@ -42,13 +42,31 @@ def test_redblue_variables_are_settings_fields(services: dict[str, dict[str, Any
 
 
 def test_our_services_reach_the_infrastructure_by_service_name(services: dict[str, dict[str, Any]]) -> None:
+    from redblue.app.cli import build_parser
+
     for name in OURS:
         service = services[name]
         assert {"kafka", "redis"} <= set(service["depends_on"]), name
         assert service["environment"]["REDBLUE_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert service["environment"]["REDBLUE_REDIS_URL"].startswith("redis://redis:6379/")
         assert service["build"] == "."
-        assert service["command"][-2:] == ["--run", "live"]
+        assert build_parser().parse_args(service["command"]).run == "live"
+
+
+@pytest.mark.parametrize("name", [*OURS, "web"])
+def test_every_redblue_command_is_one_the_cli_accepts(services: dict[str, dict[str, Any]], name: str) -> None:
+    """Parsed by the CLI's own parser (argparse exits on anything it does not accept)."""
+    from redblue.app.cli import build_parser
+
+    try:
+        args = build_parser().parse_args(services[name]["command"])
+    except SystemExit as exc:
+        pytest.fail(
+            f"docker-compose service {name!r} runs a command the CLI refuses: {services[name]['command']} ({exc})"
+        )
+    assert args.command == {"producer": "produce", "processor": "process", "trader": "trade", "scorer": "score"}.get(
+        name, "serve"
+    )
 
 
 def test_kafka_image_is_the_stack_version(services: dict[str, dict[str, Any]]) -> None:
@@ -60,3 +78,14 @@ def test_dockerfile_runs_the_cli() -> None:
     assert "FROM python:3.12-slim" in dockerfile
     assert "requirements.lock" in dockerfile
     assert 'ENTRYPOINT ["python", "-m", "redblue"]' in dockerfile
+
+
+def test_the_web_service_reads_redis_only_with_the_clis_arguments(services: dict[str, dict[str, Any]]) -> None:
+    from redblue.app.cli import build_parser
+
+    web = services["web"]
+    assert set(web["depends_on"]) == {"redis"}
+    assert web["environment"]["REDBLUE_REDIS_URL"].startswith("redis://redis:6379/")
+    args = build_parser().parse_args(web["command"])
+    assert (args.command, args.host, args.port) == ("serve", "0.0.0.0", 8080)
+    assert host_ports(web) == {8080}

@@ -10,11 +10,11 @@ import pytest
 
 from processors.baselines import Drift, Persistence, ServedModel, Trend, build_baseline
 from processors.book import ModelBook
-from processors.forecasting import Horizon, advance, forecast, step
+from processors.forecasting import Horizon, advance, forecast, revise, step
 from redblue.core.arena import ModelSpec, load_arena
 from redblue.core.calendar import get_calendar
 from redblue.core.forecaster import ModelError
-from schemas import BarProcessed, Forecast
+from schemas import BarProcessed, BarRevision, Forecast
 from tests.factories import BASELINES, T0, bar
 
 CAL = get_calendar("XNYS")
@@ -125,3 +125,12 @@ def test_step_puts_the_marker_after_the_forecasts() -> None:
     assert [type(e) for e in result.events] == [Forecast, BarProcessed]
     assert result.events[-1].bar == new  # type: ignore[union-attr]
     assert step("r", result.window, new, [], size=60, calendar=CAL, horizon=Horizon(), now=T0).events == []
+
+
+def test_a_revision_replaces_the_session_in_the_window() -> None:
+    window = [bar("AAPL", d, 100.0 + i) for i, d in enumerate(SESSIONS[:3])]
+    new = bar("AAPL", SESSIONS[1], 150.0)
+    revision = BarRevision(bar=new, previous=window[1], produced_at=T0)
+    assert revise(window, revision) == [window[0], new, window[2]]
+    older = BarRevision(bar=bar("AAPL", SESSIONS[5], 1.0), previous=bar("AAPL", SESSIONS[5], 2.0), produced_at=T0)
+    assert revise(window, older) == window  # not in the window: nothing to change

@@ -9,7 +9,7 @@ import pytest
 from consumers.leaderboard import Scoreboard, progress, rank_of, rankings, standings, summary
 from redblue.core.arena import Arena
 from redblue.core.store import InMemoryStore, LeaderboardStore, Series
-from schemas import BarProcessed, Event, Fill, Forecast, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark
 from tests.factories import T0, bar, days
 
 ARENA = Arena.model_validate(
@@ -57,6 +57,14 @@ def fill(team: str, symbol: str, i: int, coid: str, price: float, commission: fl
     )  # fmt: skip
 
 
+def order(team: str, symbol: str, i: int, coid: str, status: str = "submitted") -> Order:
+    """A buy of one share decided as of ``D[i]`` for ``D[i + 1]``."""
+    return Order.model_validate(
+        {"run": "r1", "team": team, "model": "drift", "symbol": symbol, "side": "buy", "quantity": 1, "as_of": D[i],
+         "target": D[i + 1], "reference_price": 100.0, "client_order_id": coid, "status": status, "produced_at": T0}
+    )  # fmt: skip
+
+
 def play(events: list[Event], store: LeaderboardStore | None = None) -> LeaderboardStore:
     store = store if store is not None else InMemoryStore()
     board = Scoreboard(store, ARENA)
@@ -68,11 +76,11 @@ def play(events: list[Event], store: LeaderboardStore | None = None) -> Leaderbo
 WARMUP = 3  # bars of each symbol before its first forecast: the training period of MASE's scale
 
 
-def simulated_streams(n_days: int = 25, seed: int = 7) -> list[list[Event]]:
+def simulated_streams(n_days: int = 25, seed: int = 7, warmup: int = 1) -> list[list[Event]]:
     """Per symbol, the forecasts topic (forecasts, then the bar marker) and the fills topic, in order.
 
     Prices are awkward floats so that the order of float additions would show in the sums. The
-    first forecasts are made from bar ``WARMUP - 1``.
+    first forecasts are made from bar ``warmup - 1`` (the bars before them are MASE's training period).
     """
     rnd = random.Random(seed)
     streams: list[list[Event]] = []
@@ -82,7 +90,7 @@ def simulated_streams(n_days: int = 25, seed: int = 7) -> list[list[Event]]:
         fills: list[Event] = []
         for i, close in enumerate(closes):
             scored.append(processed(symbol, i, close))
-            if WARMUP - 1 <= i < n_days - 1:
+            if warmup - 1 <= i < n_days - 1:
                 for team, spec in ARENA.all_models():
                     if symbol in ARENA.symbols_of(spec):
                         guess = close if spec.name == "persistence" else close * (1 + rnd.uniform(-0.03, 0.03))
@@ -171,7 +179,7 @@ def test_duplicates_and_replays_are_not_double_counted() -> None:
 
 
 def test_interleavings_give_identical_results() -> None:
-    streams = simulated_streams()
+    streams = simulated_streams(warmup=WARMUP)
     a, b = play(interleave(streams, seed=1)), play(interleave(streams, seed=2))
     assert a.error_sums() == b.error_sums()
     assert standings(a, ARENA) == standings(b, ARENA)  # bit-identical floats, across symbols too
@@ -245,7 +253,7 @@ def test_unknown_metric_is_refused() -> None:
 def test_progress_counts_scored_forecasts_and_last_bars() -> None:
     store = play(interleave(simulated_streams(n_days=5), seed=4))
     done = progress(store)
-    assert done.scored["red/drift/AAPL"] == 5 - WARMUP and done.scored["blue/alt/AAPL"] == 5 - WARMUP
+    assert done.scored["red/drift/AAPL"] == 4 and done.scored["blue/alt/AAPL"] == 4
     assert "blue/alt/AMZN" not in done.scored
     assert done.bars == dict.fromkeys(ARENA.symbols, D[4])
     assert done.equity == {"blue": D[4], "red": D[4]}
@@ -265,3 +273,89 @@ def test_summary_is_json_and_lists_models_without_scores() -> None:
         ("baseline", "persistence"), ("blue", "alt"), ("blue", "trend"), ("red", "drift"),
     }  # fmt: skip
     assert all(r["count"] == 0 and r["mae"] is None for r in result["series"])
+
+
+def test_closes_latest_forecasts_and_orders_for_the_page() -> None:
+    store = InMemoryStore()
+    board = Scoreboard(store, ARENA)
+    board.handle(processed("AAPL", 0, 100.0))
+    early, late = forecast("red", "drift", "AAPL", 0, 101.0, 100.0), forecast("red", "drift", "AAPL", 1, 99.0, 100.5)
+    board.handle(early)
+    assert store.latest_forecasts() == []  # noted when the bar's marker arrives: one write per bar
+    board.handle(processed("AAPL", 1, 100.5))
+    board.handle(late)
+    board.handle(processed("AAPL", 2, 98.0))
+    board.handle(order("red", "AAPL", 1, "x"))
+    board.handle(order("red", "AAPL", 1, "x", "duplicate"))
+    assert store.closes("AAPL") == [(D[0], 100.0), (D[1], 100.5), (D[2], 98.0)]
+    assert store.latest_forecasts() == [late]
+    assert store.model_versions() == {Series("red", "drift", "AAPL"): {"1": D[0]}}
+    assert [o.status for o in store.orders("red")] == ["submitted"]
+
+
+def test_the_page_data_survives_a_replay() -> None:
+    events = interleave(simulated_streams(n_days=6), seed=3)
+    once = play(events)
+    twice = play(events, play(events))
+    for store in (once, twice):
+        assert isinstance(store, InMemoryStore)
+    assert once.latest_forecasts() == twice.latest_forecasts()
+    assert once.closes("SAP") == twice.closes("SAP") and len(once.closes("SAP")) == 6
+
+
+# -- revisions ---------------------------------------------------------------------------------
+
+
+def revised(symbol: str, i: int, old: float, new: float) -> BarRevision:
+    return BarRevision(bar=bar(symbol, D[i], new), previous=bar(symbol, D[i], old), produced_at=T0)
+
+
+def test_a_revised_close_rescores_its_days_forecasts_as_if_known_from_the_start() -> None:
+    first_print = [
+        processed("AAPL", 0, 100.0),
+        forecast("red", "drift", "AAPL", 0, 102.0, 100.0),
+        forecast("baseline", "persistence", "AAPL", 0, 100.0, 100.0),
+        processed("AAPL", 1, 101.0),  # first print of D1: 101
+        forecast("red", "drift", "AAPL", 1, 101.5, 101.0),  # made from the first print: keeps last close 101
+        revised("AAPL", 1, 101.0, 103.0),  # the vendor's final close of D1: 103
+        processed("AAPL", 2, 104.0),
+    ]
+    clean = [
+        processed("AAPL", 0, 100.0),
+        forecast("red", "drift", "AAPL", 0, 102.0, 100.0),
+        forecast("baseline", "persistence", "AAPL", 0, 100.0, 100.0),
+        processed("AAPL", 1, 103.0),
+        forecast("red", "drift", "AAPL", 1, 101.5, 101.0),
+        processed("AAPL", 2, 104.0),
+    ]
+    live, replay = play(first_print), play(clean)
+    assert live.error_sums() == replay.error_sums()  # bit for bit
+    (d1, d2) = live.scored(Series("red", "drift", "AAPL"))
+    assert (d1.actual, d1.direction_correct) == (103.0, True)
+    assert (d2.last_close, d2.actual) == (101.0, 104.0)  # a forecast made from the old close keeps it
+    assert summary(live, ARENA) == summary(replay, ARENA)
+
+
+def test_a_revision_is_idempotent_and_reaches_forecasts_that_arrive_later() -> None:
+    store = InMemoryStore()
+    board = Scoreboard(store, ARENA)
+    board.on_bar_processed(processed("AAPL", 1, 101.0))
+    assert board.on_bar_revision(revised("AAPL", 1, 101.0, 103.0)) == []  # nothing scored yet
+    scored = board.on_forecast(forecast("red", "drift", "AAPL", 0, 102.0, 100.0))
+    assert scored is not None and scored.actual == 103.0
+    assert board.on_bar_revision(revised("AAPL", 1, 101.0, 103.0)) == []  # replayed: no change
+    assert board.on_bar_revision(revised("AAPL", 7, 1.0, 2.0)) == []  # a bar never processed here
+
+
+def test_a_scorer_rereading_its_topics_after_a_revision_ends_in_the_same_state() -> None:
+    events: list[Event] = [
+        processed("AAPL", 0, 100.0),
+        forecast("red", "drift", "AAPL", 0, 102.0, 100.0),
+        processed("AAPL", 1, 101.0),
+        revised("AAPL", 1, 101.0, 103.0),
+    ]
+    once = play(events)
+    twice = play(events, play(events))  # a restarted scorer re-reads from the start into the same store
+    assert once.error_sums() == twice.error_sums()
+    assert [s.actual for s in twice.scored(Series("red", "drift", "AAPL"))] == [103.0]
+    assert isinstance(twice, InMemoryStore) and twice.closes("AAPL") == [(D[0], 100.0), (D[1], 103.0)]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
@@ -15,10 +16,11 @@ from redblue.core.metrics import trading_metrics
 from redblue.core.store import InMemoryStore
 from schemas import BarProcessed, Event, Fill, Forecast, Order, PositionMark
 from tests import factories
-from tests.unit.test_alpaca import D1, D2, D3, KEY, SECRET, StandIn, ny, standin  # noqa: F401  (fixture)
+from tests.standins.alpaca import KEY, SECRET, AlpacaStandIn
+from tests.standins.clock import ReplayClock, ny
 
 RUN = "live-1"
-D4 = date(2024, 1, 5)
+D1, D2, D3, D4 = date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5)
 ARENA = Arena(
     name="partial",
     symbols=("AAPL",),
@@ -39,10 +41,16 @@ def processed(day: date) -> BarProcessed:
     return BarProcessed(run=RUN, bar=bar, forecasts=1, produced_at=bar.produced_at)
 
 
+@pytest.fixture
+def standin() -> Iterator[AlpacaStandIn]:
+    with AlpacaStandIn(ReplayClock(ny(D1, 20))) as server:
+        yield server
+
+
 class Session:
     """The trader with red's Alpaca account, and a leaderboard fed with everything it publishes."""
 
-    def __init__(self, standin: StandIn) -> None:  # noqa: F811
+    def __init__(self, standin: AlpacaStandIn) -> None:
         self.standin = standin
         clock = lambda: standin.now  # noqa: E731
         gateway = AlpacaBroker(RUN, "red", KEY, SECRET, clock=clock, url_override=standin.url)
@@ -65,7 +73,7 @@ class Session:
         return [(o.side, o.status, o.quantity, o.reason) for o in self.published if isinstance(o, Order)]
 
 
-def test_an_order_filled_in_two_parts_is_two_fills_one_trade_and_one_order(standin: StandIn) -> None:  # noqa: F811
+def test_an_order_filled_in_two_parts_is_two_fills_one_trade_and_one_order(standin: AlpacaStandIn) -> None:
     session = Session(standin)
     session.day(D1, D2, predicted=105.0)  # long: buy floor(1000 / 100) = 10 at D2's open
     [submitted] = [o for o in session.published if isinstance(o, Order)]
@@ -90,7 +98,7 @@ def test_an_order_filled_in_two_parts_is_two_fills_one_trade_and_one_order(stand
 
 
 def test_a_partially_filled_order_that_is_canceled_keeps_its_shares_and_frees_the_symbol(
-    standin: StandIn,  # noqa: F811
+    standin: AlpacaStandIn,
 ) -> None:
     session = Session(standin)
     session.day(D1, D2, predicted=105.0)

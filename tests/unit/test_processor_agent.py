@@ -13,7 +13,7 @@ from processors.forecasting import Horizon
 from redblue.core.arena import load_arena
 from redblue.core.calendar import get_calendar
 from redblue.core.settings import Settings
-from schemas import BarProcessed, DeadLetter, Forecast, decode, encode
+from schemas import BarProcessed, BarRevision, DeadLetter, Forecast, decode, encode
 from tests.factories import BASELINES, bar
 
 SESSIONS = get_calendar().sessions(date(2024, 1, 2), date(2024, 3, 1))
@@ -60,3 +60,23 @@ def test_agent_dead_letters_garbage_and_skips_a_replayed_bar(tmp_path: Path) -> 
     assert "not JSON" in letters[0].reason and letters[0].original == b"{not json"
     assert "conflicting bar" in letters[1].reason
     assert sum(isinstance(e, BarProcessed) for e in sent["forecasts"]) == 1
+
+
+def test_agent_forwards_a_revision_and_forecasts_later_from_the_revised_bar(tmp_path: Path) -> None:
+    final = [bar("AAPL", d, 100.0 + i) for i, d in enumerate(SESSIONS[:25])]
+    first_print = final[20].model_copy(update={"close": 150.0, "high": 151.5})
+    revision = BarRevision(bar=final[20], previous=first_print, produced_at=final[20].produced_at)
+    live = [*final[:20], first_print, revision, *final[21:]]
+
+    with_revision = run_agent(tmp_path / "live", [encode(b) for b in live])["forecasts"]
+    clean = run_agent(tmp_path / "clean", [encode(b) for b in final])["forecasts"]
+
+    assert revision in with_revision  # forwarded, in its place after the revised bar's marker
+    assert with_revision.index(revision) == next(
+        i + 1 for i, e in enumerate(with_revision) if isinstance(e, BarProcessed) and e.bar == first_print
+    )
+    made = [e.model_dump(exclude={"produced_at"}) for e in with_revision if isinstance(e, Forecast)]
+    expected = [e.model_dump(exclude={"produced_at"}) for e in clean if isinstance(e, Forecast)]
+    as_of = SESSIONS[20]
+    assert [f for f in made if f["as_of"] != as_of] == [f for f in expected if f["as_of"] != as_of]
+    assert [f["last_close"] for f in made if f["as_of"] == as_of] == [150.0] * 3  # made from the first print

@@ -5,8 +5,8 @@ from datetime import date
 
 import pytest
 
-from schemas import Bar, BarProcessed, DeadLetter, Forecast, SchemaError, decode, encode, topic_name
-from schemas.topics import BARS, check_run_id
+from schemas import Bar, BarProcessed, BarRevision, DeadLetter, Forecast, SchemaError, decode, encode, topic_name
+from schemas.topics import BARS, FORECASTS, check_run_id
 from tests.factories import T0, bar
 
 
@@ -106,3 +106,21 @@ def test_topic_names_are_per_run_and_checked() -> None:
     assert topic_name("redblue", "sim-1", BARS) == "redblue.sim-1.bars"
     with pytest.raises(ValueError, match="invalid run id"):
         check_run_id("has space")
+
+
+def test_a_bar_revision_names_what_changed_and_travels_with_bars_and_forecasts() -> None:
+    first = bar("AAPL", date(2024, 1, 2), 100.0)
+    later = first.model_copy(update={"close": 100.5, "high": 101.5, "produced_at": T0})
+    revision = BarRevision(bar=later, previous=first, produced_at=T0)
+    assert revision.changed == ("high", "close")
+    assert decode(encode(revision), (Bar, BarRevision)) == revision
+    assert json.loads(encode(revision))["type"] == "bar_revision"
+    assert "bar_revision" in BARS.carries and "bar_revision" in FORECASTS.carries
+
+
+def test_a_revision_must_change_something_of_the_same_session() -> None:
+    first = bar("AAPL", date(2024, 1, 2), 100.0)
+    with pytest.raises(ValueError, match="changes nothing"):
+        BarRevision(bar=first, previous=first, produced_at=T0)
+    with pytest.raises(ValueError, match="carries the bar of AAPL 2024-01-03"):
+        BarRevision(bar=bar("AAPL", date(2024, 1, 3), 100.0), previous=first, produced_at=T0)

@@ -10,7 +10,7 @@ import pytest
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
 from redblue.core.arena import Arena, CostSpec, ModelSpec, StrategySpec, TeamSpec
-from redblue.core.broker import BrokerGateway, OrderRequest, Rejection, SubmitResult
+from redblue.core.broker import BrokerError, BrokerGateway, OrderRequest, Rejection, SubmitResult
 from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
 from tests import factories
 
@@ -96,6 +96,9 @@ class ScriptedGateway:
         return due
 
     def take_rejections(self) -> list[Rejection]:
+        return []
+
+    def release(self) -> list[tuple[OrderRequest, SubmitResult]]:
         return []
 
 
@@ -290,3 +293,124 @@ def test_events_of_another_run_and_missing_gateways_fail_loudly() -> None:
         trader.on_bar_processed(processed(D1, 99.0, 100.0, run="sim-2"))
     with pytest.raises(ValueError, match="one gateway per team"):
         Trader(RUN, ARENA, {"red": ScriptedGateway([])}, clock)
+
+
+def test_a_bar_revision_is_never_traded_on() -> None:
+    from consumers.trader import handler
+    from schemas import BarRevision
+
+    trader = Trader(RUN, ARENA, simulated(), clock)
+    handle = handler(trader)
+    first = processed(D1, 100.0, 100.0)
+    handle(forecast(D1, 110.0, 100.0))
+    decided = handle(first)
+    revision = BarRevision(bar=factories.bar("AAPL", D1, 90.0), previous=first.bar, produced_at=NOW)
+    assert handle(revision) == []  # no new order, no new mark
+    assert [brief(o.event) for o in decided if isinstance(o.event, Order)] == [
+        ("order", "red", "buy", 10, D2, "submitted")
+    ]
+
+
+class Troubled(ScriptedGateway):
+    """A gateway whose broker is in trouble: every call raises :class:`BrokerError`."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    def submit(self, order: OrderRequest) -> SubmitResult:
+        raise BrokerError("Alpaca unreachable after 5 attempts: HTTP 503")
+
+    def on_day(self, bars: Sequence[Bar]) -> list[Fill]:
+        raise BrokerError("Alpaca lookup: HTTP 429")
+
+    def release(self) -> list[tuple[OrderRequest, SubmitResult]]:
+        raise BrokerError("Alpaca unreachable")
+
+
+def test_one_teams_broker_trouble_is_its_rejected_order_and_the_others_go_on() -> None:
+    blue = ScriptedGateway([SubmitResult("submitted")])
+    trader = Trader(RUN, ARENA, {"red": Troubled(), "blue": blue}, clock)
+    events = feed(
+        trader,
+        forecast(D1, 105.0, 100.0),
+        forecast(D1, 105.0, 100.0, team="blue", model="trend"),
+        processed(D1, 99.0, 100.0),
+    )
+    orders = {e.team: e for e in events if isinstance(e, Order)}
+    assert (orders["red"].status, orders["red"].reason) == (
+        "rejected",
+        "broker error: Alpaca unreachable after 5 attempts: HTTP 503",
+    )
+    assert orders["blue"].status == "submitted" and len(blue.submitted) == 1
+    assert {e.team for e in events if isinstance(e, PositionMark)} == {"red", "blue"}  # marks go on
+    assert trader.tick() == []  # a failing release is logged, not raised
+
+
+class Holding(ScriptedGateway):
+    """Holds every order until told to release it."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.answer: SubmitResult | None = None
+
+    def submit(self, order: OrderRequest) -> SubmitResult:
+        self.submitted.append(order)
+        return SubmitResult("held", "held until 19:01")
+
+    def release(self) -> list[tuple[OrderRequest, SubmitResult]]:
+        if self.answer is None:
+            return []
+        released, self.submitted = [(o, self.answer) for o in self.submitted], []
+        return released
+
+
+def test_a_held_order_is_pending_and_written_when_the_gateway_releases_it() -> None:
+    red = Holding()
+    trader = Trader(RUN, ARENA, {"red": red, "blue": ScriptedGateway([])}, clock)
+    events = feed(trader, forecast(D1, 105.0, 100.0), processed(D1, 99.0, 100.0))
+    assert [e for e in events if isinstance(e, Order)] == []  # nothing written while held
+    assert trader.tick() == []
+    red.answer = SubmitResult("submitted")
+    (order,) = trader.tick()
+    assert isinstance(order, Order) and (order.status, order.target, order.quantity) == ("submitted", D2, 10)
+    # still long the next day: the pending order is not decided again
+    assert [
+        e for e in feed(trader, forecast(D2, 110.0, 102.0), processed(D2, 101.0, 102.0)) if isinstance(e, Order)
+    ] == []
+
+
+def test_a_held_order_that_missed_its_window_is_a_rejected_order_and_no_longer_pending() -> None:
+    red = Holding()
+    trader = Trader(RUN, ARENA, {"red": red, "blue": ScriptedGateway([])}, clock)
+    feed(trader, forecast(D1, 105.0, 100.0), processed(D1, 99.0, 100.0))
+    red.answer = SubmitResult("rejected", "missed the opg window for 2024-01-03's open")
+    (order,) = trader.tick()
+    assert isinstance(order, Order) and order.status == "rejected" and order.reason.startswith("missed")
+    red.answer = None
+    again = feed(trader, forecast(D2, 110.0, 102.0), processed(D2, 101.0, 102.0))
+    assert [e.target for e in again if isinstance(e, Order)] == []  # held again (not pending any more)
+    assert [o.target for o in red.submitted] == [D3]
+
+
+def test_the_ticker_sends_what_the_gateways_release_until_stopped() -> None:
+    import threading
+
+    from consumers.trader import ticker
+
+    red = Holding()
+    trader = Trader(RUN, ARENA, {"red": red, "blue": ScriptedGateway([])}, clock)
+    feed(trader, forecast(D1, 105.0, 100.0), processed(D1, 99.0, 100.0))
+    red.answer = SubmitResult("submitted")
+    sent: list[object] = []
+    done = threading.Event()
+
+    def send(outs: list[object]) -> None:
+        sent.extend(outs)
+        done.set()
+
+    thread = threading.Thread(target=ticker, args=(trader, send, threading.Lock(), done, 0.01))
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    (out,) = sent
+    assert out.spec.suffix == "orders" and out.key == "AAPL" and out.event.status == "submitted"

@@ -1,16 +1,14 @@
 """The Yahoo adapter on frames shaped exactly like ``yf.download`` output (yfinance 1.x).
 
-``download_frame`` rebuilds what ``yfinance.multi.download`` does with the per-ticker
-``Ticker.history`` frames (reindex onto the union of dates, concat with keys named
-``Ticker``/``Price``, swap and sort the levels for ``group_by="column"``), and
-``test_hand_built_frames_match_a_real_download`` checks that against the real ``yf.download``
-with only the network call (``Ticker.history``) replaced.
+``download_frame`` (:mod:`tests.standins.yahoo`) rebuilds what ``yfinance.multi.download`` does
+with the per-ticker ``Ticker.history`` frames, and ``test_hand_built_frames_match_a_real_download``
+checks that against the real ``yf.download`` with only the network call (``Ticker.history``) replaced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,16 +17,17 @@ import pandas as pd
 import pytest
 import yfinance as yf
 
-from redblue.adapters.yfinance import YFinanceSource, fetch_daily, parse_download
+from redblue.adapters.yfinance import SETTLE, YFinanceSource, fetch_daily, parse_download
 from redblue.core.calendar import get_calendar
-from redblue.core.sources import Rejected
+from redblue.core.retry import NO_WAIT
+from redblue.core.sources import Rejected, SourceUnreachable
 from schemas import Bar
+from tests.standins.yahoo import HISTORY_COLUMNS, download_frame, history
 
 NY = ZoneInfo("America/New_York")
 CAL = get_calendar()
 D1, D2, D3, D4 = date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5)
 LATER = datetime(2024, 1, 8, 12, 0, tzinfo=UTC)  # every session above has closed
-HISTORY_COLUMNS = ["Open", "High", "Low", "Close", "Adj Close", "Volume"]
 
 # (open, high, low, close, adj close, volume) per day, as Ticker.history(auto_adjust=False) gives them
 AAPL = {
@@ -42,26 +41,6 @@ AMZN = {
     D3: (145.59, 147.38, 144.05, 144.57, 144.57, 56039800),
     D4: (144.69, 146.59, 144.53, 145.24, 145.24, 45124800),
 }
-
-
-def history(rows: dict[date, tuple[float, float, float, float, float, int]]) -> pd.DataFrame:
-    """One ticker's daily frame as ``download`` holds it: tz-naive ``Date`` index, int64 volume."""
-    index = pd.DatetimeIndex([pd.Timestamp(d) for d in rows], name="Date")
-    frame = pd.DataFrame(list(rows.values()), index=index, columns=HISTORY_COLUMNS)
-    return frame.astype({c: "float64" for c in HISTORY_COLUMNS[:-1]} | {"Volume": "int64"})
-
-
-def download_frame(tickers: dict[str, pd.DataFrame], group_by: str = "column") -> pd.DataFrame:
-    """What ``yf.download(list(tickers), group_by=group_by)`` returns for these histories."""
-    union = None
-    for frame in tickers.values():
-        union = frame.index if union is None else union.union(frame.index)
-    aligned = {t: f.reindex(union) for t, f in tickers.items()}
-    data = pd.concat(aligned.values(), axis=1, sort=True, keys=aligned.keys(), names=["Ticker", "Price"])
-    if group_by == "column":
-        data.columns = data.columns.swaplevel(0, 1)
-        data = data.sort_index(level=0, axis=1)
-    return data
 
 
 def both() -> pd.DataFrame:
@@ -94,7 +73,8 @@ def test_multi_ticker_column_layout_gives_split_adjusted_bars_at_the_close() -> 
     assert first.ts_event == datetime(2024, 1, 2, 21, 0, tzinfo=UTC)  # 16:00 New York
     assert first.produced_at == LATER
     assert len(bars) == 7
-    assert rejected == [Rejected("AMZN", D2, "missing open, high, low, close, volume (NaN) for AMZN 2024-01-03")]
+    assert ("AMZN", D2) not in closes(bars)
+    assert rejected == []  # AMZN's all-NaN D2 is the reindex: a session Yahoo has no row for, not bad data
 
 
 def test_ticker_layout_gives_the_same_bars() -> None:
@@ -126,21 +106,23 @@ def test_level_names_are_not_needed() -> None:
 # -- market time ---------------------------------------------------------------------------
 
 
-def test_a_session_that_has_not_closed_yields_no_bar_and_no_rejection() -> None:
-    during = at_ny(D4, 15, 59)  # Yahoo already shows D4 as a running partial bar
-    bars, rejected = parse_download(both(), ["AAPL", "AMZN"], CAL, during)
-    assert max(b.date for b in bars) == D3
-    assert all(r.date != D4 for r in rejected)
+def test_a_session_is_taken_only_once_settled_never_as_a_partial_bar() -> None:
+    assert timedelta(hours=2) == SETTLE
+    for moment in (at_ny(D4, 15, 59), at_ny(D4, 16, 0), at_ny(D4, 17, 59)):  # running, then settling
+        bars, rejected = parse_download(both(), ["AAPL", "AMZN"], CAL, moment)
+        assert max(b.date for b in bars) == D3
+        assert all(r.date != D4 for r in rejected)
 
-    at_close, _ = parse_download(both(), ["AAPL", "AMZN"], CAL, at_ny(D4, 16, 0))
-    assert max(b.date for b in at_close) == D4
+    settled, _ = parse_download(both(), ["AAPL", "AMZN"], CAL, at_ny(D4, 18, 0))
+    assert max(b.date for b in settled) == D4
+    assert settled[-1].ts_event == datetime(2024, 1, 5, 21, 0, tzinfo=UTC)  # the close, not the settle time
 
 
-def test_half_day_bars_exist_from_the_early_close() -> None:
+def test_half_day_bars_settle_from_the_early_close() -> None:
     black_friday = date(2024, 11, 29)  # NYSE closes at 13:00
     frame = download_frame({"AAPL": history({black_friday: (237.0, 237.8, 234.0, 237.3, 236.0, 28481400)})})
-    assert parse_download(frame, ["AAPL"], CAL, at_ny(black_friday, 12, 59))[0] == []
-    bars, _ = parse_download(frame, ["AAPL"], CAL, at_ny(black_friday, 13, 0))
+    assert parse_download(frame, ["AAPL"], CAL, at_ny(black_friday, 14, 59))[0] == []
+    bars, _ = parse_download(frame, ["AAPL"], CAL, at_ny(black_friday, 15, 0))
     assert bars[0].ts_event == datetime(2024, 11, 29, 18, 0, tzinfo=UTC)
 
 
@@ -250,3 +232,40 @@ def test_fetch_daily_asks_for_unadjusted_prices_and_an_inclusive_end(offline_his
         assert (call["start"], call["end"], call["interval"]) == ("2024-01-02", "2024-01-06", "1d")
     bars, _ = parse_download(frame, ["AAPL", "AMZN"], CAL, LATER)
     assert closes(bars)[("AMZN", D4)] == 145.24
+
+
+# -- an unreachable Yahoo is not bad data ---------------------------------------------------
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``Ticker.history`` fails as it does without network (curl_cffi's DNSError); ``yf.download`` runs for real."""
+    from curl_cffi.requests.exceptions import DNSError
+
+    calls: list[str] = []
+
+    def fail(self: yf.Ticker, **_: Any) -> pd.DataFrame:
+        calls.append(self.ticker)
+        raise DNSError("Failed to perform, curl: (6) Could not resolve host: query2.finance.yahoo.com")
+
+    monkeypatch.setattr(yf.Ticker, "history", fail)
+    return calls
+
+
+def test_an_unreachable_yahoo_is_reported_as_such(no_network: list[str]) -> None:
+    with pytest.raises(SourceUnreachable, match=r"^yfinance unreachable: .*Could not resolve host") as caught:
+        fetch_daily(["AAPL", "AMZN"], D1, D4)
+    assert "no data for AAPL, AMZN" in str(caught.value)
+    assert sorted(no_network) == ["AAPL", "AMZN"]
+
+
+def test_the_source_retries_an_unreachable_yahoo_then_gives_up(no_network: list[str]) -> None:
+    with pytest.raises(SourceUnreachable, match=r"yfinance unreachable: .*\(after 4 attempts\)$"):
+        YFinanceSource(CAL, backoff=NO_WAIT).fetch(["AAPL"], D1, D4, LATER)
+    assert no_network == ["AAPL"] * 4
+
+
+def test_a_ticker_yahoo_has_no_data_for_is_not_an_outage(offline_history: list[dict[str, Any]]) -> None:
+    frame = fetch_daily(["AAPL", "NOPE"], D1, D4)  # NOPE: history raises KeyError, logged as a failure
+    _, rejected = parse_download(frame, ["AAPL", "NOPE"], CAL, LATER)
+    assert rejected == [Rejected("NOPE", None, "the source returned no data for NOPE")]

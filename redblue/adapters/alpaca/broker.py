@@ -1,29 +1,25 @@
 """One team's Alpaca account as a :class:`~redblue.core.broker.BrokerGateway` (the only module importing
 ``alpaca.trading``).
 
-**When to send what.** An order decided from day D's bar must execute at the open of its target
-D+1, like the simulated broker's fill at the next bar's open. Alpaca's rules (see
-``alpaca.trading.enums.TimeInForce``): an ``opg`` (market-on-open) order sent after 09:28 and
-before 19:00 New York time is rejected, one sent after 19:00 goes to the next session's opening
-auction; a ``day`` market order sent while the market is closed is queued for the next session.
-So, by the submission time in ``America/New_York`` (see :func:`time_in_force_for`):
+**When to send what** (:mod:`redblue.adapters.alpaca.timing`): every order is an ``opg``
+(market-on-open) order for its target session, sent inside Alpaca's window for that open — from
+19:01 New York on the session before until 3 minutes before the calendar's open. An order
+decided earlier is held (``SubmitResult`` ``held``) and sent by :meth:`AlpacaBroker.release`,
+which the trader service calls every 30 seconds; one decided after the window closed is a
+``rejected`` order with the reason ("missed the opg window ..."), never sent as anything else.
 
-- from 19:01 until 09:27 (any day): ``opg``, filled in the target's opening auction;
-- during a session's regular hours (09:30 until its close, 13:00 on half days): rejected, a
-  market order would fill at once, on the wrong day and price;
-- any other time (after the close until 19:01, 09:27-09:30, weekend or holiday daytime):
-  ``day``, queued for the next session's open;
-
-and in every case the next open must be the target's, or the order is rejected (sent late, it
-would execute on another day than the one it was decided for). The minute of margin on each
-side of 09:28 and 19:00 absorbs clock skew between us and Alpaca.
+**Faults** (:mod:`redblue.adapters.alpaca.http`): 429, 5xx, timeouts and connection errors are
+retried with exponential backoff; what still fails is an answer, not an exception escaping to
+the trader: a submission becomes ``rejected`` with the reason, a fill poll a
+:class:`~redblue.core.broker.BrokerError` the trader logs before going on with the next team.
+A submission whose outcome is unknown (the POST timed out) stays tracked by its
+``client_order_id``, so if it did reach Alpaca its fills are still reported.
 
 **Idempotence.** Alpaca refuses a reused ``client_order_id`` with HTTP 422 ("client_order_id
-must be unique"); alpaca-py retries POSTs on 429/504, so a retry can meet its own first attempt.
-That answer becomes :class:`SubmitResult` ``duplicate`` and the order is fetched by its id and
-tracked, so its fills are still reported. Other 4xx answers are ``rejected`` with Alpaca's
-message; 429/5xx after alpaca-py's retries, and connection failures, raise
-:class:`~redblue.core.broker.BrokerError` (resubmitting later is safe: the id makes it a duplicate).
+must be unique"); our retries (and alpaca-py's, before we turned them off) resend POSTs, so a
+retry can meet its own first attempt: that counts as ``submitted``; a 422 on the first attempt
+(sent by an earlier process) is ``duplicate`` and the order is fetched by its id and tracked.
+401/403 and other 4xx answers are ``rejected`` with Alpaca's message.
 
 **Fills.** :meth:`AlpacaBroker.on_day` polls, by ``client_order_id``, the unfinished orders of
 the bars' symbols due on or before their day and returns a :class:`~schemas.Fill` for each newly
@@ -33,17 +29,20 @@ commission 0: alpaca-py's ``Order`` carries no commission (and the
 small regulatory fees Alpaca passes on for sells are not counted). An order that ends
 canceled, expired or rejected with shares unfilled is handed out once by
 :meth:`AlpacaBroker.take_rejections`, as the simulated broker does.
+
+**Money and secrets.** ``paper=False`` (a real-money account) is refused unless
+``allow_real_money`` is also given (the settings' ``REDBLUE_ALLOW_REAL_MONEY``), and then logged
+loudly. The key and secret never appear in a reason, an error or a log line: every text built
+from an Alpaca answer goes through :class:`~redblue.adapters.alpaca.http.Secrets`.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import requests
@@ -53,52 +52,28 @@ from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.models import Order as AlpacaOrder
 from alpaca.trading.models import Position, TradeAccount
 from alpaca.trading.requests import MarketOrderRequest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
+from redblue.adapters.alpaca.http import DEFAULT_TIMEOUT, Secrets, call, describe, is_transient, message, plain, tune
+from redblue.adapters.alpaca.http import status as status_of
+from redblue.adapters.alpaca.timing import opg_window
 from redblue.core.broker import BrokerError, OrderRequest, Rejection, SubmitResult
 from redblue.core.calendar import TradingCalendar, get_calendar
 from redblue.core.clock import Clock, utc_now
+from redblue.core.errors import RedblueError
+from redblue.core.retry import Backoff
 from schemas import Bar, Fill
 
+log = logging.getLogger(__name__)
+
 NEW_YORK = ZoneInfo("America/New_York")
-REGULAR_OPEN = time(9, 30)
-OPG_LAST = time(9, 27)  # Alpaca rejects opg from 09:28: one minute of margin
-OPG_FIRST = time(19, 1)  # ... until 19:00: one minute of margin
 FINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED})
 _DUPLICATE = re.compile(r"client[ _]?order[ _]?id must be unique", re.IGNORECASE)
-
-TimeInForceName = Literal["opg", "day"]
-
-
-class OrderTimingError(ValueError):
-    """The order cannot be sent now so that it executes at its target's open; ``str`` is why."""
+BROKER_BACKOFF = Backoff(attempts=5)  # 1 + 2 + 4 + 8 s of waiting at most
 
 
-def next_open(at: datetime, calendar: TradingCalendar) -> date:
-    """The session whose regular open (09:30 New York) is the first one after ``at``."""
-    local = at.astimezone(NEW_YORK)
-    if calendar.is_session(local.date()) and local.time() < REGULAR_OPEN:
-        return local.date()
-    return calendar.next_session(local.date())
-
-
-def time_in_force_for(at: datetime, target: date, calendar: TradingCalendar) -> TimeInForceName:
-    """``opg`` or ``day`` for a market order sent at ``at`` to execute at ``target``'s open.
-
-    Raises :class:`OrderTimingError` during regular hours and when the next open is not
-    ``target``'s (the table in this module's docstring).
-    """
-    if at.tzinfo is None:
-        raise ValueError(f"submission time must be timezone-aware, got {at!r}")
-    local = at.astimezone(NEW_YORK)
-    day = local.date()
-    if calendar.is_session(day) and local.time() >= REGULAR_OPEN and at < calendar.close_time(day):
-        raise OrderTimingError(f"the market is open ({local:%Y-%m-%d %H:%M} New York): a market order would fill now")
-    if (opens := next_open(at, calendar)) != target:
-        raise OrderTimingError(
-            f"sent at {local:%Y-%m-%d %H:%M} New York the order would execute at {opens}'s open, not at {target}'s"
-        )
-    return "opg" if local.time() >= OPG_FIRST or local.time() < OPG_LAST else "day"
+class RealMoneyRefused(RedblueError):
+    """A real-money (``paper=False``) account without the explicit opt-in."""
 
 
 @dataclass(frozen=True)
@@ -119,13 +94,15 @@ class _Tracked:
     notional: Decimal = Decimal(0)  # their cost at the reported prices
     executions: int = 0  # fills reported so far
     done: bool = False
+    unconfirmed: bool = False  # the POST failed without an answer: Alpaca may or may not have it
 
 
 class AlpacaBroker:
-    """The Alpaca account of ``team`` in ``run``; ``paper=False`` would reach a live account.
+    """The Alpaca account of ``team`` in ``run``.
 
-    ``url_override`` points the client elsewhere (a local stand-in in tests); ``clock`` gives
-    the submission time that decides the time in force. Nothing is contacted at construction.
+    ``url_override`` points the client elsewhere (a local stand-in in tests); ``clock`` decides
+    when an order may be sent; ``backoff`` and ``timeout`` govern retries. ``paper=False`` (real
+    money) needs ``allow_real_money=True`` too. Nothing is contacted at construction.
     """
 
     def __init__(
@@ -138,28 +115,55 @@ class AlpacaBroker:
         clock: Clock = utc_now,
         calendar: TradingCalendar | None = None,
         paper: bool = True,
+        allow_real_money: bool = False,
         url_override: str | None = None,
+        backoff: Backoff = BROKER_BACKOFF,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self._run = run
-        self._team = team
+        if not paper and not allow_real_money:
+            raise RealMoneyRefused(f"team {team}: a real-money Alpaca account (paper=False) needs an explicit opt-in")
+        if not paper:
+            log.warning("REAL MONEY: team %s trades on a live Alpaca account, with real money", team)
+        self._run, self._team = run, team
         self._clock = clock
         self._calendar = calendar or get_calendar()
-        self._client = TradingClient(_plain(key), _plain(secret), paper=paper, url_override=url_override)
+        self._client = TradingClient(plain(key), plain(secret), paper=paper, url_override=url_override)
+        tune(self._client, timeout)
+        self._secrets = Secrets([plain(key), plain(secret)])
+        self._backoff = backoff
         self._tracked: dict[str, _Tracked] = {}
+        self._held: dict[str, OrderRequest] = {}
         self._rejections: list[Rejection] = []
 
     def submit(self, order: OrderRequest) -> SubmitResult:
-        """Send ``order`` as a market order (``opg`` or ``day``); a known id answers ``duplicate``."""
+        """Send ``order`` as ``opg`` if its window is open, hold it if not yet, refuse it if missed."""
         if (order.run, order.team) != (self._run, self._team):
             return SubmitResult("rejected", f"order of {order.run}/{order.team} sent to the account of {self._team}")
-        if order.client_order_id in self._tracked:
+        if order.client_order_id in self._tracked or order.client_order_id in self._held:
             return SubmitResult("duplicate", "already submitted")
-        try:
-            tif = time_in_force_for(self._clock(), order.target, self._calendar)
-        except OrderTimingError as err:
-            known = self._lookup(order.client_order_id)  # sent before, e.g. by a previous process?
-            return self._reconcile(order, known) if known else SubmitResult("rejected", str(err))
-        return self._send(order, tif)
+        window, now = opg_window(order.target, self._calendar), self._clock()
+        verdict = window.verdict(now)
+        if verdict == "send":
+            return self._send(order)
+        known = self._known(order.client_order_id)  # sent before, e.g. by a previous process?
+        if known is not None:
+            return self._reconcile(order, known)
+        if verdict == "missed":
+            return SubmitResult("rejected", window.missed(now))
+        self._held[order.client_order_id] = order
+        return SubmitResult("held", window.held())
+
+    def release(self) -> list[tuple[OrderRequest, SubmitResult]]:
+        """Send the held orders whose window has opened; give up on those whose window has closed."""
+        now, released = self._clock(), []
+        for cid, order in list(self._held.items()):
+            window = opg_window(order.target, self._calendar)
+            verdict = window.verdict(now)
+            if verdict != "hold":
+                del self._held[cid]
+                result = self._send(order) if verdict == "send" else SubmitResult("rejected", window.missed(now))
+                released.append((order, result))
+        return released
 
     def on_day(self, bars: Sequence[Bar]) -> list[Fill]:
         """New fills of the orders of the bars' symbols due on or before their day (each share once).
@@ -201,30 +205,46 @@ class AlpacaBroker:
 
     # -- submitting ---------------------------------------------------------------------
 
-    def _send(self, order: OrderRequest, tif: TimeInForceName) -> SubmitResult:
+    def _send(self, order: OrderRequest) -> SubmitResult:
         request = MarketOrderRequest(
             symbol=order.symbol,
             qty=order.quantity,
             side=OrderSide(order.side),
-            time_in_force=TimeInForce(tif),
+            time_in_force=TimeInForce.OPG,
             client_order_id=order.client_order_id,
         )
+        attempts = 0
+
+        def post() -> object:
+            nonlocal attempts
+            attempts += 1
+            return self._client.submit_order(request)
+
         try:
-            self._client.submit_order(request)
-        except APIError as err:
-            return self._refused(order, err)
-        except requests.RequestException as err:
-            raise BrokerError(f"Alpaca unreachable sending {order.client_order_id}: {err}") from err
+            call(post, self._backoff, f"Alpaca order {order.client_order_id}", self._secrets)
+        except (APIError, requests.RequestException) as err:
+            return self._failed(order, err, retried=attempts > 1)
+        except (ValidationError, ValueError) as err:  # an answer alpaca-py cannot parse: it may be placed
+            self._tracked[order.client_order_id] = _Tracked(order, unconfirmed=True)
+            return SubmitResult("rejected", self._text(f"not confirmed: unexpected answer from Alpaca: {err}"))
         self._tracked[order.client_order_id] = _Tracked(order)
         return SubmitResult("submitted")
 
-    def _refused(self, order: OrderRequest, err: APIError) -> SubmitResult:
-        status = _status(err)
-        if status == 422 and _DUPLICATE.search(_message(err)):
-            return self._reconcile(order, self._lookup(order.client_order_id))
-        if status is not None and 400 <= status < 500 and status != 429:
-            return SubmitResult("rejected", f"Alpaca: {_describe(err)}")
-        raise BrokerError(f"Alpaca failed on {order.client_order_id}: {_describe(err)}") from err
+    def _failed(self, order: OrderRequest, err: APIError | requests.RequestException, retried: bool) -> SubmitResult:
+        text = self._text(describe(err))
+        if isinstance(err, APIError) and status_of(err) == 422 and _DUPLICATE.search(message(err)):
+            if retried:  # our own earlier attempt got through, only its answer was lost
+                self._tracked[order.client_order_id] = _Tracked(order)
+                return SubmitResult("submitted", "confirmed on a retry (the first answer was lost)")
+            return self._reconcile(order, self._known(order.client_order_id))
+        if is_transient(err):
+            self._tracked[order.client_order_id] = _Tracked(order, unconfirmed=True)
+            return SubmitResult(
+                "rejected",
+                f"not confirmed: Alpaca unreachable after {self._backoff.attempts} attempts ({text}); "
+                "if it arrived all the same, its fills are still reported",
+            )
+        return SubmitResult("rejected", f"Alpaca: {text}")
 
     def _reconcile(self, order: OrderRequest, known: AlpacaOrder | None) -> SubmitResult:
         """Track an order Alpaca already has under ``order``'s id; say how it stands."""
@@ -238,6 +258,14 @@ class AlpacaBroker:
             reason += f", as {side} {shown} {known.symbol} (not {order.side} {order.quantity} {order.symbol})"
         return SubmitResult("duplicate", reason)
 
+    def _known(self, client_order_id: str) -> AlpacaOrder | None:
+        """The order Alpaca has under this id, None if none or if Alpaca cannot say now."""
+        try:
+            return self._lookup(client_order_id)
+        except BrokerError as err:
+            log.warning("%s: %s", self._team, err)
+            return None
+
     # -- fills --------------------------------------------------------------------------
 
     @staticmethod
@@ -249,6 +277,9 @@ class AlpacaBroker:
         cid = tracked.order.client_order_id
         remote = self._lookup(cid)
         if remote is None:
+            if tracked.unconfirmed:  # the lost POST never arrived: nothing to follow
+                tracked.done = True
+                return None
             raise BrokerError(f"Alpaca does not know the submitted order {cid}")
         fill = self._new_fill(tracked, remote)
         if remote.status in FINAL:
@@ -287,29 +318,34 @@ class AlpacaBroker:
     def _lookup(self, client_order_id: str) -> AlpacaOrder | None:
         """The order Alpaca has under ``client_order_id``, None if it has none (HTTP 404)."""
         try:
-            found = self._client.get_order_by_client_id(client_order_id)
+            found = call(
+                lambda: self._client.get_order_by_client_id(client_order_id),
+                self._backoff,
+                f"Alpaca lookup of {client_order_id}",
+                self._secrets,
+            )
         except APIError as err:
-            if _status(err) == 404:
+            if status_of(err) == 404:
                 return None
-            raise BrokerError(f"Alpaca lookup of {client_order_id}: {_describe(err)}") from err
+            raise BrokerError(self._text(f"Alpaca lookup of {client_order_id}: {describe(err)}")) from None
         except requests.RequestException as err:
-            raise BrokerError(f"Alpaca unreachable looking up {client_order_id}: {err}") from err
+            raise BrokerError(self._text(f"Alpaca unreachable looking up {client_order_id}: {describe(err)}")) from None
         if not isinstance(found, AlpacaOrder):
             raise BrokerError(f"Alpaca lookup of {client_order_id}: unexpected answer {type(found).__name__}")
         return found
 
-    @staticmethod
-    def _call[T](what: str, call: Callable[[], T]) -> T:
+    def _call[T](self, what: str, request: Callable[[], T]) -> T:
         try:
-            return call()
+            return call(request, self._backoff, f"Alpaca ({what})", self._secrets)
         except APIError as err:
-            raise BrokerError(f"Alpaca: cannot {what}: {_describe(err)}") from err
+            raise BrokerError(self._text(f"Alpaca: cannot {what}: {describe(err)}")) from None
         except requests.RequestException as err:
-            raise BrokerError(f"Alpaca unreachable, cannot {what}: {err}") from err
+            raise BrokerError(self._text(f"Alpaca unreachable, cannot {what}: {describe(err)}")) from None
+        except ValidationError as err:
+            raise BrokerError(self._text(f"Alpaca: cannot {what}: unexpected answer: {err}")) from None
 
-
-def _plain(value: str | SecretStr) -> str:
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
+    def _text(self, text: str) -> str:
+        return self._secrets.scrub(text)
 
 
 def _decimal(value: str | float | None) -> Decimal:
@@ -317,23 +353,3 @@ def _decimal(value: str | float | None) -> Decimal:
         return Decimal(str(value)) if value is not None else Decimal(0)
     except InvalidOperation:
         return Decimal(0)
-
-
-def _status(err: APIError) -> int | None:
-    code = err.status_code
-    return int(code) if code is not None else None
-
-
-def _message(err: APIError) -> str:
-    """Alpaca's ``message`` from the error body (``{"code": ..., "message": ...}``), else the body."""
-    text = str(err)
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return text
-    return str(body.get("message", text)) if isinstance(body, dict) else text
-
-
-def _describe(err: APIError) -> str:
-    status = _status(err)
-    return f"HTTP {status}: {_message(err)}" if status is not None else _message(err)
