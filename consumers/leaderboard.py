@@ -291,8 +291,9 @@ def standings(store: LeaderboardStore, arena: Arena) -> list[ModelStanding]:
     scales = store.naive_scales()
     trading = {team: team_trading(store, arena, team) for team in arena.teams}
     members = sorted({(team, m.name) for team, m in arena.all_models()} | set(grouped))
+    scored = store.scored_many(sorted(Series(t, m, s) for (t, m), sums in grouped.items() for s in sums))
     tests = {
-        (team, model): _model_tests(store, team, model, grouped.get((team, model), {}), scales)
+        (team, model): _model_tests(team, model, grouped.get((team, model), {}), scored, scales)
         for team, model in members
     }
     dm_adjusted = significance.holm({f"{k[0]}/{k[1]}": t.dm.pvalue for k, t in tests.items() if t.dm})
@@ -315,13 +316,17 @@ def standings(store: LeaderboardStore, arena: Arena) -> list[ModelStanding]:
 
 
 def _model_tests(
-    store: LeaderboardStore, team: str, model: str, sums: dict[str, ErrorSums], scales: dict[str, NaiveScale]
+    team: str,
+    model: str,
+    sums: dict[str, ErrorSums],
+    scored: dict[Series, list[ScoredForecast]],
+    scales: dict[str, NaiveScale],
 ) -> Significance:
-    scored = {symbol: store.scored(Series(team, model, symbol)) for symbol in sorted(sums)}
-    pooled = significance.pooled_differentials(scored, scales)
+    mine = {symbol: scored[Series(team, model, symbol)] for symbol in sorted(sums)}
+    pooled = significance.pooled_differentials(mine, scales)
     return Significance(
         dm=None if pooled is None else significance.diebold_mariano(pooled),
-        direction=significance.direction_test([s for symbol in sorted(scored) for s in scored[symbol]]),
+        direction=significance.direction_test([s for symbol in sorted(mine) for s in mine[symbol]]),
     )
 
 
@@ -420,11 +425,12 @@ def _series_rows(store: LeaderboardStore, arena: Arena) -> list[dict[str, Any]]:
     scales = store.naive_scales()
     expected = {Series(t, m.name, s) for t, m in arena.all_models() for s in arena.symbols_of(m)}
     rows = []
+    scored = store.scored_many(sorted(sums))
     for series in sorted(expected | set(sums)):
         value = sums.get(series, ErrorSums())
         scale = scales.get(series.symbol)
         metrics = forecast_metrics(value, scale)
-        tests = _series_tests(store.scored(series)) if value.count else Significance()
+        tests = _series_tests(scored[series]) if value.count else Significance()
         rows.append(
             {**series._asdict(), **_fields(ForecastMetrics, metrics), "count": value.count}
             | {"mase_scale": None if scale is None else scale.mae, **tests.fields()}

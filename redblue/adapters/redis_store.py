@@ -207,6 +207,17 @@ class RedisStore:
         return [_load_scored(series, day, raw[day]) for day in sorted(raw)]
 
     @_translated
+    def scored_many(self, series: Sequence[Series]) -> dict[Series, list[ScoredForecast]]:
+        pipe = self._client.pipeline(transaction=False)
+        for one in series:
+            pipe.hgetall(f"{self._p}:scored:{'/'.join(one)}")
+        found = {}
+        for one, raw in zip(series, pipe.execute(), strict=True):
+            rows = {_text(k): _text(v) for k, v in raw.items()}
+            found[one] = [_load_scored(one, day, rows[day]) for day in sorted(rows)]
+        return found
+
+    @_translated
     def error_sums(self) -> dict[Series, ErrorSums]:
         return self._sums_of(self._members(f"{self._p}:series"))
 

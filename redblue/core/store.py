@@ -59,6 +59,10 @@ class LeaderboardStore(Protocol):
         """The series' scored forecasts in target order."""
         ...
 
+    def scored_many(self, series: Sequence[Series]) -> dict[Series, list[ScoredForecast]]:
+        """:meth:`scored` of several series at once (one round trip to Redis)."""
+        ...
+
     def error_sums(self) -> dict[Series, ErrorSums]:
         """The sums of every series that has scores."""
         ...
@@ -216,6 +220,9 @@ class InMemoryStore:
 
     def scored(self, series: Series) -> list[ScoredForecast]:
         return [s for _, s in sorted(self._scored.get(series, {}).items())]
+
+    def scored_many(self, series: Sequence[Series]) -> dict[Series, list[ScoredForecast]]:
+        return {s: self.scored(s) for s in series}
 
     def error_sums(self) -> dict[Series, ErrorSums]:
         return dict(self._sums)

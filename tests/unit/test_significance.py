@@ -77,10 +77,17 @@ def test_pooled_differentials_weigh_symbols_by_their_scale_not_their_price() -> 
     assert pooled_differentials({"CHEAP": cheap}, {}) is None
 
 
-def test_holm_adjustment() -> None:
+def test_holm_adjustment_is_statsmodels_holm() -> None:
+    from statsmodels.stats.multitest import multipletests
+
     adjusted = holm({"a": 0.01, "b": 0.04, "c": 0.3})
     assert adjusted == pytest.approx({"a": 0.03, "b": 0.08, "c": 0.3})
     assert holm({}) == {}
+    rnd = random.Random(5)
+    family = {f"m{i}": rnd.random() ** 3 for i in range(40)} | {"tie1": 0.02, "tie2": 0.02, "one": 1.0}
+    names = sorted(family)
+    expected = multipletests([family[n] for n in names], method="holm")[1]
+    assert [holm(family)[n] for n in names] == pytest.approx(list(expected), rel=1e-12)
 
 
 def standing(member: str, dm: float | None, mean: float = -1.0, direction: float | None = None) -> ModelStanding:
