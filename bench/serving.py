@@ -91,7 +91,9 @@ def serve(models: int, uri: str, home: str) -> dict[str, Any]:
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
     logging.getLogger("processors.book").addHandler(handler)
-    settings = Settings(home=Path(home), mlflow_tracking_uri=uri, registry_prefix=PREFIX)
+    settings = Settings(
+        home=Path(home), stack_dir=Path(home) / "stack", mlflow_tracking_uri=uri, registry_prefix=PREFIX
+    )
     source = RegistrySource(settings.mlflow_uri, settings.registry_prefix)
     began = time.perf_counter()
     create_app(settings, "bench", arena(models), Horizon(), {KIND: source})
@@ -215,7 +217,7 @@ def train_default_arena(tmp: Path) -> Settings:
     from training.ludwig.fit import ludwig_api
     from training.train import train
 
-    settings = Settings(home=tmp / "home", mlflow_tracking_uri=f"sqlite:///{tmp}/training.db")
+    settings = Settings(home=tmp / "home", stack_dir=tmp / "stack", mlflow_tracking_uri=f"sqlite:///{tmp}/training.db")
     began = time.perf_counter()
     ludwig_api()
     imported = time.perf_counter() - began

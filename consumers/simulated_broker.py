@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from redblue.core.arena import CostSpec
-from redblue.core.broker import OrderRequest, Rejection, SubmitResult
+from redblue.core.broker import OrderRequest, Rejection, SubmitResult, TeamHistory
 from schemas import Bar, Fill
 
 
@@ -48,6 +48,15 @@ class SimulatedBroker:
     def position(self, symbol: str) -> int:
         """Shares of ``symbol`` held (queued orders not included)."""
         return self._positions.get(symbol, 0)
+
+    def resume(self, history: TeamHistory) -> str:
+        """Take the account back as the trader's topics tell it (this broker has no memory of its own):
+        cash and positions from the fills, the queue from the orders still pending. Always agrees."""
+        self._cash += sum(f.cash_flow for f in history.fills)
+        self._positions = dict(history.positions)
+        self._queue = list(history.pending.values())
+        self._known_ids = set(history.known_ids)
+        return ""
 
     def take_rejections(self) -> list[Rejection]:
         """The fill-time rejections not taken before (each one is returned once)."""

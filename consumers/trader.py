@@ -1,5 +1,14 @@
 """The trader service: consumes a run's forecasts topic, publishes orders, fills and marks.
 
+Where its state lives: in its own output. On every start it reads the run's ``orders`` and
+``fills`` topics, rebuilds positions, pending orders and cash from them, lets each team's
+gateway restore (simulated) or reconcile (a real account) before anything is decided, and then
+re-reads the forecasts topic from its start, ignoring everything up to the last bar it had
+processed (see :mod:`consumers.recovery`). A team whose broker disagrees is not traded.
+Each consumed batch's output (fills, marks, orders) is one Kafka transaction, so a trader killed
+mid-batch leaves none of it behind and the rebuild never sees half a bar. (Order events of held
+orders released by the ticker are sent outside it.)
+
 ``bootstrap_trader`` wires the gateways: a replay always gets simulated brokers (it cannot reach
 a paper or live account); a live run gets each team's configured account.
 """
@@ -10,9 +19,10 @@ import threading
 from collections.abc import Callable
 from datetime import date
 
+from consumers.recovery import rebuild
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
-from redblue.adapters.kafka import ConsumerStats, EventProducer, Outgoing, consume
+from redblue.adapters.kafka import ConsumerStats, EventProducer, Outgoing, consume, read_topic
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
@@ -110,7 +120,9 @@ def run_trader(
     first_as_of: date | None = None,
     tick_seconds: float = 30.0,
 ) -> ConsumerStats:
-    """Consume until ``stop`` is set; meanwhile release held orders every ``tick_seconds``."""
+    """Resume from the run's orders and fills topics, then consume until ``stop`` is set;
+    meanwhile release held orders every ``tick_seconds``."""
+    trader.resume(rebuild([*read_topic(settings, run, ORDERS), *read_topic(settings, run, FILLS)]))
     lock = threading.Lock()
     producer = EventProducer(settings, run)
 
@@ -132,6 +144,8 @@ def run_trader(
             handle=handler(trader, first_as_of, lock),
             stop=stop,
             stage="trader",
+            from_start=True,  # pending forecasts live in memory; what was already processed is skipped
+            transactional_id=f"redblue-trader-{run}",  # a bar's fills, marks and orders: all or none
         )
     finally:
         done.set()

@@ -10,7 +10,9 @@ delivery), (2) marks the team's position in each symbol at D's close, (3) decide
 team's forecasts as of D and submits the orders that will execute at D+1's open, symbol by
 symbol. Same events in, in any interleaving of the partitions, same events out per partition;
 wall time only comes from ``clock``. A symbol whose bar never comes holds the days after it back
-until its next bar arrives.
+until its next bar arrives. The markers of a day not complete yet are kept in memory only: a
+restarted trader re-reads the forecasts from the start (:mod:`consumers.recovery`), and the
+newest mark is the last day it completed.
 
 A gateway may *hold* an order until its broker accepts it (Alpaca: from 19:01 New York); the
 order event is written when :meth:`Trader.tick` finds it sent (or missed). One team's broker
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
+from consumers.recovery import TraderHistory
 from consumers.strategy import client_order_id, decide
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerError, BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
@@ -58,6 +61,30 @@ class Trader:
         self._books: dict[tuple[str, str], _Book] = {}
         self._last_bar: dict[str, date] = {}
         self._waiting: dict[date, dict[str, Bar]] = {}  # bars whose day is not complete yet
+        self.halted: dict[str, str] = {}  # team -> why it is not traded (a failed reconciliation)
+
+    def resume(self, history: TraderHistory) -> None:
+        """Continue from the trader's own topics (see :mod:`consumers.recovery`), before any event.
+
+        Each team's gateway restores or reconciles its account; a team whose broker disagrees,
+        or whose gateway cannot check, is not traded from now on (fail closed; see ``halted``).
+        """
+        self._last_bar = dict(history.last_bar)
+        for team in sorted(self._gateways):
+            past = history.teams.get(team)
+            if past is None:
+                continue
+            for symbol in {*past.positions, *past.cash_flow, *(o.symbol for o in past.pending.values())}:
+                self._books[(team, symbol)] = _Book(
+                    past.positions.get(symbol, 0),
+                    past.cash_flow.get(symbol, 0.0),
+                    {c: n for c, n in past.unfilled.items() if past.pending[c].symbol == symbol},
+                )
+            resume = getattr(self._gateways[team], "resume", None)
+            why = resume(past) if resume is not None else "its broker gateway cannot reconcile a restart"
+            if why:
+                self.halted[team] = why
+                log.error("team %s is not traded any more: %s", team, why)
 
     def on_forecast(self, f: Forecast) -> None:
         """Keep ``f`` if it is from a team's trading model and its bar is still to come.
@@ -86,17 +113,18 @@ class Trader:
         self._last_bar[bar.symbol] = bar.date
         self._waiting.setdefault(bar.date, {})[bar.symbol] = bar
         complete = min(self._last_bar.get(symbol, date.min) for symbol in self._arena.symbols)
+        teams = [team for team in sorted(self._gateways) if team not in self.halted]
         events: list[Event] = []
         for day in sorted(d for d in self._waiting if d <= complete):
             bars = self._waiting.pop(day)
             day_bars = [bars[symbol] for symbol in sorted(bars)]
-            events += [event for team in sorted(self._gateways) for event in self._day(team, day_bars)]
+            events += [event for team in teams for event in self._day(team, day_bars)]
         return events
 
     def tick(self) -> list[Event]:
         """The order events of held orders the gateways sent (or gave up on) since the last tick."""
         events: list[Event] = []
-        for team in sorted(self._gateways):
+        for team in sorted(set(self._gateways) - set(self.halted)):
             try:
                 released = self._gateways[team].release()
             except BrokerError as err:
@@ -113,7 +141,8 @@ class Trader:
         try:
             fills = gateway.on_day(bars)
         except BrokerError as err:  # fills not known now: asked again at the symbols' next bars
-            log.error("team %s: fills of %s not known: %s", team, ", ".join(f"{b.symbol} {b.date}" for b in bars), err)
+            days = ", ".join(f"{b.symbol} {b.date}" for b in bars)
+            log.error("team %s: fills of %s not known: %s", team, days, err)
             fills = []
         for fill in fills:
             self._apply(team, fill)

@@ -30,8 +30,9 @@ from schemas.topics import BARS, DEADLETTER, FORECASTS
 log = logging.getLogger(__name__)
 
 
-# Verdicts that mean corrupt market data: dead-lettered with this reason. A plain duplicate
-# (a redelivered or replayed bar) and a stale bar are skipped without a letter.
+# Verdicts that mean corrupt market data: dead-lettered with this reason. A redelivered bar
+# sends its forecasts and marker again (see processors.forecasting.step); a duplicate that
+# cannot be re-made exactly and a stale bar are skipped without a letter.
 REJECTED = {
     "conflict": "conflicting bar: {bar.symbol} {bar.date} was already processed with other values",
     "not_a_session": "{bar.date} is not a trading day of the arena's calendar ({bar.symbol})",
@@ -107,10 +108,11 @@ def create_app(
             if result.verdict in REJECTED:
                 await reject(event.message, REJECTED[result.verdict].format(bar=bar))
                 continue
-            if result.verdict != "ok":
+            if result.verdict not in ("ok", "redelivered"):
                 log.info("skipped %s %s: %s", bar.symbol, bar.date, result.verdict)
                 continue
-            windows[bar.symbol] = [b.model_dump(mode="json") for b in result.window]
+            if result.verdict == "ok":  # a redelivered bar re-sends its events; the window stays
+                windows[bar.symbol] = [b.model_dump(mode="json") for b in result.window]
             for out in result.events:
                 await forecasts.send(key=bar.symbol.encode(), value=encode(out))
 

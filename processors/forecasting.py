@@ -15,7 +15,7 @@ from schemas import Bar, BarProcessed, BarRevision, Forecast
 
 log = logging.getLogger(__name__)
 
-Verdict = Literal["ok", "duplicate", "stale", "conflict", "not_a_session"]
+Verdict = Literal["ok", "redelivered", "duplicate", "stale", "conflict", "not_a_session"]
 
 
 @dataclass(frozen=True)
@@ -146,10 +146,26 @@ def step(
 
     The ``BarProcessed`` marker comes after the forecasts it completes, on the same key, so a
     consumer sees every forecast made from bar D before it learns bar D.
+
+    A bar already in the window (a redelivery: the worker stored the window and then died
+    before its forecasts and marker were sent) is ``redelivered``: its forecasts and marker are
+    made again from the window as it was when the bar first came (consumers are idempotent).
+    Only when that window cannot be rebuilt exactly (an older bar of a full window, whose
+    predecessors have been dropped) is it a ``duplicate`` that yields nothing.
     """
     moved, verdict = advance(window, bar, size, calendar)
-    if verdict != "ok":
+    if verdict == "duplicate" and (seen := _as_it_was(window, bar, size)) is not None:
+        moved, verdict = seen, "redelivered"
+    elif verdict != "ok":
         return Step(moved, [], verdict)
     made, failed = forecast(run, moved, models, calendar, horizon, now)
     marker = BarProcessed(run=run, bar=bar, forecasts=len(made), failed=tuple(failed), produced_at=now)
-    return Step(moved, [*made, marker], verdict)
+    return Step(moved if verdict == "ok" else list(window), [*made, marker], verdict)
+
+
+def _as_it_was(window: Sequence[Bar], bar: Bar, size: int) -> list[Bar] | None:
+    """The window right after ``bar`` (already in it) first came, if it can be rebuilt exactly."""
+    index = next(i for i, b in enumerate(window) if b.date == bar.date)
+    if index == len(window) - 1 or len(window) < size:
+        return list(window[: index + 1])
+    return None

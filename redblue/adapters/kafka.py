@@ -127,18 +127,36 @@ def _wait_gone(admin: AdminClient, names: list[str], attempts: int = 50) -> None
 class EventProducer:
     """Produces events of one run; every event is validated by :func:`schemas.encode` first."""
 
-    def __init__(self, settings: Settings, run: str) -> None:
+    def __init__(self, settings: Settings, run: str, transactional_id: str | None = None) -> None:
         self._settings = settings
         self._run = run
-        self._producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "enable.idempotence": True,
-                "linger.ms": 5,
-                "log_level": 3,  # errors only: transient start-up retries are not news
-            }
-        )
+        config: dict[str, str | int | bool] = {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "log_level": 3,  # errors only: transient start-up retries are not news
+        }
+        if transactional_id is not None:  # a restarted process with the same id fences the old one
+            config["transactional.id"] = transactional_id
+        self._producer = Producer(config)
+        if transactional_id is not None:
+            self._producer.init_transactions(30)
         self._errors: list[str] = []
+
+    def begin(self) -> None:
+        """Open a transaction (a producer made with a ``transactional_id``)."""
+        self._producer.begin_transaction()
+
+    def commit_with(self, consumer: Consumer) -> None:
+        """Commit the open transaction together with ``consumer``'s positions: all of it or nothing."""
+        try:
+            positions = consumer.position(consumer.assignment())
+            self._producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
+            self._producer.commit_transaction(30)
+        except KafkaException as err:
+            if isinstance(err.args[0], KafkaError) and err.args[0].txn_requires_abort():
+                self._producer.abort_transaction(30)
+            raise KafkaUnavailable(f"transaction not committed (its output is discarded): {err}") from err
 
     def topic(self, spec: TopicSpec) -> str:
         return topic_name(self._settings.topic_prefix, self._run, spec)
@@ -294,8 +312,13 @@ def consume(
     stage: str,
     clock: Clock = utc_now,
     from_start: bool = False,
+    transactional_id: str | None = None,
 ) -> ConsumerStats:
     """Consume ``specs`` until ``stop`` is set: decode, handle, produce the results, commit.
+
+    With ``transactional_id`` each batch's output and offsets are one Kafka transaction:
+    a process killed mid-batch leaves none of that batch's output visible (to ``read_committed``
+    readers: every consumer here) and a restarted one with the same id fences it.
 
     A message that fails its contract goes to the run's dead-letter topic with the reason and
     the original bytes; offsets are committed only after the handler's output is acknowledged
@@ -303,7 +326,7 @@ def consume(
     topics from their beginning, for a projection that keeps working state in memory and must
     rebuild it after a restart.
     """
-    producer = EventProducer(settings, run)
+    producer = EventProducer(settings, run, transactional_id)
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -321,9 +344,13 @@ def consume(
             for msg in consumer.consume(num_messages=500, timeout=0.2):
                 received = _received(msg, stage)
                 if received is not None:
+                    if transactional_id is not None and not handled:
+                        producer.begin()
                     _one(received, producer, handle, expect, stage, stats, clock)
                     handled += 1
-            if handled:  # a batch of error events or EOF notices has nothing to commit
+            if handled and transactional_id is not None:
+                producer.commit_with(consumer)
+            elif handled:  # a batch of error events or EOF notices has nothing to commit
                 producer.flush()
                 commit(consumer, stage)
     finally:
@@ -386,6 +413,7 @@ def read_topic(settings: Settings, run: str, spec: TopicSpec, timeout: float = 3
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": f"redblue-reader-{run}",
             "enable.auto.commit": False,
+            "enable.partition.eof": True,  # transaction markers take offsets no message is read at
         }
     )
     try:
@@ -418,6 +446,10 @@ def _drain(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Any
         if utc_now().timestamp() > deadline:
             raise KafkaUnavailable(f"timed out reading topic; partitions done {sorted(done)} of {sorted(ends)}")
         for raw in consumer.consume(num_messages=1000, timeout=0.5):
+            error = raw.error()
+            if error is not None and error.code() == KafkaError._PARTITION_EOF and raw.partition() in ends:
+                done.add(raw.partition() or 0)
+                continue
             msg = _received(raw, "reader")
             if msg is None:
                 continue
@@ -428,3 +460,28 @@ def _drain(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Any
             if msg.offset + 1 >= ends[msg.partition]:
                 done.add(msg.partition)
     return [event for p in sorted(by_partition) for event in by_partition[p]]
+
+
+def group_lag(settings: Settings, run: str, group: str, specs: Sequence[TopicSpec], timeout: float = 10.0) -> int:
+    """How many messages of the run's ``specs`` topics consumer ``group`` has not committed yet.
+
+    Per partition: high watermark minus the committed offset (or minus the low watermark when the
+    group committed nothing there). A missing topic counts as no lag.
+    """
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = []
+        for name in (topic_name(settings.topic_prefix, run, spec) for spec in specs):
+            meta = consumer.list_topics(name, timeout=timeout).topics.get(name)
+            if meta is None or meta.error is not None:
+                continue
+            partitions += [TopicPartition(name, p) for p in meta.partitions]
+        lag = 0
+        for tp in consumer.committed(partitions, timeout=timeout) if partitions else []:
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
+            lag += hi - (tp.offset if tp.offset >= 0 else lo)
+        return lag
+    except KafkaException as err:
+        raise KafkaUnavailable(f"cannot read the lag of consumer group {group}: {err}") from err
+    finally:
+        consumer.close()

@@ -267,7 +267,7 @@ class RedisStore:
     @_translated
     def set_mark(self, mark: PositionMark) -> None:
         self._register()
-        self._client.hset(
+        self._client.hsetnx(  # written once (see LeaderboardStore.set_mark)
             f"{self._p}:marks:{mark.team}", f"{mark.as_of.isoformat()}/{mark.symbol}", mark.model_dump_json()
         )
 

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     serve.add_argument("--poll", type=float, default=5.0, help="seconds between the page's checks for new scores")
 
+    _season_args(sub.add_parser("season", help="a live season's long-lived services, supervised"))
+
     report = sub.add_parser("report", help="write a run's leaderboard as one self-contained HTML file")
     report.add_argument("--run", required=True)
     report.add_argument("--html", type=Path, required=True, help="the file to write")
@@ -102,6 +104,14 @@ def _simulate_args(sim: argparse.ArgumentParser) -> None:
         "--train-missing", action="store_true",
         help="train a team model whose champion is missing or trained too late, up to the first as-of day",
     )  # fmt: skip
+
+
+def _season_args(season: argparse.ArgumentParser) -> None:
+    season.add_argument("action", choices=["up", "down", "status", "supervise"], help="supervise: in the foreground")
+    season.add_argument("--season", required=True, help="the season's run id (e.g. live)")
+    season.add_argument("--arena", type=Path, default=None, help="arena file (default arenas/reference.yaml)")
+    season.add_argument("--source", choices=["yfinance", "alpaca"], default="yfinance", help="the producer's bars")
+    season.add_argument("--port", type=int, default=8080, help="the web page's port (default 8080)")
 
 
 def _arena_args(parser: argparse.ArgumentParser) -> None:

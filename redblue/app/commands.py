@@ -37,6 +37,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "train": train,
         "serve": serve,
         "report": report,
+        "season": season,
     }[args.command]
     return handler(args, settings)
 
@@ -253,3 +254,27 @@ def _source(name: str, calendar: TradingCalendar) -> BarSource:
 
     creds = alpaca_credentials("REDBLUE_ALPACA_")
     return AlpacaBarSource(creds.key, creds.secret, url_override=creds.url_override, calendar=calendar)
+
+
+def season(args: argparse.Namespace, settings: Settings) -> int:
+    from redblue.app.season import control
+    from redblue.app.season.services import SeasonSpec
+
+    spec = SeasonSpec(args.season, arena=args.arena, source=args.source, port=args.port)
+    if args.action == "up":
+        pid = control.up(settings, spec)
+        print(f"season {args.season}: supervisor pid {pid}; see: bin/redblue season status --season {args.season}")
+    elif args.action == "down":
+        stopped = control.down(settings, args.season)
+        print(f"season {args.season}: {'stopped' if stopped else 'was not running'}")
+    elif args.action == "status":
+        import time
+
+        arena, _ = _arena(args)
+        print(control.render(control.status(settings, args.season, arena), time.time()))
+    else:
+        from redblue.app.season.supervisor import SeasonFiles, Supervisor
+
+        files = SeasonFiles.of(settings.stack_home, args.season)
+        Supervisor(control.supervised_commands(spec), files, control.REPO).run(_until_signalled())
+    return 0

@@ -61,6 +61,16 @@ def _sessions(arena: Arena, first: date, plan: ReplayPlan) -> list[date]:
     return get_calendar(arena.calendar).sessions(first, plan.last_target)
 
 
+def _first_of_each(stream: list[Any]) -> list[Forecast]:
+    """Each model's forecast per symbol and day once: a bar the processor re-sent after a crash
+    (at-least-once) repeats its forecasts; the first one counts, as for the trader."""
+    first: dict[tuple[str, str, str, date], Forecast] = {}
+    for e in stream:
+        if isinstance(e, Forecast):
+            first.setdefault((e.team, e.model, e.symbol, e.as_of), e)
+    return list(first.values())
+
+
 def write(
     settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path, served: Sequence[Pin] = ()
 ) -> Written:
@@ -73,8 +83,9 @@ def write(
     trades = read_topic(settings, run, FILLS)
     orders = [e for e in read_topic(settings, run, ORDERS) if isinstance(e, Order)]
     letters = [e for e in read_topic(settings, run, DEADLETTER) if isinstance(e, DeadLetter)]
-    forecasts = [e for e in stream if isinstance(e, Forecast)]
-    failed = Counter(f"{key}/{e.bar.symbol}" for e in stream if isinstance(e, BarProcessed) for key in e.failed)
+    forecasts = _first_of_each(stream)
+    markers = {(e.bar.symbol, e.bar.date): e for e in stream if isinstance(e, BarProcessed)}  # once per bar
+    failed = Counter(f"{key}/{e.bar.symbol}" for e in markers.values() for key in e.failed)
     closes = {(e.bar.symbol, e.bar.date): e.bar.close for e in stream if isinstance(e, BarProcessed | BarRevision)}
     _csv(out / "forecasts.csv", FORECAST_COLUMNS, sorted(_forecast_rows(forecasts, closes)))
     _csv(out / "orders.csv", ORDER_COLUMNS, sorted(_rows(orders, ORDER_COLUMNS)))

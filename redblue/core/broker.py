@@ -8,7 +8,7 @@ wired with the simulated broker only, so it cannot reach a paper or live account
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol
 
@@ -50,6 +50,22 @@ class Rejection:
     order: OrderRequest
     date: date
     reason: str
+
+
+@dataclass
+class TeamHistory:
+    """One team's trading as the trader's own topics tell it (rebuilt by ``consumers.recovery``).
+
+    A gateway with ``resume(history) -> str`` restores its account from it (simulated) or
+    reconciles the real account with it, answering "" when they agree, else why not.
+    """
+
+    fills: list[Fill] = field(default_factory=list)
+    pending: dict[str, OrderRequest] = field(default_factory=dict)  # client_order_id -> order not (fully) filled
+    unfilled: dict[str, int] = field(default_factory=dict)  # client_order_id -> shares still to fill
+    known_ids: set[str] = field(default_factory=set)  # every id the broker accepted
+    positions: dict[str, int] = field(default_factory=dict)
+    cash_flow: dict[str, float] = field(default_factory=dict)
 
 
 class BrokerGateway(Protocol):

@@ -88,7 +88,8 @@ class LeaderboardStore(Protocol):
         ...
 
     def set_mark(self, mark: PositionMark) -> None:
-        """Record (or overwrite with the same content) a team's mark of one symbol on one day."""
+        """Record a team's mark of one symbol on one day, once: the first mark of a (team, day,
+        symbol) stays, so a restarted trader can never overwrite a day (e.g. with an empty book)."""
         ...
 
     def marks(self, team: str, day: date, symbols: Sequence[str]) -> dict[str, PositionMark]:
@@ -247,7 +248,7 @@ class InMemoryStore:
         return sorted(self._fills.get(team, {}).values(), key=fill_order)
 
     def set_mark(self, mark: PositionMark) -> None:
-        self._marks[(mark.team, mark.as_of, mark.symbol)] = mark
+        self._marks.setdefault((mark.team, mark.as_of, mark.symbol), mark)
 
     def marks(self, team: str, day: date, symbols: Sequence[str]) -> dict[str, PositionMark]:
         found = {s: self._marks.get((team, day, s)) for s in symbols}

@@ -47,7 +47,10 @@ def fresh_broker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     """A brand-new single-node Kafka for each test (its own empty data directory and ports), the jars shared."""
     home = tmp_path_factory.mktemp("fresh-home")
     (home / "kafka").symlink_to(stack_kafka.fetch_kafka(settings).parent.parent, target_is_directory=True)
-    fresh = Settings(home=home, kafka_bootstrap=f"127.0.0.1:{_free_port_pair()}", redis_url=settings.redis_url)
+    port = _free_port_pair()  # its own data directory even when REDBLUE_STACK_DIR is set (as in CI)
+    fresh = Settings(
+        home=home, stack_dir=home / "stack", kafka_bootstrap=f"127.0.0.1:{port}", redis_url=settings.redis_url
+    )
     stack_kafka.start_kafka(fresh, out=lambda _: None)
     try:
         yield fresh

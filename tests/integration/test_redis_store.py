@@ -108,7 +108,8 @@ def test_marks_of_a_day(store: LeaderboardStore) -> None:
     store.set_mark(a)
     store.set_mark(b)
     store.set_mark(mark("red", "AAPL", 1, 3, 100.0, -300.0))
-    store.set_mark(a)  # a replay overwrites with the same content
+    store.set_mark(a)  # a replay
+    store.set_mark(mark("red", "AAPL", 0, 0, 100.0, 0.0))  # a restarted trader's empty book: not written
     assert store.marks("red", D[0], ["AAPL", "AMZN", "SAP"]) == {"AAPL": a, "SAP": b}
     assert store.marks("blue", D[0], ["AAPL"]) == {}
 

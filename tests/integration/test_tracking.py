@@ -23,7 +23,9 @@ def test_simulation_is_logged_with_metrics_and_files(settings: Settings, run_id:
         run_id=run_id, out=tmp_path / "out",
     )  # fmt: skip
     result = simulate(settings, req, say=lambda _: None)
-    store = Settings(home=tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = Settings(
+        home=tmp_path, stack_dir=tmp_path / "stack", mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
     mlflow_run = log_simulation(store, result.summary, result.out)
     client = mlflow.MlflowClient(tracking_uri=store.mlflow_uri)
     logged = client.get_run(mlflow_run)

@@ -62,7 +62,10 @@ def tiny_arena() -> Arena:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, list[TrainResult]]]:
     home = tmp_path_factory.mktemp("mlflow")
     settings = Settings(
-        home=home, mlflow_tracking_uri=f"sqlite:///{home}/mlflow.db", registry_prefix=f"t{uuid.uuid4().hex[:8]}"
+        home=home,
+        stack_dir=home / "stack",
+        mlflow_tracking_uri=f"sqlite:///{home}/mlflow.db",
+        registry_prefix=f"t{uuid.uuid4().hex[:8]}",
     )
     results = train(tiny_arena(), settings, UNTIL, progress=False)
     yield settings, results

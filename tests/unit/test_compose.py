@@ -89,3 +89,15 @@ def test_the_web_service_reads_redis_only_with_the_clis_arguments(services: dict
     args = build_parser().parse_args(web["command"])
     assert (args.command, args.host, args.port) == ("serve", "0.0.0.0", 8080)
     assert host_ports(web) == {8080}
+
+
+def test_compose_runs_the_supervisors_command_lines(services: dict[str, dict[str, Any]]) -> None:
+    """Compose and ``season up`` run the same services with the same arguments, compared as parsed
+    by the CLI's own parser (so an option spelled differently but meaning the same still agrees)."""
+    from redblue.app.cli import build_parser
+    from redblue.app.season.services import SeasonSpec, service_args
+
+    supervised = service_args(SeasonSpec("live", source="yfinance", host="0.0.0.0", port=8080))
+    assert set(supervised) == {*OURS, "web"}
+    for name, args in supervised.items():
+        assert build_parser().parse_args(services[name]["command"]) == build_parser().parse_args(args), name

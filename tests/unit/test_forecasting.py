@@ -124,7 +124,30 @@ def test_step_puts_the_marker_after_the_forecasts() -> None:
     )
     assert [type(e) for e in result.events] == [Forecast, BarProcessed]
     assert result.events[-1].bar == new  # type: ignore[union-attr]
-    assert step("r", result.window, new, [], size=60, calendar=CAL, horizon=Horizon(), now=T0).events == []
+
+
+def test_a_redelivered_bar_re_emits_its_forecasts_and_marker() -> None:
+    """The worker stored the window with bar D, then died before sending D's forecasts and
+    marker: the redelivered D must send them again, the same, and leave the window as it is."""
+    models = [served("baseline", "p", Persistence()), served("red", "d", Drift(lookback=5))]
+    window = series(n=10)
+    new = bar("AAPL", SESSIONS[10], 120.0)
+    first = step("r", window, new, models, size=60, calendar=CAL, horizon=Horizon(), now=T0)
+    again = step("r", first.window, new, models, size=60, calendar=CAL, horizon=Horizon(), now=T0)
+    assert (first.verdict, again.verdict) == ("ok", "redelivered")
+    assert again.events == first.events and len(again.events) == 3
+    assert again.window == first.window
+
+
+def test_an_older_redelivered_bar_is_re_emitted_only_from_its_exact_window() -> None:
+    models = [served("red", "d", Drift(lookback=5))]
+    window = series(n=10)
+    made = {b.date: step("r", window[:i], b, models, size=60, calendar=CAL, horizon=Horizon(), now=T0).events
+            for i, b in enumerate(window)}  # fmt: skip
+    again = step("r", window, window[6], models, size=60, calendar=CAL, horizon=Horizon(), now=T0)
+    assert again.verdict == "redelivered" and again.events == made[window[6].date]
+    full = step("r", window, window[6], models, size=10, calendar=CAL, horizon=Horizon(), now=T0)
+    assert (full.verdict, full.events) == ("duplicate", [])  # its predecessors were dropped: not rebuilt
 
 
 def test_a_revision_replaces_the_session_in_the_window() -> None:

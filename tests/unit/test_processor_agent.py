@@ -20,7 +20,7 @@ SESSIONS = get_calendar().sessions(date(2024, 1, 2), date(2024, 3, 1))
 
 
 def run_agent(tmp_path: Path, messages: list[bytes]) -> dict[str, list[Any]]:
-    settings = Settings(home=tmp_path)
+    settings = Settings(home=tmp_path, stack_dir=tmp_path / "stack")
     app = create_app(settings, "t1", load_arena(BASELINES), Horizon())
     app.finalize()
     app.conf.store = "memory://"
@@ -51,7 +51,7 @@ def test_agent_forecasts_every_model_then_marks_the_bar(tmp_path: Path) -> None:
     assert all(isinstance(e, Forecast | BarProcessed) for e in events)
 
 
-def test_agent_dead_letters_garbage_and_skips_a_replayed_bar(tmp_path: Path) -> None:
+def test_agent_dead_letters_garbage_and_re_emits_a_redelivered_bar(tmp_path: Path) -> None:
     b = bar("AAPL", SESSIONS[0], 100.0)
     conflicting = bar("AAPL", SESSIONS[0], 90.0)
     sent = run_agent(tmp_path, [b"{not json", encode(b), encode(b), encode(conflicting)])
@@ -59,7 +59,21 @@ def test_agent_dead_letters_garbage_and_skips_a_replayed_bar(tmp_path: Path) -> 
     assert [type(x) for x in letters] == [DeadLetter, DeadLetter]
     assert "not JSON" in letters[0].reason and letters[0].original == b"{not json"
     assert "conflicting bar" in letters[1].reason
-    assert sum(isinstance(e, BarProcessed) for e in sent["forecasts"]) == 1
+    markers = [e for e in sent["forecasts"] if isinstance(e, BarProcessed)]
+    assert [m.bar for m in markers] == [b, b]  # the redelivery is marked again, the conflict is not
+
+
+def test_agent_re_sends_the_forecasts_of_a_bar_redelivered_after_a_crash(tmp_path: Path) -> None:
+    """The window table already holds bar D (stored before the crash); D comes again."""
+    bars = [bar("AAPL", d, 100.0 + i) for i, d in enumerate(SESSIONS[:25])]
+    sent = run_agent(tmp_path, [encode(b) for b in [*bars, bars[-1]]])
+    events = sent["forecasts"]
+    of_last = [e for e in events if getattr(e, "as_of", None) == SESSIONS[24] or getattr(e, "bar", None) == bars[-1]]
+    first, again = of_last[: len(of_last) // 2], of_last[len(of_last) // 2 :]
+    assert len(first) == 4 and [type(e) for e in again] == [type(e) for e in first]
+    assert [e.model_dump(exclude={"produced_at"}) for e in again] == [
+        e.model_dump(exclude={"produced_at"}) for e in first
+    ]
 
 
 def test_agent_forwards_a_revision_and_forecasts_later_from_the_revised_bar(tmp_path: Path) -> None:

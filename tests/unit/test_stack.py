@@ -159,6 +159,7 @@ def test_tail(tmp_path: Path) -> None:
 def fresh_settings(home: Path) -> Settings:
     return Settings(
         home=home,
+        stack_dir=home / "stack",  # never the stack of REDBLUE_STACK_DIR (CI's)
         kafka_bootstrap=f"127.0.0.1:{free_port()}",
         redis_url=f"redis://127.0.0.1:{free_port()}/0",
         mlflow_tracking_uri="",

@@ -57,7 +57,7 @@ from pydantic import SecretStr, ValidationError
 from redblue.adapters.alpaca.http import DEFAULT_TIMEOUT, Secrets, call, describe, is_transient, message, plain, tune
 from redblue.adapters.alpaca.http import status as status_of
 from redblue.adapters.alpaca.timing import opg_window
-from redblue.core.broker import BrokerError, OrderRequest, Rejection, SubmitResult
+from redblue.core.broker import BrokerError, OrderRequest, Rejection, SubmitResult, TeamHistory
 from redblue.core.calendar import TradingCalendar, get_calendar
 from redblue.core.clock import Clock, utc_now
 from redblue.core.errors import RedblueError
@@ -182,6 +182,37 @@ class AlpacaBroker:
         """Orders that ended canceled, expired or rejected with shares unfilled (each returned once)."""
         taken, self._rejections = self._rejections, []
         return taken
+
+    def resume(self, history: TeamHistory) -> str:
+        """Reconcile a restarted trader's history with the account before anything is decided.
+
+        Every pending order must be at Alpaca under its ``client_order_id`` (it is followed again,
+        with the shares already reported), and the positions Alpaca reports must equal those the
+        reported fills add up to plus what Alpaca filled since. "" when they agree, else why not
+        (the trader then stops trading this team). An unanswered request is a disagreement:
+        a missing answer is never taken as "flat".
+        """
+        expected = dict(history.positions)
+        try:
+            for cid, order in history.pending.items():
+                remote = self._lookup(cid)
+                if remote is None:
+                    return f"pending order {cid} is unknown to Alpaca"
+                tracked = _Tracked(order, reported=order.quantity - history.unfilled.get(cid, order.quantity))
+                tracked.notional = sum(
+                    (Decimal(f.quantity) * Decimal(str(f.price)) for f in history.fills if f.client_order_id == cid),
+                    Decimal(0),
+                )
+                self._tracked[cid] = tracked
+                since = int(_decimal(remote.filled_qty)) - tracked.reported
+                expected[order.symbol] = expected.get(order.symbol, 0) + (since if order.side == "buy" else -since)
+            held = self.positions()
+        except BrokerError as err:
+            return f"cannot reconcile with Alpaca: {err}"
+        expected = {s: q for s, q in expected.items() if q}
+        if held != expected:
+            return f"positions disagree: Alpaca holds {held}, the trader's topics say {expected}"
+        return ""
 
     def account(self) -> AccountSummary:
         """The account's status and balances; raises :class:`BrokerError` on bad credentials."""

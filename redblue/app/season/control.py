@@ -1,0 +1,202 @@
+"""``redblue season up|down|status``: start, stop and inspect a season's supervisor.
+
+``up`` starts the supervisor detached (``python -m redblue season supervise ...``) with its pid
+file, state and logs under ``<stack dir>/seasons/<season>/``; ``down`` stops it (SIGTERM, then
+SIGKILL; it stops its services the same way); ``status`` reads its state file and asks Kafka
+and Redis how far each stage is.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from redblue.app.season.services import SeasonSpec, service_args
+from redblue.app.season.supervisor import SeasonFiles, ServiceState
+from redblue.core.arena import Arena
+from redblue.core.errors import RedblueError
+from redblue.core.settings import Settings
+from redblue.stack.process import pid_alive, read_pid, spawn_detached, stop_pid
+
+REPO = Path(__file__).resolve().parents[3]
+MARKER = "supervise"
+
+
+class SeasonError(RedblueError):
+    """A season cannot be started, stopped or inspected; the message says why."""
+
+
+def supervised_commands(spec: SeasonSpec) -> dict[str, list[str]]:
+    """The full argv of each service as the supervisor runs it."""
+    return {name: [sys.executable, "-m", "redblue", *args] for name, args in service_args(spec).items()}
+
+
+def up(settings: Settings, spec: SeasonSpec, wait: float = 10.0) -> int:
+    """Start the season's supervisor (an error if it already runs); its pid."""
+    files = SeasonFiles.of(settings.stack_home, spec.season)
+    if (pid := read_pid(files.pid_file, MARKER)) is not None:
+        raise SeasonError(f"season {spec.season} is already up (supervisor pid {pid}); see: season status")
+    files.root.mkdir(parents=True, exist_ok=True)
+    files.state_file.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "redblue", "season", "supervise", "--season", spec.season, "--source", spec.source]
+    cmd += ["--port", str(spec.port)]
+    cmd += ["--arena", str(spec.arena.resolve())] if spec.arena is not None else []
+    pid = spawn_detached(cmd, files.supervisor_log, REPO)
+    files.pid_file.write_text(f"{pid}\n")
+    deadline = time.monotonic() + wait
+    while not files.read_states() and time.monotonic() < deadline:
+        if read_pid(files.pid_file, MARKER) is None:
+            raise SeasonError(f"the supervisor of season {spec.season} exited; see {files.supervisor_log}")
+        time.sleep(0.2)
+    return pid
+
+
+def down(settings: Settings, season: str) -> bool:
+    """Stop the season's supervisor and its services; False when it was not running."""
+    files = SeasonFiles.of(settings.stack_home, season)
+    pid = read_pid(files.pid_file, MARKER)
+    if pid is not None:
+        stop_pid(pid, timeout=30.0)
+    for state in files.read_states():  # a supervisor killed with -9 leaves its services behind
+        if state.pid is not None and pid_alive(state.pid):
+            stop_pid(state.pid)
+    files.pid_file.unlink(missing_ok=True)
+    return pid is not None
+
+
+@dataclass(frozen=True)
+class Account:
+    team: str
+    day: date | None
+    equity: float | None
+    cash: float | None
+    positions: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SeasonStatus:
+    season: str
+    supervisor_pid: int | None
+    services: list[ServiceState]
+    lag: dict[str, int | str]  # stage -> messages not yet committed (or why unknown)
+    last_bars: dict[str, date]
+    next_bars: dict[str, tuple[date, datetime] | None]  # symbol -> next session and when it closes
+    accounts: list[Account]
+
+
+def status(settings: Settings, season: str, arena: Arena) -> SeasonStatus:
+    files = SeasonFiles.of(settings.stack_home, season)
+    last = _last_bars(settings, season)
+    return SeasonStatus(
+        season=season,
+        supervisor_pid=read_pid(files.pid_file, MARKER),
+        services=files.read_states(),
+        lag=_lags(settings, season),
+        last_bars=last,
+        next_bars=_next_bars(arena, last),
+        accounts=_accounts(settings, season, arena),
+    )
+
+
+def _lags(settings: Settings, run: str) -> dict[str, int | str]:
+    from consumers.scorer import TOPICS as SCORED
+    from redblue.adapters.kafka import KafkaUnavailable, group_lag
+    from schemas.topics import BARS, FORECASTS
+
+    groups = {
+        "processor": (f"redblue-processor-{run}", [BARS]),  # processors.app.app_id (not imported: Faust)
+        "trader": (f"redblue-trader-{run}", [FORECASTS]),
+        "scorer": (f"redblue-scorer-{run}", list(SCORED)),
+    }
+    lags: dict[str, int | str] = {}
+    for stage, (group, specs) in groups.items():
+        try:
+            lags[stage] = group_lag(settings, run, group, specs)
+        except KafkaUnavailable as err:
+            lags[stage] = f"unknown ({err})"
+    return lags
+
+
+def _last_bars(settings: Settings, run: str) -> dict[str, date]:
+    from redblue.adapters.kafka import KafkaUnavailable, read_topic
+    from schemas import Bar
+    from schemas.topics import BARS
+
+    last: dict[str, date] = {}
+    try:
+        events = read_topic(settings, run, BARS)
+    except KafkaUnavailable:
+        return last
+    for bar in events:
+        if isinstance(bar, Bar) and bar.date > last.get(bar.symbol, date.min):
+            last[bar.symbol] = bar.date
+    return last
+
+
+def _next_bars(arena: Arena, last: dict[str, date]) -> dict[str, tuple[date, datetime] | None]:
+    from redblue.core.calendar import CalendarError, get_calendar
+
+    calendar = get_calendar(arena.calendar)
+    out: dict[str, tuple[date, datetime] | None] = {}
+    for symbol in arena.symbols:
+        if symbol not in last:
+            out[symbol] = None
+            continue
+        try:
+            day = calendar.next_session(last[symbol])
+            out[symbol] = (day, calendar.close_time(day))
+        except CalendarError:
+            out[symbol] = None
+    return out
+
+
+def _accounts(settings: Settings, run: str, arena: Arena) -> list[Account]:
+    from redblue.adapters.redis_store import RedisStores
+    from redblue.core.store import StoreError
+
+    stores = RedisStores.from_settings(settings)
+    try:
+        store = stores.open(run)
+        accounts = []
+        for team in sorted(arena.teams):
+            history = store.equity_history(team)
+            if not history:
+                accounts.append(Account(team, None, None, None, {}))
+                continue
+            day, equity = history[-1]
+            marks = store.marks(team, day, arena.symbols)
+            cash = arena.strategy.initial_cash + sum(m.net_cash_flow for m in marks.values())
+            positions = {s: m.quantity for s, m in marks.items() if m.quantity}
+            accounts.append(Account(team, day, equity, cash, positions))
+        return accounts
+    except StoreError:
+        return []
+    finally:
+        stores.close()
+
+
+def render(st: SeasonStatus, now: float) -> str:
+    """``season status`` as text."""
+    sup = f"supervisor pid {st.supervisor_pid}" if st.supervisor_pid else "supervisor NOT running"
+    lines = [f"season {st.season}: {sup}", "", f"{'service':<10} {'state':<11} {'pid':>7} {'restarts':>8}  uptime"]
+    for s in st.services:
+        up_for = f"{now - s.started_at:.0f}s" if s.started_at and s.state in ("running", "starting") else "-"
+        lines.append(f"{s.name:<10} {s.state:<11} {s.pid or '-':>7} {s.restarts:>8}  {up_for}")
+        if s.state == "failed" and s.last_lines:
+            lines += [f"    | {line}" for line in s.last_lines.splitlines()[-10:]]
+    lines += ["", "consumer lag: " + ", ".join(f"{stage} {lag}" for stage, lag in st.lag.items()), ""]
+    for symbol, nxt in st.next_bars.items():
+        last = st.last_bars.get(symbol)
+        expected = f"next {nxt[0]} (final after {nxt[1]:%Y-%m-%d %H:%M}Z)" if nxt else "next: unknown"
+        lines.append(f"{symbol:<6} last final bar {last or 'none'}; {expected}")
+    lines.append("")
+    for a in st.accounts:
+        if a.day is None:
+            lines.append(f"{a.team:<8} no marks yet")
+            continue
+        held = ", ".join(f"{s} {q}" for s, q in sorted(a.positions.items())) or "flat"
+        lines.append(f"{a.team:<8} {a.day}: equity {a.equity:,.2f} cash {a.cash:,.2f} positions {held}")
+    return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""The command lines of a season's long-lived services: built here, and only here.
+
+The supervisor runs exactly these (as ``python -m redblue ARGS``) and docker-compose.yml runs the
+same ARGS (a unit test parses both with the CLI's own parser and compares the parsed arguments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Start order: the web page first (it needs Redis only), the producer last (nothing consumes yet).
+SERVICES = ("web", "scorer", "trader", "processor", "producer")
+
+
+@dataclass(frozen=True)
+class SeasonSpec:
+    """What a season runs: its run id, arena file, bar source, and where the web page listens."""
+
+    season: str
+    arena: Path | None = None
+    source: str = "yfinance"
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+def service_args(spec: SeasonSpec) -> dict[str, list[str]]:
+    """Each service's ``redblue`` arguments (without the program name), in start order."""
+    arena = ["--arena", str(spec.arena)] if spec.arena is not None else []
+    run = ["--run", spec.season]
+    args = {
+        "web": ["serve", "--host", spec.host, "--port", str(spec.port)],
+        "scorer": ["score", *run, *arena],
+        "trader": ["trade", *run, *arena],
+        "processor": ["process", *run, *arena],
+        "producer": ["produce", *run, "--source", spec.source, *arena],
+    }
+    return {name: args[name] for name in SERVICES}
