@@ -24,13 +24,14 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from consumers.leaderboard import Scoreboard  # noqa: E402
+from consumers.leaderboard import Scoreboard, standings  # noqa: E402
 from redblue.adapters.redis_store import RedisStore, RedisStores  # noqa: E402
 from redblue.app.web import views  # noqa: E402
 from redblue.core.arena import Arena  # noqa: E402
@@ -121,6 +122,22 @@ def in_process(stores: RedisStores, run: str) -> dict[str, float]:
     return result
 
 
+def tests_share(store: RedisStore, a: Arena) -> tuple[float, float]:
+    """Median ms of the standings (what the leaderboard computes) and of reading every scored forecast,
+    the input of the Diebold-Mariano and direction tests (read at request time, never per event)."""
+
+    def median_ms(call: Callable[[], object]) -> float:
+        times = []
+        for _ in range(10):
+            began = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - began)
+        return 1000 * statistics.median(times)
+
+    every = sorted(store.error_sums())
+    return median_ms(lambda: standings(store, a)), median_ms(lambda: store.scored_many(every))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -189,6 +206,7 @@ def main() -> None:
         print(f"synthetic run: {len(a.all_models())} models x {len(SYMBOLS)} symbols x {DAYS} days, "
               f"{TEAMS} teams, written in {time.perf_counter() - began:.1f} s")  # fmt: skip
         direct = in_process(stores, run)
+        board, scored = tests_share(store, a)
         port = free_port()
         server = start_server(settings, port)
         named = endpoints(run)
@@ -207,6 +225,8 @@ def main() -> None:
         single = [x for v in alone.values() for x in v]
         print(f"{'all endpoints':32}{'':>11}{pct(single, 0.5):>14.2f}{pct(every, 0.5):>17.2f}{pct(every, 0.99):>8.2f}")
         print(f"throughput with {CLIENTS} clients: {total / wall:.0f} requests/s ({total} requests in {wall:.1f} s)")
+        print(f"standings of the leaderboard {board:.1f} ms, of which reading the {sum(1 for _ in store.error_sums())} "
+              f"series' scored forecasts for the tests {scored:.1f} ms ({scored / board:.0%})")  # fmt: skip
     finally:
         if server is not None:
             server.terminate()

@@ -10,25 +10,28 @@ answer does not depend on how Kafka interleaved the symbols.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
+from consumers import significance
 from consumers.equity import EquityBook
+from consumers.significance import DieboldMariano, DirectionTest
 from redblue.core.arena import Arena
 from redblue.core.metrics import (
     FORECAST_METRICS,
     TRADING_METRICS,
     ErrorSums,
     ForecastMetrics,
+    NaiveScale,
     ScoredForecast,
     TradingMetrics,
     TradingTrack,
-    combine,
     forecast_metrics,
     metric_value,
+    model_metrics,
     score_forecast,
     trading_metrics,
 )
@@ -93,12 +96,17 @@ class Scoreboard:
     """Projects one run's events into a :class:`LeaderboardStore`.
 
     Forecasts wait in memory until the ``bar_processed`` of their target day brings the actual
-    close. A team's equity for day D is computed once every symbol it trades (that takes part
-    on D, see :class:`~consumers.equity.EquityBook`) is marked. The rankings are kept from
-    running totals in memory (error sums per series, :class:`~consumers.metrics.TradingTrack`
-    per team), so an event costs the same however long the run is; the store is only written.
-    Memory is rebuilt by reading the topics from the start (the store's writes are idempotent),
-    which is what the scorer does on every start. A run has one scorer.
+    close. A symbol's bars before its first target day (a replay's warm-up) are its training
+    period: their closes make its :class:`~redblue.core.metrics.NaiveScale` (MASE's denominator).
+    Within a partition every forecast made from bar D comes before D's marker, so the first
+    target is known before any bar on or after it arrives. A team's equity for day D is
+    computed once every symbol it trades (that takes part on D, see
+    :class:`~consumers.equity.EquityBook`) is marked. The rankings are kept from running totals
+    in memory (error sums per series, naive scales per symbol,
+    :class:`~redblue.core.metrics.TradingTrack` per team), so an event costs the same however
+    long the run is; the store is only written. Memory is rebuilt by reading the topics from the
+    start (the store's writes are idempotent), which is what the scorer does on every start. A
+    run has one scorer.
 
     Inside :meth:`batch` the store's writes and the ranking updates are collected and applied
     together at the end (with Redis: one atomic round trip). For the web page it also keeps each
@@ -113,11 +121,13 @@ class Scoreboard:
         self._pending: dict[tuple[str, date], dict[str, Forecast]] = {}
         self._closes: dict[tuple[str, date], float] = {}
         self._scored: dict[Series, dict[date, ScoredForecast]] = {}  # what each series scored, by target
+        self._first_target: dict[str, date] = {}
+        self._scales: dict[str, NaiveScale] = store.naive_scales()  # MASE's denominators, kept up to date
         self._fresh: dict[str, list[Forecast]] = {}  # symbol -> forecasts not yet noted as latest
         self._sums: dict[tuple[str, str], dict[str, ErrorSums]] = {}  # (team, model) -> symbol -> sums
         self._equity: dict[str, EquityBook] = {}
         self._trading: dict[str, TradingTrack] = {}
-        self._fills: set[tuple[str, str]] = set()  # (team, client_order_id)
+        self._fills: set[tuple[str, str]] = set()  # (team, fill key: an order's execution)
         self._dirty: set[tuple[str, str]] = set()  # ("model", "team/model") or ("team", team) to re-rank
         self._deferred = False
 
@@ -154,6 +164,9 @@ class Scoreboard:
 
     def on_forecast(self, forecast: Forecast) -> ScoredForecast | None:
         """Hold ``forecast`` until its target bar; score it now if that bar was already seen."""
+        first = self._first_target.get(forecast.symbol)
+        if first is None or forecast.target < first:
+            self._first_target[forecast.symbol] = forecast.target
         self._fresh.setdefault(forecast.symbol, []).append(forecast)
         slot = (forecast.symbol, forecast.target)
         close = self._closes.get(slot)
@@ -167,6 +180,10 @@ class Scoreboard:
         """Score every forecast waiting for this bar; return those scored for the first time."""
         bar = event.bar
         self._closes[(bar.symbol, bar.date)] = bar.close
+        first = self._first_target.get(bar.symbol)
+        if first is None or bar.date < first:
+            self._store.add_insample_close(bar.symbol, bar.date, bar.close)
+            self._scales[bar.symbol] = self._scales.get(bar.symbol, NaiveScale()).add(bar.date, bar.close)
         self._store.note_forecasts(self._fresh.pop(bar.symbol, []))
         self._store.set_close(bar.symbol, bar.date, bar.close)
         waiting = self._pending.pop((bar.symbol, bar.date), {})
@@ -208,10 +225,10 @@ class Scoreboard:
     def on_fill(self, fill: Fill) -> bool:
         """Record ``fill``; ``False`` if its order was already recorded."""
         self._store.add_fill(fill)
-        if (fill.team, fill.client_order_id) in self._fills:
+        if (fill.team, fill.key) in self._fills:
             return False
-        self._fills.add((fill.team, fill.client_order_id))
-        self._track(fill.team).add_fill(fill.commission)
+        self._fills.add((fill.team, fill.key))
+        self._track(fill.team).add_fill(fill)
         return True
 
     def on_position_mark(self, mark: PositionMark) -> float | None:
@@ -263,7 +280,7 @@ class Scoreboard:
         for kind, member in sorted(self._dirty):
             if kind == "model":
                 team, model = member.split("/")
-                metrics = forecast_metrics(combine(self._sums.get((team, model), {})))
+                metrics = model_metrics(self._sums.get((team, model), {}), self._scales)
                 for metric in FORECAST_METRICS:
                     self._set_rank(metric, member, metric_value(metric, metrics, None))
             else:
@@ -278,6 +295,34 @@ class Scoreboard:
 
 
 @dataclass(frozen=True)
+class Significance:
+    """The tests of a model (or series) against persistence and chance (:mod:`consumers.significance`).
+
+    ``*_adjusted`` are Holm-adjusted over every model of the board that has the test.
+    """
+
+    dm: DieboldMariano | None = None
+    direction: DirectionTest | None = None
+    dm_adjusted: float | None = None
+    direction_adjusted: float | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The JSON fields of :func:`summary` rows (the Holm-adjusted ones ``null`` for a series)."""
+        dm, direction = self.dm, self.direction
+        return {
+            "dm_days": None if dm is None else dm.days,
+            "dm_mean_differential": None if dm is None else dm.mean,
+            "dm_statistic": None if dm is None else dm.statistic,
+            "dm_pvalue": None if dm is None else dm.pvalue,
+            "direction_trials": None if direction is None else direction.trials,
+            "direction_hits": None if direction is None else direction.hits,
+            "direction_pvalue": None if direction is None else direction.pvalue,
+            "dm_pvalue_holm": self.dm_adjusted,
+            "direction_pvalue_holm": self.direction_adjusted,
+        }
+
+
+@dataclass(frozen=True)
 class ModelStanding:
     """A model's accuracy over all its symbols and, for a team's trading model, the team's trading."""
 
@@ -286,6 +331,7 @@ class ModelStanding:
     symbols: tuple[str, ...]  # the symbols scored so far
     forecasts: ForecastMetrics | None
     trading: TradingMetrics | None
+    significance: Significance = Significance()
 
     @property
     def member(self) -> str:
@@ -297,21 +343,106 @@ class ModelStanding:
 
 
 def standings(store: LeaderboardStore, arena: Arena) -> list[ModelStanding]:
-    """Every arena model (and any other scored one), ordered by ``team/model``."""
+    """Every arena model (and any other scored one), ordered by ``team/model``, with its tests.
+
+    Reads every scored forecast of the run (for the tests): a read-time cost, never a per-event one.
+    """
     grouped: dict[tuple[str, str], dict[str, ErrorSums]] = {}
     for series, value in store.error_sums().items():
         grouped.setdefault((series.team, series.model), {})[series.symbol] = value
+    scales = store.naive_scales()
     trading = {team: team_trading(store, arena, team) for team in arena.teams}
+    members = sorted({(team, m.name) for team, m in arena.all_models()} | set(grouped))
+    scored = store.scored_many(sorted(Series(t, m, s) for (t, m), sums in grouped.items() for s in sums))
+    tests = {
+        (team, model): _model_tests(team, model, grouped.get((team, model), {}), scored, scales)
+        for team, model in members
+    }
+    dm_adjusted = significance.holm({f"{k[0]}/{k[1]}": t.dm.pvalue for k, t in tests.items() if t.dm})
+    dir_adjusted = significance.holm({f"{k[0]}/{k[1]}": t.direction.pvalue for k, t in tests.items() if t.direction})
     return [
         ModelStanding(
             team,
             model,
             tuple(sorted(grouped.get((team, model), {}))),
-            forecast_metrics(combine(grouped.get((team, model), {}))),
+            model_metrics(grouped.get((team, model), {}), scales),
             trading.get(team) if team in arena.teams and arena.teams[team].trading_model == model else None,
+            replace(
+                tests[team, model],
+                dm_adjusted=dm_adjusted.get(f"{team}/{model}"),
+                direction_adjusted=dir_adjusted.get(f"{team}/{model}"),
+            ),
         )
-        for team, model in sorted({(team, m.name) for team, m in arena.all_models()} | set(grouped))
+        for team, model in members
     ]
+
+
+def _model_tests(
+    team: str,
+    model: str,
+    sums: dict[str, ErrorSums],
+    scored: dict[Series, list[ScoredForecast]],
+    scales: dict[str, NaiveScale],
+) -> Significance:
+    mine = {symbol: scored[Series(team, model, symbol)] for symbol in sorted(sums)}
+    pooled = significance.pooled_differentials(mine, scales)
+    return Significance(
+        dm=None if pooled is None else significance.diebold_mariano(pooled),
+        direction=significance.direction_test([s for symbol in sorted(mine) for s in mine[symbol]]),
+    )
+
+
+def _series_tests(scored: list[ScoredForecast]) -> Significance:
+    return Significance(
+        dm=significance.diebold_mariano(significance.differentials(scored)),
+        direction=significance.direction_test(scored),
+    )
+
+
+def verdicts(rows: Sequence[ModelStanding], alpha: float = significance.ALPHA) -> list[str]:
+    """In words: which models are distinguishable from persistence, and from a coin flip (Holm-adjusted).
+
+    Two sentences: the Diebold-Mariano verdict, then the direction verdict.
+    """
+    dm = {s.member: (s.significance.dm_adjusted, s.significance.dm) for s in rows if s.significance.dm}
+    direction = {s.member: (s.significance.direction_adjusted, s.significance.direction) for s in rows
+                 if s.significance.direction}  # fmt: skip
+    dm_hits = [
+        f"{member} {'better' if test.mean < 0 else 'worse'} (p = {p:.4f})"
+        for member, (p, test) in sorted(dm.items())
+        if p is not None and p < alpha
+    ]
+    dir_hits = [
+        f"{member} {100 * test.hits / test.trials:.2f} % of {test.trials} (p = {p:.4f})"
+        for member, (p, test) in sorted(direction.items())
+        if p is not None and p < alpha
+    ]
+    dm_verdict = _verdict(dm_hits, len(dm), alpha, _DM_WORDS)
+    if dm_hits and not any(" better " in hit for hit in dm_hits):
+        dm_verdict += " No model beats persistence."
+    return [dm_verdict, _verdict(dir_hits, len(direction), alpha, _DIRECTION_WORDS)]
+
+
+# (nothing tested, nothing distinguishable, something distinguishable)
+_DM_WORDS = (
+    "No model has enough scored days for a test against persistence.",
+    "No model is distinguishable from persistence",
+    "Distinguishable from persistence",
+)
+_DIRECTION_WORDS = (
+    "No model has enough days with a move for a direction test.",
+    "No model's direction accuracy is distinguishable from a coin flip",
+    "Direction accuracy distinguishable from a coin flip",
+)
+
+
+def _verdict(hits: list[str], tested: int, alpha: float, words: tuple[str, str, str]) -> str:
+    if tested == 0:
+        return words[0]
+    family = f"at the {100 * alpha:g} % level, Holm-adjusted over {tested} model{'s' if tested > 1 else ''}"
+    if not hits:
+        return f"{words[1]} ({family})."
+    return f"{words[2]} ({family}): {', '.join(hits)}; no other model is."
 
 
 @dataclass(frozen=True)
@@ -353,11 +484,19 @@ def _fields(cls: type[Any], metrics: ForecastMetrics | TradingMetrics | None) ->
 
 def _series_rows(store: LeaderboardStore, arena: Arena) -> list[dict[str, Any]]:
     sums = store.error_sums()
+    scales = store.naive_scales()
     expected = {Series(t, m.name, s) for t, m in arena.all_models() for s in arena.symbols_of(m)}
     rows = []
+    scored = store.scored_many(sorted(sums))
     for series in sorted(expected | set(sums)):
         value = sums.get(series, ErrorSums())
-        rows.append({**series._asdict(), **_fields(ForecastMetrics, forecast_metrics(value)), "count": value.count})
+        scale = scales.get(series.symbol)
+        metrics = forecast_metrics(value, scale)
+        tests = _series_tests(scored[series]) if value.count else Significance()
+        rows.append(
+            {**series._asdict(), **_fields(ForecastMetrics, metrics), "count": value.count}
+            | {"mase_scale": None if scale is None else scale.mae, **tests.fields()}
+        )
     return rows
 
 
@@ -365,8 +504,25 @@ def _model_rows(ranked: list[ModelStanding]) -> list[dict[str, Any]]:
     return [
         {"team": s.team, "model": s.model, "symbols": s.symbols, **_fields(ForecastMetrics, s.forecasts)}
         | {"count": s.forecasts.count if s.forecasts else 0, "trading": s.trading is not None}
+        | s.significance.fields()
         for s in ranked
     ]
+
+
+def _statistics(store: LeaderboardStore, ranked: list[ModelStanding]) -> dict[str, Any]:
+    scales = {
+        symbol: {"first": scale.first, "last": scale.last, "bars": scale.count + 1, "naive_mae": scale.mae}
+        for symbol, scale in store.naive_scales().items()
+    }
+    return {
+        "dm_test": significance.DM_TEST,
+        "loss": significance.LOSS,
+        "direction_test": significance.DIRECTION_TEST,
+        "alpha": significance.ALPHA,
+        "adjustment": "holm",
+        "mase_scale": scales,
+        "verdicts": verdicts(ranked),
+    }
 
 
 def _team_row(store: LeaderboardStore, arena: Arena, team: str) -> dict[str, Any]:
@@ -384,15 +540,20 @@ def summary(store: LeaderboardStore, arena: Arena) -> dict[str, Any]:
 
     ``series`` has one row per team/model/symbol, ``models`` one per team/model over all its
     symbols (``trading``: it is its team's trading model), ``teams`` one per team (trading
-    metrics and the equity curve), ``rankings`` every ranking best first. Metrics not known yet
-    are ``null``.
+    metrics and the equity curve), ``rankings`` every ranking best first, ``statistics`` how the
+    tests were made, each symbol's MASE scale and the verdicts in words. Series and model rows
+    carry ``rel_mae``, ``mase``, the Diebold-Mariano test against persistence (``dm_*``) and the
+    direction test (``direction_*``; model rows add Holm-adjusted p-values). Metrics not known
+    yet are ``null``.
     """
     done = progress(store)
+    ranked = standings(store, arena)
     result = {
         "arena": arena.name,
         "initial_cash": arena.strategy.initial_cash,
         "series": _series_rows(store, arena),
-        "models": _model_rows(standings(store, arena)),
+        "models": _model_rows(ranked),
+        "statistics": _statistics(store, ranked),
         "teams": [_team_row(store, arena, team) for team in sorted(arena.teams)],
         "rankings": {m: [asdict(e) for e in rankings(store, m)] for m in RANKED_METRICS},
         "progress": {"bars": done.bars, "equity": done.equity},

@@ -1,7 +1,8 @@
 """The simulated broker: one team's account in a replay, filling market orders at the next open.
 
-An order decided from the bar of day D targets D+1 and is filled when the bar of D+1 (or a later
-one, if D+1's bar never came) arrives, at that bar's open plus slippage, never at D's close.
+An order decided from the bar of day D targets D+1 and is filled when the bars of D+1 (or a later
+day, if D+1's bar never came) are in, at its bar's open plus slippage, never at D's close. The
+orders of one day execute in a defined order (:meth:`SimulatedBroker.on_day`).
 Commission is ``commission_per_order + notional * commission_bps / 1e4``. A buy the account
 cannot pay for at fill time is not executed: it is recorded as a :class:`Rejection`, which the
 trader takes with :meth:`SimulatedBroker.take_rejections` and publishes as a rejected order.
@@ -9,7 +10,7 @@ trader takes with :meth:`SimulatedBroker.take_rejections` and publishes as a rej
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from redblue.core.arena import CostSpec
@@ -78,11 +79,20 @@ class SimulatedBroker:
         self._queue.append(order)
         return SubmitResult("submitted")
 
-    def on_bar(self, bar: Bar) -> list[Fill]:
-        """Fill, at ``bar.open``, every queued order of ``bar.symbol`` due on or before ``bar.date``."""
-        due = [o for o in self._queue if o.symbol == bar.symbol and o.target <= bar.date]
+    def on_day(self, bars: Sequence[Bar]) -> list[Fill]:
+        """Fill, at its bar's open, every queued order of the bars' symbols due on or before that bar's day.
+
+        The orders execute in one defined order, whatever order the bars (or the orders) came in:
+        first the sells the position held at the open covers (they free cash), then the rest by
+        symbol and ``client_order_id`` (a symbol's buy before its sell). So when cash runs short,
+        which buy is rejected depends on the orders and the account alone.
+        """
+        at = {bar.symbol: bar for bar in bars}
+        due = [o for o in self._queue if o.symbol in at and o.target <= at[o.symbol].date]
         self._queue = [o for o in self._queue if o not in due]
-        fills = [self._execute(order, bar) for order in due]
+        covered = {o.client_order_id for o in due if o.side == "sell" and o.quantity <= self.position(o.symbol)}
+        due.sort(key=lambda o: (o.client_order_id not in covered, o.symbol, o.client_order_id))
+        fills = [self._execute(order, at[order.symbol]) for order in due]
         return [fill for fill in fills if fill is not None]
 
     def _check(self, order: OrderRequest) -> str:

@@ -1,10 +1,18 @@
 """The trader: turns one run's forecasts into orders, and broker fills into marked positions.
 
 It is driven by the forecasts topic in partition order: the forecasts made from bar D of a
-symbol arrive before that bar's ``bar_processed`` marker. On the marker the trader, for each
-team in name order, (1) collects the fills that happened at D's open, (2) marks the team's
-position at D's close, (3) decides from the team's forecast as of D and submits the order that
-will execute at D+1's open. Same events in, same events out: wall time only comes from ``clock``.
+symbol arrive before that bar's ``bar_processed`` marker. The symbols' partitions interleave as
+Kafka delivers them, so the trader works day by day, not marker by marker: day D is done once
+every arena symbol's marker of D (or of a later day) has arrived. Then, for each team in name
+order, it (1) collects the fills that happened at D's open for every symbol at once (the broker
+applies them in its own defined order: which buy a short account rejects cannot depend on
+delivery), (2) marks the team's position in each symbol at D's close, (3) decides from the
+team's forecasts as of D and submits the orders that will execute at D+1's open, symbol by
+symbol. Same events in, in any interleaving of the partitions, same events out per partition;
+wall time only comes from ``clock``. A symbol whose bar never comes holds the days after it back
+until its next bar arrives. The markers of a day not complete yet are kept in memory only: a
+restarted trader re-reads the forecasts from the start (:mod:`consumers.recovery`), and the
+newest mark is the last day it completed.
 
 A gateway may *hold* an order until its broker accepts it (Alpaca: from 19:01 New York); the
 order event is written when :meth:`Trader.tick` finds it sent (or missed). One team's broker
@@ -52,6 +60,7 @@ class Trader:
         self._forecasts: dict[tuple[str, str, date], Forecast] = {}
         self._books: dict[tuple[str, str], _Book] = {}
         self._last_bar: dict[str, date] = {}
+        self._waiting: dict[date, dict[str, Bar]] = {}  # bars whose day is not complete yet
         self.halted: dict[str, str] = {}  # team -> why it is not traded (a failed reconciliation)
 
     def resume(self, history: TraderHistory) -> None:
@@ -90,19 +99,27 @@ class Trader:
         self._forecasts.setdefault((f.team, f.symbol, f.as_of), f)
 
     def on_bar_processed(self, bp: BarProcessed) -> list[Event]:
-        """Fills, a position mark and the new orders, per team in name order, for ``bp.bar``.
+        """The events of every day this marker completes (none while a symbol's bar of the day is missing).
 
-        Per team the events are ``[fills..., mark, orders...]``, where the orders are first those
-        the broker rejected when they came due, then the one decided from this bar (if any).
-        A bar not newer than the last one processed for its symbol (a redelivery) yields nothing.
+        Per completed day, per team in name order: for each symbol in order, its fills and its
+        mark; then the orders the broker rejected when they came due; then the orders decided
+        from the day's bars, symbol by symbol. A bar not newer than the last one seen for its
+        symbol (a redelivery) yields nothing.
         """
         self._check_run(bp.run)
         bar = bp.bar
         if self._seen(bar.symbol, bar.date):
             return []
         self._last_bar[bar.symbol] = bar.date
+        self._waiting.setdefault(bar.date, {})[bar.symbol] = bar
+        complete = min(self._last_bar.get(symbol, date.min) for symbol in self._arena.symbols)
         teams = [team for team in sorted(self._gateways) if team not in self.halted]
-        return [event for team in teams for event in self._step(team, bar)]
+        events: list[Event] = []
+        for day in sorted(d for d in self._waiting if d <= complete):
+            bars = self._waiting.pop(day)
+            day_bars = [bars[symbol] for symbol in sorted(bars)]
+            events += [event for team in teams for event in self._day(team, day_bars)]
+        return events
 
     def tick(self) -> list[Event]:
         """The order events of held orders the gateways sent (or gave up on) since the last tick."""
@@ -119,18 +136,21 @@ class Trader:
                 events.append(self._order_event(request, result))
         return events
 
-    def _step(self, team: str, bar: Bar) -> list[Event]:
+    def _day(self, team: str, bars: list[Bar]) -> list[Event]:
         gateway = self._gateways[team]
         try:
-            fills = gateway.on_bar(bar)
-        except BrokerError as err:  # fills not known now: asked again at this symbol's next bar
-            log.error("team %s: fills of %s %s not known: %s", team, bar.symbol, bar.date, err)
+            fills = gateway.on_day(bars)
+        except BrokerError as err:  # fills not known now: asked again at the symbols' next bars
+            days = ", ".join(f"{b.symbol} {b.date}" for b in bars)
+            log.error("team %s: fills of %s not known: %s", team, days, err)
             fills = []
         for fill in fills:
             self._apply(team, fill)
-        rejected = [self._rejected(team, r) for r in gateway.take_rejections()]
-        order = self._order(team, bar)
-        return [*fills, self._mark(team, bar), *rejected, *([order] if order else [])]
+        events: list[Event] = []
+        for bar in bars:
+            events += [f for f in fills if f.symbol == bar.symbol] + [self._mark(team, bar)]
+        events += [self._rejected(team, r) for r in gateway.take_rejections()]
+        return events + [order for bar in bars if (order := self._order(team, bar)) is not None]
 
     def _apply(self, team: str, fill: Fill) -> None:
         book = self._book(team, fill.symbol)

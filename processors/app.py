@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ from faust.streams import _current_event  # what Faust sets while a stream itera
 from processors import app_id
 from processors.book import ModelBook, ModelSource
 from processors.forecasting import Horizon, revise, step_many
+from processors.pins import Pin
 from processors.windows import Windows
 from redblue.adapters.kafka import Received, dead_letter
 from redblue.core.arena import Arena
@@ -59,11 +60,13 @@ def create_app(
     arena: Arena,
     horizon: Horizon,
     sources: Mapping[str, ModelSource] | None = None,
+    pins: Sequence[Pin] | None = None,
 ) -> faust.App:
     """Build the worker's app for one run (no connection is opened until it starts).
 
     ``sources`` maps model kinds (e.g. ``ludwig``) to where their versions come from; the
-    baselines need none. Every ``model_refresh_seconds`` the worker picks up moved versions.
+    baselines need none. Every ``model_refresh_seconds`` the worker picks up moved versions,
+    unless ``pins`` fix them (a simulation: see :mod:`processors.pins`).
     """
     datadir = settings.home / "faust" / run
     datadir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +81,7 @@ def create_app(
         producer_linger=PRODUCER_LINGER,
     )
     bars = app.topic(topic_name(settings.topic_prefix, run, BARS), value_type=bytes, value_serializer="raw")
-    book = ModelBook(arena, sources, background=True)  # models load while the worker starts
+    book = ModelBook(arena, sources, pins, background=True)  # models load while the worker starts
     batches = _Batches(app, settings, run, arena, horizon, book)
 
     @app.agent(bars)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from redblue.core.arena import ModelSpec
-from redblue.core.forecaster import Forecaster, ModelError
+from redblue.core.forecaster import Forecaster, ModelError, Trained
 from schemas import Bar
 
 
@@ -83,14 +84,35 @@ def build_baseline(spec: ModelSpec) -> Forecaster:
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One (team, model, symbol) as the processor serves it: the forecaster, or why there is none."""
+    """One (team, model, symbol) as the processor serves it: the forecaster, or why there is none.
+
+    In a walk-forward simulation a version serves the as-of days from ``serve_from`` up to, not
+    including, ``serve_until`` (the next version's first day); ``None``: no bound.
+    """
 
     team: str
     name: str
     symbol: str
     forecaster: Forecaster | None
     error: str = ""
+    serve_from: date | None = None
+    serve_until: date | None = None
+
+    def serves(self, as_of: date) -> bool:
+        """Whether this entry makes the forecasts as of ``as_of``."""
+        return (self.serve_from is None or self.serve_from <= as_of) and (
+            self.serve_until is None or as_of < self.serve_until
+        )
 
     @property
     def key(self) -> str:
         return f"{self.team}/{self.name}"
+
+    @property
+    def trained_until(self) -> date | None:
+        """The forecaster's training cutoff; ``None`` for a baseline (or nothing served)."""
+        return self.forecaster.trained_until if isinstance(self.forecaster, Trained) else None
+
+    @property
+    def data_hash(self) -> str | None:
+        return self.forecaster.data_hash if isinstance(self.forecaster, Trained) else None

@@ -101,7 +101,11 @@ def forecast_many(
     targets = [_target(window, calendar, horizon) for window in windows]
     results: list[tuple[list[Forecast], list[str]]] = [([], []) for _ in windows]
     for model in models:
-        mine = [i for i, w in enumerate(windows) if targets[i] is not None and w[-1].symbol == model.symbol]
+        mine = [
+            i
+            for i, w in enumerate(windows)
+            if targets[i] is not None and w[-1].symbol == model.symbol and model.serves(w[-1].date)
+        ]
         if not mine:
             continue
         for i, outcome in zip(mine, _predict(model, [windows[i] for i in mine]), strict=True):
@@ -130,13 +134,19 @@ def _predict(model: ServedModel, windows: list[Sequence[Bar]]) -> list[float | s
     """
     if model.forecaster is None:
         return [model.error] * len(windows)
-    ready = [w for w in windows if len(w) >= model.forecaster.min_history]
+    forecaster, until = model.forecaster, model.trained_until
+    if until is not None and any(until > w[-1].date for w in windows):  # a version that has seen the answer
+        late = f"version {forecaster.version} was trained on data up to {until}: it cannot forecast as of {{}}"
+        early = [i for i, w in enumerate(windows) if until > w[-1].date]
+        rest = iter(_predict(model, [w for w in windows if until <= w[-1].date]))
+        return [late.format(w[-1].date) if i in early else next(rest) for i, w in enumerate(windows)]
+    ready = [w for w in windows if len(w) >= forecaster.min_history]
     try:
-        predicted: list[float | str] = [_checked(p) for p in predict_many(model.forecaster, ready)]
+        predicted: list[float | str] = [_checked(p) for p in predict_many(forecaster, ready)]
     except Exception:  # a broken model must not stop the others: find the window(s) it fails on
-        predicted = [_predict_one(model.forecaster, w) for w in ready]
+        predicted = [_predict_one(forecaster, w) for w in ready]
     found = iter(predicted)
-    return [next(found) if len(w) >= model.forecaster.min_history else "" for w in windows]
+    return [next(found) if len(w) >= forecaster.min_history else "" for w in windows]
 
 
 def _predict_one(forecaster: Forecaster, window: Sequence[Bar]) -> float | str:
@@ -167,6 +177,7 @@ def _forecast(
         target=target,
         predicted_close=predicted,
         last_close=last.close,
+        model_trained_until=model.trained_until,
         produced_at=now,
     )
 

@@ -102,7 +102,12 @@ class BarRevision(Event):
 
 
 class Forecast(Event):
-    """A prediction, made from bars up to and including ``as_of``, of the close on ``target``."""
+    """A prediction, made from bars up to and including ``as_of``, of the close on ``target``.
+
+    ``model_trained_until`` is the training cutoff of the model version that made it (``None``
+    for a baseline, which is fitted on nothing, and in events written before the field existed);
+    it is never after ``as_of``.
+    """
 
     TYPE: ClassVar[str] = "forecast"
     run: Name
@@ -114,11 +119,17 @@ class Forecast(Event):
     target: date
     predicted_close: Price
     last_close: Price
+    model_trained_until: date | None = None
 
     @model_validator(mode="after")
     def _target_after_as_of(self) -> Forecast:
         if self.target <= self.as_of:
             raise ValueError(f"forecast target {self.target} is not after as_of {self.as_of}")
+        if self.model_trained_until is not None and self.model_trained_until > self.as_of:
+            raise ValueError(
+                f"forecast as of {self.as_of} by {self.team}/{self.model} version {self.model_version}, "
+                f"trained on data up to {self.model_trained_until}: it has seen the answer"
+            )
         return self
 
     @property
@@ -163,7 +174,11 @@ class Order(Event):
 
 
 class Fill(Event):
-    """An execution of an order on trading day ``date`` at ``price`` (slippage included)."""
+    """An execution of an order on trading day ``date`` at ``price`` (slippage included).
+
+    An order filled in parts (Alpaca's partial fills) has one fill per part, numbered by
+    ``execution`` from 1; an order filled at once has one fill, execution 1.
+    """
 
     TYPE: ClassVar[str] = "fill"
     run: Name
@@ -175,6 +190,12 @@ class Fill(Event):
     price: Price
     commission: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     date: date
+    execution: Annotated[int, Field(ge=1)] = 1
+
+    @property
+    def key(self) -> str:
+        """Identity of the fill within its team: the order's id and the execution number."""
+        return f"{self.client_order_id}/{self.execution}"
 
     @property
     def cash_flow(self) -> float:

@@ -99,6 +99,6 @@ def version_tags(job: Job, data: TrainingData, until: date) -> dict[str, str]:
     }
 
 
-def contract_metadata(job: Job, until: date) -> dict[str, str]:
-    """The ONNX ``metadata_props`` of the served model (the serving contract)."""
-    return names.onnx_metadata(job.team, job.model, job.symbol, job.lookback, FEATURES_VERSION, until)
+def contract_metadata(job: Job, until: date, data_hash: str | None = None) -> dict[str, str]:
+    """The ONNX ``metadata_props`` of the served model (the serving contract), with the training data's hash."""
+    return names.onnx_metadata(job.team, job.model, job.symbol, job.lookback, FEATURES_VERSION, until, data_hash)

@@ -24,6 +24,7 @@ import importlib.metadata
 import sys
 import tempfile
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -103,7 +104,46 @@ def train(
     return results
 
 
-def _train_one(job: Job, data: TrainingData, until: date, name: str, runs: TrainingRuns, progress: bool) -> TrainResult:
+def train_versions(
+    arena: Arena,
+    settings: Settings,
+    untils: Sequence[date],
+    data_dir: Path = DATA_DIR,
+    keys: Collection[tuple[str, str, str]] | None = None,
+    progress: bool = True,
+) -> list[tuple[date, TrainResult]]:
+    """A version of every Ludwig model (or of ``keys``: ``(team, model, symbol)``) per cutoff in ``untils``.
+
+    For simulations (walking forward, or a model without an eligible champion): each version is
+    trained on the bars of ``data_dir`` up to its cutoff only and registered WITHOUT moving
+    ``champion``, so a live season is not touched. A version already registered from the same
+    config, data and cutoff is reused (status ``up_to_date``), so re-running a simulation trains
+    nothing and serves the same versions.
+    """
+    jobs = [j for j in plan(arena) if keys is None or (j.team, j.model, j.symbol) in keys]
+    runs = TrainingRuns(settings)
+    calendar = get_calendar(arena.calendar)
+    bars = {symbol: read_rows(data_dir, symbol) for symbol in sorted({j.symbol for j in jobs})}
+    results = []
+    for job in jobs:
+        name = names.registry_name(settings.registry_prefix, job.team, job.model, job.symbol)
+        for until in sorted(set(untils)):
+            data = build_rows(
+                bars[job.symbol], job.lookback, until, job.train_from, sequence_inputs(job.config), calendar=calendar
+            )
+            known = runs.find_version(name, version_tags(job, data, until))
+            if known is not None:
+                _say(progress, f"{job.label} until {until}: reusing {name} version {known.version}")
+                result = _result(job, data, name, "up_to_date", known.version, known.run_id)
+            else:
+                result = _train_one(job, data, until, name, runs, progress, promote=False)
+            results.append((until, result))
+    return results
+
+
+def _train_one(
+    job: Job, data: TrainingData, until: date, name: str, runs: TrainingRuns, progress: bool, promote: bool = True
+) -> TrainResult:
     tags = {"redblue.kind": "training", "redblue.team": job.team, "redblue.model": job.model}
     run_id = runs.start(name, {**tags, "redblue.symbol": job.symbol})
     try:
@@ -116,8 +156,8 @@ def _train_one(job: Job, data: TrainingData, until: date, name: str, runs: Train
                 f"{job.label}: ONNX and Ludwig predictions differ by {metrics['parity_max_abs_diff']:.3g} "
                 f"> {PARITY_TOLERANCE}; nothing registered (run {run_id})"
             )
-        metadata, version_tag = contract_metadata(job, until), version_tags(job, data, until)
-        version = runs.publish(run_id, proto, name, job.lookback, metadata, version_tag)
+        metadata, version_tag = contract_metadata(job, until, data.data_hash), version_tags(job, data, until)
+        version = runs.publish(run_id, proto, name, job.lookback, metadata, version_tag, promote)
     except BaseException:
         runs.fail(run_id)
         raise
@@ -147,7 +187,7 @@ def _fit_and_export(
         train_seconds = time.perf_counter() - started
         predicted = ludwig_predict(ludwig_model, data.validation, Path(tmp))
         started = time.perf_counter()
-        proto = export_onnx(ludwig_model, job.lookback, contract_metadata(job, until))
+        proto = export_onnx(ludwig_model, job.lookback, contract_metadata(job, until, data.data_hash))
         export_seconds = time.perf_counter() - started
         served = onnx_predict(proto, data.matrix(data.validation))
         runs.log_files(run_id, [model_dir / file for file in LUDWIG_MODEL_FILES], "ludwig_model")

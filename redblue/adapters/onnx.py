@@ -8,7 +8,8 @@ The contract with ``training/`` (one model per team, model and symbol):
   close is :func:`redblue.core.features.price_from_return` of the last close and that return;
 - metadata: ``redblue.lookback``, ``redblue.features_version`` (must equal
   :data:`redblue.core.features.FEATURES_VERSION`), ``redblue.team``, ``redblue.model``,
-  ``redblue.symbol`` and ``redblue.trained_until``.
+  ``redblue.symbol`` and ``redblue.trained_until`` (an ISO date: the training cutoff); models
+  exported since the cutoff checks also carry ``redblue.data_hash`` (the training data's sha256).
 
 A model that breaks any of it is refused at load with a :class:`~redblue.core.forecaster.ModelError`
 saying what is wrong, so a bad export never reaches a forecast.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from redblue.core.features import FEATURES_VERSION, features, min_bars, price_fr
 from redblue.core.forecaster import ModelError
 from redblue.core.model_names import (
     INPUT_NAME,
+    META_DATA_HASH,
     META_FEATURES_VERSION,
     META_LOOKBACK,
     META_MODEL,
@@ -58,6 +61,8 @@ class OnnxForecaster:
     ``version`` is the registry version it was loaded from (e.g. ``"3"``). ``symbol`` (and,
     when given, ``team`` and ``name``) is what it is served for: a model whose metadata says
     otherwise is refused, so a model registered under the wrong name cannot forecast.
+    ``data_hash`` is the training data's hash as the registry recorded it; it must agree with
+    the model's own ``redblue.data_hash`` metadata when that exists.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class OnnxForecaster:
         symbol: str,
         team: str | None = None,
         name: str | None = None,
+        data_hash: str | None = None,
     ) -> None:
         self._version = version
         self._label = f"{team or '?'}/{name or '?'} {symbol} version {version}"
@@ -79,6 +85,8 @@ class OnnxForecaster:
             if wanted is not None and found != wanted:
                 raise self._error(f"it was trained for {key} {found!r}, not {wanted!r}")
         self.lookback = self._read_lookback()
+        self._trained_until = self._read_trained_until()
+        self._data_hash = self._read_data_hash(data_hash)
         self._check_signature()
         self._check_runs()
 
@@ -91,9 +99,14 @@ class OnnxForecaster:
         return min_bars(self.lookback)
 
     @property
-    def trained_until(self) -> str:
-        """The last day of its training data (ISO date), as the export recorded it."""
-        return self.metadata["trained_until"]
+    def trained_until(self) -> date:
+        """The last day of its training data, as the export recorded it."""
+        return self._trained_until
+
+    @property
+    def data_hash(self) -> str | None:
+        """sha256 of its training data (``None`` if neither the export nor the registry recorded it)."""
+        return self._data_hash
 
     def predict(self, window: Sequence[Bar]) -> float:
         """The next session's close from the window's last ``min_history`` bars."""
@@ -153,6 +166,20 @@ class OnnxForecaster:
         if lookback < 1:
             raise self._error(f"redblue.lookback must be a positive integer, got {raw!r}")
         return lookback
+
+    def _read_trained_until(self) -> date:
+        raw = self.metadata["trained_until"]
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise self._error(f"redblue.trained_until must be an ISO date, got {raw!r}") from None
+
+    def _read_data_hash(self, given: str | None) -> str | None:
+        props: Mapping[str, str] = self._session.get_modelmeta().custom_metadata_map
+        recorded = props.get(META_DATA_HASH)
+        if recorded is not None and given is not None and recorded != given:
+            raise self._error(f"its metadata says training data {recorded[:12]}, the registry {given[:12]}")
+        return recorded or given
 
     def _check_signature(self) -> None:
         inputs = self._session.get_inputs()

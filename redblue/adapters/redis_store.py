@@ -7,7 +7,8 @@ Every key of a run starts with ``{prefix}:{run}:`` (``p`` below), so runs never 
 ``p:series``                          set     ``team/model/symbol`` of every scored series
 ``p:scored:{team}/{model}/{symbol}``  hash    target day -> scored forecast (JSON)
 ``p:errors:{team}/{model}/{symbol}``  hash    the series' error sums (``ErrorSums`` fields)
-``p:fills:{team}``                    hash    client_order_id -> fill (JSON)
+``p:insample``                        hash    ``{symbol}:{field}`` -> the symbol's ``NaiveScale``
+``p:fills:{team}``                    hash    ``{client_order_id}/{execution}`` -> fill (JSON)
 ``p:marks:{team}``                    hash    ``{day}/{symbol}`` -> position mark (JSON)
 ``p:equity:{team}``                   hash    day -> equity at that close
 ``p:progress``                        hash    ``bar:{symbol}`` / ``equity:{team}`` -> last day
@@ -22,10 +23,11 @@ Every key of a run starts with ``{prefix}:{run}:`` (``p`` below), so runs never 
 
 A forecast is scored once: a Lua script sets its ``scored`` field with HSETNX and only if that
 succeeds adds it to the error sums, in IEEE doubles like :class:`redblue.core.metrics.ErrorSums`
-(results are bit-identical to the in-memory store). Fills and orders are recorded once by HSETNX.
-Inside :meth:`RedisStore.batch` the writes are coalesced (one script call per series, one command
-per team's marks or equity and per symbol's closes, one progress update per field) and sent as one
-MULTI/EXEC transaction.
+(results are bit-identical to the in-memory store); a symbol's in-sample closes are added to its
+:class:`redblue.core.metrics.NaiveScale` the same way, once per day. Fills (per execution) and
+orders are recorded once by HSETNX. Inside :meth:`RedisStore.batch` the writes are coalesced (one
+script call per series, one command per team's marks or equity and per symbol's closes, one
+progress update per field) and sent as one MULTI/EXEC transaction.
 :class:`RedisStores` opens the store of any run under one prefix over one connection pool
 (what ``redblue serve`` reads).
 """
@@ -42,9 +44,9 @@ from urllib.parse import urlsplit
 
 import redis
 
-from redblue.core.metrics import ErrorSums, ScoredForecast
+from redblue.core.metrics import ErrorSums, NaiveScale, ScoredForecast
 from redblue.core.settings import Settings
-from redblue.core.store import Series, StoreError, StoreUnavailable, sums_of
+from redblue.core.store import Series, StoreError, StoreUnavailable, fill_order, sums_of
 from schemas import Fill, Forecast, Order, PositionMark
 from schemas.topics import check_run_id
 
@@ -76,6 +78,24 @@ redis.call('HSET', KEYS[2], 'count', string.format('%d', n), 'abs_error', f(a), 
            'pct_error', f(p), 'naive_abs_error', f(v), 'direction_hits', string.format('%d', h))
 redis.call('SADD', KEYS[3], ARGV[1])
 return added
+"""
+
+# KEYS: insample hash. ARGV: symbol, ISO day, close. NaiveScale.add in Lua: days after the last only.
+_ADD_INSAMPLE = """
+local p = ARGV[1] .. ':'
+local last = redis.call('HGET', KEYS[1], p .. 'last')
+if last and ARGV[2] <= last then return 0 end
+if not last then
+  redis.call('HSET', KEYS[1], p .. 'count', '0', p .. 'abs_diff', '0', p .. 'first', ARGV[2],
+             p .. 'last', ARGV[2], p .. 'close', ARGV[3])
+  return 1
+end
+local cur = redis.call('HMGET', KEYS[1], p .. 'count', p .. 'abs_diff', p .. 'close')
+local diff = math.abs(tonumber(ARGV[3]) - tonumber(cur[3]))
+redis.call('HSET', KEYS[1], p .. 'count', string.format('%d', tonumber(cur[1]) + 1),
+           p .. 'abs_diff', string.format('%.17g', tonumber(cur[2]) + diff),
+           p .. 'last', ARGV[2], p .. 'close', ARGV[3])
+return 1
 """
 
 # KEYS: a hash. ARGV: field, ISO day. Keeps the latest day.
@@ -140,6 +160,7 @@ class RedisStore:
         self._p = f"{prefix}:{run}"
         self._add_scores = self._client.register_script(_ADD_SCORES)
         self._advance = self._client.register_script(_ADVANCE)
+        self._add_insample = self._client.register_script(_ADD_INSAMPLE)
         self._note_forecast = self._client.register_script(_NOTE_FORECAST)
         self._registered = False
         self._pipe: Any = None  # the open batch's transaction (see batch())
@@ -243,6 +264,17 @@ class RedisStore:
         return [_load_scored(series, day, raw[day]) for day in sorted(raw)]
 
     @_translated
+    def scored_many(self, series: Sequence[Series]) -> dict[Series, list[ScoredForecast]]:
+        pipe = self._client.pipeline(transaction=False)
+        for one in series:
+            pipe.hgetall(f"{self._p}:scored:{'/'.join(one)}")
+        found = {}
+        for one, raw in zip(series, pipe.execute(), strict=True):
+            rows = {_text(k): _text(v) for k, v in raw.items()}
+            found[one] = [_load_scored(one, day, rows[day]) for day in sorted(rows)]
+        return found
+
+    @_translated
     def error_sums(self) -> dict[Series, ErrorSums]:
         return self._sums_of(self._members(f"{self._p}:series"))
 
@@ -264,17 +296,32 @@ class RedisStore:
     def _members(self, key: str) -> list[str]:
         return sorted(_text(m) for m in self._client.smembers(key))
 
+    @_translated
+    def add_insample_close(self, symbol: str, day: date, close: float) -> None:
+        self._register()
+        self._add_insample(
+            keys=[f"{self._p}:insample"], args=[symbol, day.isoformat(), repr(close)], client=self._writer
+        )
+
+    @_translated
+    def naive_scales(self) -> dict[str, NaiveScale]:
+        fields: dict[str, dict[str, str]] = {}
+        for key, value in self._hash(f"{self._p}:insample").items():
+            symbol, _, name = key.rpartition(":")
+            fields.setdefault(symbol, {})[name] = value
+        return {symbol: _load_scale(raw) for symbol, raw in sorted(fields.items())}
+
     # trading
 
     @_translated
     def add_fill(self, fill: Fill) -> bool:
         self._register()
-        return bool(self._writer.hsetnx(f"{self._p}:fills:{fill.team}", fill.client_order_id, fill.model_dump_json()))
+        return bool(self._writer.hsetnx(f"{self._p}:fills:{fill.team}", fill.key, fill.model_dump_json()))
 
     @_translated
     def fills(self, team: str) -> list[Fill]:
         found = [Fill.model_validate_json(raw) for raw in self._client.hvals(f"{self._p}:fills:{team}")]
-        return sorted(found, key=lambda f: (f.date, f.symbol, f.client_order_id))
+        return sorted(found, key=fill_order)
 
     @_translated
     def set_mark(self, mark: PositionMark) -> None:
@@ -562,3 +609,13 @@ def _load_scored(series: Series, target: str, raw: str) -> ScoredForecast:
 def _load_sums(raw: dict[str, str]) -> ErrorSums:
     floats = {name: float(raw.get(name, 0.0)) for name in _SUM_FIELDS}
     return ErrorSums(count=int(raw.get("count", 0)), direction_hits=int(raw.get("direction_hits", 0)), **floats)
+
+
+def _load_scale(raw: dict[str, str]) -> NaiveScale:
+    return NaiveScale(
+        count=int(raw["count"]),
+        abs_diff=float(raw["abs_diff"]),
+        first=date.fromisoformat(raw["first"]),
+        last=date.fromisoformat(raw["last"]),
+        last_close=float(raw["close"]),
+    )

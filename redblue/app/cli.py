@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument(
         "--wait-for-go", action="store_true", help="get ready (models loaded), then wait for a line on stdin to start"
     )
+    proc.add_argument(
+        "--pins", type=Path, default=None, help="serve exactly these versions (a simulation's served.json), not aliases"
+    )
 
     for name, text in (("trade", "run the trader of a run"), ("score", "run the scorer of a run")):
         _service_args(sub.add_parser(name, help=text))
@@ -109,6 +112,15 @@ def _simulate_args(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--out", type=Path, default=None, help="output directory (default out/RUN_ID)")
     sim.add_argument("--timeout", type=float, default=300.0, help="seconds without progress before giving up")
     sim.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    trained = sim.add_mutually_exclusive_group()
+    trained.add_argument(
+        "--retrain-every", type=int, default=None, metavar="N",
+        help="walk forward: retrain each team model every N trading days on the bars up to then (champion untouched)",
+    )  # fmt: skip
+    trained.add_argument(
+        "--train-missing", action="store_true",
+        help="train a team model whose champion is missing or trained too late, up to the first as-of day",
+    )  # fmt: skip
 
 
 def _arena_args(parser: argparse.ArgumentParser) -> None:

@@ -81,6 +81,8 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         run_id=args.run_id,
         out=args.out,
         timeout=args.timeout,
+        retrain_every=args.retrain_every,
+        train_missing=args.train_missing,
     )
 
     def report(result: SimulationResult) -> None:
@@ -114,6 +116,7 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
     from processors.app import changelogs, create_app, run_worker
     from processors.book import ModelSource
     from processors.forecasting import Horizon
+    from processors.pins import read_pins
     from redblue.adapters.kafka import ensure_compacted_topics
     from redblue.core.model_names import KIND
     from redblue.core.spans import parse_spans
@@ -125,7 +128,8 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
         from redblue.adapters.mlflow.registry import RegistrySource
 
         sources[KIND] = RegistrySource(settings.mlflow_uri, settings.registry_prefix)
-    app = create_app(settings, args.run, arena, horizon, sources)
+    pins = None if args.pins is None else read_pins(args.pins)
+    app = create_app(settings, args.run, arena, horizon, sources, pins)
     if args.wait_for_go and not sys.stdin.readline():
         return 0  # the orchestrator gave up before the run's topics were ready
     ensure_compacted_topics(settings, changelogs(app))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers.leaderboard import summary
+from processors.pins import Pin, sorted_pins
 from producers.replay import ReplayPlan
 from redblue.adapters.kafka import read_topics
 from redblue.adapters.redis_store import RedisStore
@@ -69,9 +70,18 @@ def _read_complete(settings: Settings, run: str, plan: ReplayPlan, attempts: int
     )
 
 
-def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Path, end: date | None = None) -> Written:
+def write(
+    settings: Settings,
+    run: str,
+    arena: Arena,
+    plan: ReplayPlan,
+    out: Path,
+    end: date | None = None,
+    served: Sequence[Pin] = (),
+) -> Written:
     """Write every file of the run into ``out`` and return the summary and the printed report.
 
+    ``served`` are the model versions the run served (``summary.json``: ``served``).
     ``end``: the run was asked for up to this day (``--end``) rather than a number of days. When
     the symbols' spans differ, the summary has a ``coverage`` entry per symbol (its span and
     counts); the printed report always ends with that table.
@@ -110,6 +120,7 @@ def write(settings: Settings, run: str, arena: Arena, plan: ReplayPlan, out: Pat
                 "undecodable": sum(isinstance(e, SchemaError) for e in (*stream, *trades)),
             },
             "failed_forecasts": dict(sorted(failed.items())),
+            "served": [pin.as_json() for pin in sorted_pins(served)],
             **summary(store, arena),
         }
         if not plan.uniform:

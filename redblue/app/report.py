@@ -2,7 +2,8 @@
 
 :func:`render_original` prints the original project's simulation block, so its results
 (Apple MAE 43.5727 / 44.44 %, ...) can be compared line by line; :func:`render_leaderboard`
-prints the table of every model with accuracy and, for trading models, trading results.
+prints the table of every model with accuracy, the tests against persistence and chance, and,
+for trading models, trading results, followed by the tests' verdicts in words.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from consumers.leaderboard import ModelStanding, standings
+from consumers.leaderboard import ModelStanding, standings, verdicts
+from consumers.significance import DIRECTION_TEST, DM_TEST
 from redblue.core.arena import Arena
 from redblue.core.metrics import FORECAST_METRICS, LOWER_IS_BETTER, TRADING_METRICS, ErrorSums, forecast_metrics
 from redblue.core.store import LeaderboardStore, Series
@@ -49,8 +51,11 @@ def _fmt(value: float | None, spec: str, scale: float = 1.0) -> str:
 _COLUMNS: tuple[tuple[str, Callable[[ModelStanding], str]], ...] = (
     ("team/model", lambda s: s.member),
     ("MAE", lambda s: _fmt(s.value("mae"), ".4f")),
+    ("rel MAE", lambda s: _fmt(s.value("rel_mae"), ".3f")),
     ("MASE", lambda s: _fmt(s.value("mase"), ".3f")),
+    ("DM p", lambda s: _fmt(s.significance.dm_adjusted, ".3f")),
     ("direction %", lambda s: _fmt(s.value("direction"), ".2f")),
+    ("dir p", lambda s: _fmt(s.significance.direction_adjusted, ".3f")),
     ("P&L", lambda s: _fmt(s.value("pnl"), "+,.2f")),
     ("return %", lambda s: _fmt(s.value("return"), "+.2f", 100.0)),
     ("Sharpe", lambda s: _fmt(s.value("sharpe"), ".2f")),
@@ -73,6 +78,9 @@ def render_leaderboard(rows: Sequence[ModelStanding], sort_by: str = "mase", top
     """A table of ``rows`` best first by ``sort_by`` (models without a value last), at most ``top``.
 
     Models that do not trade (baselines, a team's other models) show ``-`` in trading columns.
+    ``rel MAE`` is MAE / persistence MAE and ``MASE`` MAE / in-sample naive MAE (both per symbol,
+    then averaged); ``DM p`` and ``dir p`` are the Holm-adjusted p-values of the Diebold-Mariano
+    test against persistence and of the direction test; the verdicts follow the table.
     """
     if sort_by not in SORTABLE:
         raise ValueError(f"cannot sort by {sort_by!r}: use one of {', '.join(SORTABLE)}")
@@ -87,6 +95,9 @@ def render_leaderboard(rows: Sequence[ModelStanding], sort_by: str = "mase", top
     for row in table:
         cells = [v.ljust(w) if c == 1 else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
+    lines.append("DM p, dir p: Holm-adjusted p-values (raw ones in summary.json); rel MAE, MASE: per symbol, averaged")
+    dm, direction = verdicts(rows)
+    lines += [dm, f"  test: {DM_TEST}", direction, f"  test: {DIRECTION_TEST}"]
     return "\n".join(lines)
 
 

@@ -1,28 +1,38 @@
 """A simulation: one run of the whole pipeline over history, through the real broker.
 
-The orchestrator starts the Faust processor as its own process (it imports and loads its models
-while the run is reset: topics, consumer groups, leaderboard keys; then its worker starts), the
-trader and scorer as consumers, replays the bars, waits until the scorer has seen the last bar,
-every forecast and every equity mark, writes the run's files from the topics and the leaderboard
+Before anything runs, the orchestrator resolves the model version each (team, model, symbol)
+will serve (:func:`resolve_pins`: the versions the registry aliases point at now) and refuses the
+simulation if any of them was trained on data after the run's first as-of day
+(:func:`processors.pins.check_cutoffs`). Those versions are pinned for the whole run: the
+processor gets them in a file and never follows a moved alias. The run id, ``summary.json`` and
+the MLflow run record them.
+
+Then it starts the Faust processor as its own process (it imports and loads its models while the
+run is reset: topics, consumer groups, leaderboard keys; then its worker starts), the trader and
+scorer as consumers, replays the bars, waits until the scorer has seen the last bar, every
+forecast and every equity mark, and writes the run's files from the topics and the leaderboard
 while everything stops. The heavier modules are imported only once the processor is on its way.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from processors import app_id
+from processors.book import ModelBook, ModelSource
+from processors.pins import Pin, check_cutoffs, serve_from, walk_forward_cutoffs, write_pins
 from producers.replay import ReplayPlan, plan_replay, replay
 from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics
 from redblue.core import runs
@@ -34,6 +44,9 @@ from redblue.core.errors import RedblueError
 from redblue.core.settings import Settings, as_env
 from redblue.core.spans import format_spans
 from redblue.core.store import LeaderboardStore
+
+if TYPE_CHECKING:
+    from training.train import TrainResult
 
 Print = Callable[[str], None]
 
@@ -53,6 +66,8 @@ class SimulationRequest:
     out: Path | None = None
     timeout: float = 300.0
     end: date | None = None  # the last target day, instead of ``days``
+    retrain_every: int | None = None  # walk forward: retrain the team models every N trading days
+    train_missing: bool = False  # train a team model that has no eligible champion (never moves champion)
 
 
 @dataclass(frozen=True)
@@ -64,12 +79,52 @@ class SimulationResult:
     seconds: float
 
 
-def default_run_id(req: SimulationRequest) -> str:
-    """Derived from every input, so the same simulation always gets the same id (and replaces itself)."""
+def default_run_id(req: SimulationRequest, pins: Sequence[Pin] = ()) -> str:
+    """Derived from every input, the versions served included, so the same simulation always gets
+    the same id (and replaces itself)."""
     digest = hashlib.sha256(req.arena.model_dump_json().encode())
     digest.update(data_fingerprint(req.data_dir, req.arena.symbols).encode())
+    for pin in sorted(pins, key=lambda p: (p.key, p.serve_from or date.min)):
+        digest.update(f"\n{'/'.join(pin.key)}@{pin.version}:{pin.serve_from}:{pin.data_hash}".encode())
     length = f"{req.days}d" if req.end is None else f"{req.end:%Y%m%d}"
     return f"sim-{req.start:%Y%m%d}-{length}-{digest.hexdigest()[:10]}"
+
+
+def model_sources(settings: Settings, arena: Arena) -> dict[str, ModelSource]:
+    """Where the arena's trained models come from (the MLflow registry), if it has any."""
+    from redblue.core.model_names import KIND
+
+    if not any(spec.kind == KIND for _, spec in arena.all_models()):
+        return {}
+    from redblue.adapters.mlflow.registry import RegistrySource
+
+    return {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix)}
+
+
+def resolve_pins(settings: Settings, arena: Arena) -> list[Pin]:
+    """The version every (team, model, symbol) serves now, loaded and validated as the processor would.
+
+    A model that cannot be loaded gets a pin with its ``error`` (its forecasts will fail).
+    """
+    quiet = logging.getLogger("processors.book")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the book logs every model it serves: the processor's log, not the console
+    try:
+        book = ModelBook(arena, model_sources(settings, arena))
+    finally:
+        quiet.setLevel(level)
+    return [
+        Pin(
+            m.team,
+            m.name,
+            m.symbol,
+            m.forecaster.version if m.forecaster else "",
+            m.trained_until,
+            m.data_hash,
+            error=m.error,
+        )
+        for m in book.models
+    ]
 
 
 def reset_run(settings: Settings, run: str) -> None:
@@ -158,7 +213,19 @@ def simulate(
         req.data_dir, req.arena.symbols, req.start, None if req.end else req.days, req.arena.window, calendar,
         end=req.end,
     )  # fmt: skip
-    run = req.run_id or default_run_id(req)
+    pins = resolve_pins(settings, req.arena)
+    if req.retrain_every is not None:
+        pins = walk_forward(settings, req, plan, pins, say)
+    elif req.train_missing:
+        pins = train_missing(settings, req, plan, pins, say)
+    check_cutoffs(pins, plan.first_as_of)
+    for pin in pins:
+        if pin.error:
+            say(f"warning: {pin.team}/{pin.model} {pin.symbol} cannot be served: {pin.error} (or use --train-missing)")
+        elif pin.trained_until is not None:
+            period = f"from {pin.serve_from}" if pin.serve_from else "from the start"
+            say(f"serving {pin.label} {period}, trained on data up to {pin.trained_until} (pinned)")
+    run = req.run_id or default_run_id(req, pins)
     out_dir = req.out or REPO_ROOT / "out" / run
     say(
         f"run {run}: {len(req.arena.symbols)} symbol(s), targets {plan.first_target} .. {plan.last_target} "
@@ -167,11 +234,11 @@ def simulate(
     if not plan.uniform:
         for symbol, span in plan.spans.items():
             say(f"  {symbol}: warm-up from {span.warmup_first}, targets {span.first_target} .. {span.last}")
-    with running_pipeline(settings, run, req, plan, out_dir / "logs") as pipeline:
+    with running_pipeline(settings, run, req, plan, out_dir / "logs", pins) as pipeline:
         replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
         pipeline.services.begin_shutdown()  # the services stop while the files are written
-        written = _outputs().write(settings, run, req.arena, plan, out_dir, end=req.end)
+        written = _outputs().write(settings, run, req.arena, plan, out_dir, end=req.end, served=pins)
         result = SimulationResult(run, out_dir, written.summary, written.report, time.monotonic() - began)
         pipeline.finished()
         if on_written is not None:
@@ -186,15 +253,82 @@ def _outputs() -> Any:
     return outputs
 
 
+def walk_forward(
+    settings: Settings, req: SimulationRequest, plan: ReplayPlan, pins: list[Pin], say: Print
+) -> list[Pin]:
+    """Replace the team models' pins by versions retrained every ``req.retrain_every`` trading days.
+
+    Each version is trained on an expanding window of the run's own bar files that ends at its
+    cutoff (an as-of day of the replay) and serves from the next bar on; all of them are trained
+    (or found, if an identical one is registered) before the replay starts, which gives the
+    same versions as retraining while the replay advances, since none sees past its cutoff.
+    ``champion`` is never moved.
+    """
+    from training.train import train_versions
+
+    assert req.retrain_every is not None
+    calendar = get_calendar(req.arena.calendar)
+    cutoffs = walk_forward_cutoffs(plan.first_as_of, calendar.offset(plan.last_target, -1), req.retrain_every, calendar)
+    say(f"walk-forward: training the team models up to {', '.join(map(str, cutoffs))}")
+    trained = train_versions(req.arena, settings, cutoffs, req.data_dir)
+    served = [_trained_pin(until, result, serve_from(until, plan.first_as_of, calendar)) for until, result in trained]
+    replaced = {p.key for p in served}
+    return [p for p in pins if p.key not in replaced] + served
+
+
+def train_missing(
+    settings: Settings, req: SimulationRequest, plan: ReplayPlan, pins: list[Pin], say: Print
+) -> list[Pin]:
+    """Train, up to the first as-of day, every team model without an eligible champion (``champion`` is not moved)."""
+    from training.train import train_versions
+
+    kinds = {(team, spec.name): spec.kind for team, spec in req.arena.all_models()}
+    missing = {
+        p.key
+        for p in pins
+        if kinds.get((p.team, p.model)) in model_sources(settings, req.arena)
+        and (p.error or p.trained_until is None or p.trained_until > plan.first_as_of)
+    }
+    if not missing:
+        return pins
+    say(f"training {len(missing)} team model(s) without an eligible champion up to {plan.first_as_of}")
+    trained = train_versions(req.arena, settings, [plan.first_as_of], req.data_dir, keys=missing)
+    served = [_trained_pin(until, result, None) for until, result in trained]
+    return [p for p in pins if p.key not in missing] + served
+
+
+def _trained_pin(until: date, result: TrainResult, start: date | None) -> Pin:
+    return Pin(result.team, result.model, result.symbol, result.version, until, result.data_hash, start)
+
+
 @contextmanager
 def running_pipeline(
-    settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log_dir: Path
+    settings: Settings,
+    run: str,
+    req: SimulationRequest,
+    plan: ReplayPlan,
+    log_dir: Path,
+    pins: Sequence[Pin] | None = None,
+    *,
+    follow_aliases: bool = False,
 ) -> Iterator[Pipeline]:
-    """Reset the run, create its topics and run processor, trader and scorer until the block ends."""
+    """Reset the run, create its topics and run processor, trader and scorer until the block ends.
+
+    The processor serves exactly ``pins`` (default: :func:`resolve_pins`, cutoffs checked), or,
+    with ``follow_aliases``, whatever the registry aliases point at as a live season does (for
+    tests of the live behaviour; a simulation never does this).
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pin_file = None
+    if not follow_aliases:
+        if pins is None:
+            pins = resolve_pins(settings, req.arena)
+            check_cutoffs(pins, plan.first_as_of)
+        pin_file = log_dir / "served.json"
+        write_pins(pin_file, pins)
     from redblue.adapters.redis_store import RedisStore
 
-    log_dir.mkdir(parents=True, exist_ok=True)
-    pipeline = Pipeline(settings, run, req, plan, log_dir / "processor.log")
+    pipeline = Pipeline(settings, run, req, plan, log_dir / "processor.log", pin_file)
     store: RedisStore | None = None
     try:
         pipeline.launch()  # the processor imports and loads its models while the run is reset
@@ -217,8 +351,11 @@ def running_pipeline(
 class Pipeline:
     """The processor (a Faust worker process) and the trader and scorer (consumer threads) of one run."""
 
-    def __init__(self, settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log: Path) -> None:
+    def __init__(
+        self, settings: Settings, run: str, req: SimulationRequest, plan: ReplayPlan, log: Path, pins: Path | None
+    ) -> None:
         self.settings, self.run, self.req, self.plan, self.log = settings, run, req, plan, log
+        self.pins = pins
         self.services = _Services()
         self.store: LeaderboardStore | None = None  # the run's leaderboard, once the run is reset
 
@@ -234,6 +371,7 @@ class Pipeline:
             "--symbols", ",".join(self.req.arena.symbols),
             "--first-target", self.plan.first_target.isoformat(), "--last-target", self.plan.last_target.isoformat(),
             "--spans", format_spans(self.plan.spans), "--wait-for-go",
+            *(["--pins", str(self.pins)] if self.pins is not None else []),
         ]  # fmt: skip
         with self.log.open("wb") as handle:
             env = {**os.environ, **as_env(self.settings)}

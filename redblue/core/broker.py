@@ -7,6 +7,7 @@ wired with the simulated broker only, so it cannot reach a paper or live account
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol
@@ -74,8 +75,12 @@ class BrokerGateway(Protocol):
         """Send ``order``. A reused ``client_order_id`` answers ``duplicate`` and changes nothing."""
         ...
 
-    def on_bar(self, bar: Bar) -> list[Fill]:
-        """Report the fills that happened up to ``bar`` (its day's open) for ``bar.symbol``."""
+    def on_day(self, bars: Sequence[Bar]) -> list[Fill]:
+        """Report the fills that happened up to these bars' opens (one bar per symbol, all of one day).
+
+        The fills come in the order they were applied to the account, which depends only on the
+        orders, never on the order of ``bars``.
+        """
         ...
 
     def take_rejections(self) -> list[Rejection]:

@@ -9,7 +9,8 @@ look ahead.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from datetime import date
+from typing import Protocol, runtime_checkable
 
 from redblue.core.errors import RedblueError
 from schemas import Bar
@@ -43,3 +44,18 @@ def predict_many(forecaster: Forecaster, windows: Sequence[Sequence[Bar]]) -> li
     if many is not None:
         return [float(p) for p in many(windows)]
     return [float(forecaster.predict(window)) for window in windows]
+
+
+@runtime_checkable
+class Trained(Protocol):
+    """A forecaster fitted on data: its training cutoff and the hash of its training data.
+
+    Baselines are fitted on nothing and have neither. ``trained_until`` is the last day whose
+    close the training data holds: the model may serve forecasts as of that day or later.
+    """
+
+    @property
+    def trained_until(self) -> date: ...
+
+    @property
+    def data_hash(self) -> str | None: ...

@@ -5,6 +5,15 @@ additions happen in the order of that symbol's partition (target-day order); sym
 combined with :func:`combine` in sorted order, so a result never depends on how Kafka
 interleaved the symbols. Percentages are in percent (45.0 means 45 %), drawdown and return are
 fractions (0.05 means 5 %).
+
+Two scaled errors, never pooled in dollars across symbols (expensive symbols would dominate):
+
+- ``rel_mae``: a series' MAE divided by the persistence forecast's MAE on the same days; a
+  model's ``rel_mae`` is the mean of its symbols' values;
+- ``mase`` (Hyndman & Koehler, 2006): a series' MAE divided by the in-sample MAE of the one-step
+  naive forecast over its symbol's *training period* (:class:`NaiveScale`: the bars a run saw
+  before its first target day, i.e. a replay's warm-up); a model's ``mase`` is the mean of its
+  symbols' values.
 """
 
 from __future__ import annotations
@@ -12,16 +21,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from redblue.core.exact import ExactSum, Moments
 from schemas import Fill, Forecast
 
 TRADING_DAYS_PER_YEAR = 252
-FORECAST_METRICS = ("mae", "rmse", "mape", "mase", "direction")
+FORECAST_METRICS = ("mae", "rmse", "mape", "rel_mae", "mase", "direction")
 TRADING_METRICS = ("pnl", "return", "sharpe", "max_drawdown")
-LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "mase", "max_drawdown"})
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "rel_mae", "mase", "max_drawdown"})
 
 
 def _sign(x: float) -> int:
@@ -125,34 +134,89 @@ def combine(by_symbol: Mapping[str, ErrorSums]) -> ErrorSums:
 
 
 @dataclass(frozen=True)
+class NaiveScale:
+    """The in-sample one-step naive MAE of one symbol: MASE's denominator.
+
+    Built from the symbol's closes before its first target day, in date order (:meth:`add`
+    ignores a day not after the last one, so replays change nothing): ``abs_diff`` sums
+    ``|close(t) - close(t-1)|`` over ``count`` consecutive pairs.
+    """
+
+    count: int = 0
+    abs_diff: float = 0.0
+    first: date | None = None
+    last: date | None = None
+    last_close: float = 0.0
+
+    def add(self, day: date, close: float) -> NaiveScale:
+        if self.last is not None and day <= self.last:
+            return self
+        if self.last is None:
+            return NaiveScale(0, 0.0, day, day, close)
+        return NaiveScale(self.count + 1, self.abs_diff + abs(close - self.last_close), self.first, day, close)
+
+    @property
+    def mae(self) -> float | None:
+        """The naive forecast's in-sample MAE; ``None`` with fewer than two bars or no movement."""
+        return self.abs_diff / self.count if self.count and self.abs_diff > 0 else None
+
+
+@dataclass(frozen=True)
 class ForecastMetrics:
     """Accuracy of a series or of a model over several symbols.
 
-    ``mase`` is the model's MAE divided by the persistence forecast's MAE on the same days
-    (pooled over the days of every symbol included); below 1.0 beats persistence.
+    ``mae``, ``rmse``, ``mape`` and ``direction_pct`` pool every scored forecast (over a model's
+    symbols too); ``rel_mae`` and ``mase`` are per symbol and averaged over symbols (see the
+    module docstring); below 1.0 beats persistence (``rel_mae``) or the in-sample naive
+    forecast (``mase``). A ratio is ``None`` when a symbol's denominator is unknown or zero.
     """
 
     count: int
     mae: float
     rmse: float
     mape: float
+    rel_mae: float | None
     mase: float | None
     direction_pct: float
 
 
-def forecast_metrics(sums: ErrorSums) -> ForecastMetrics | None:
-    """Metrics from ``sums``; ``None`` when nothing has been scored yet."""
+def forecast_metrics(sums: ErrorSums, scale: NaiveScale | None = None) -> ForecastMetrics | None:
+    """Metrics of one series from its ``sums`` and its symbol's ``scale``; ``None`` before any score."""
     n = sums.count
     if n == 0:
         return None
+    mae = sums.abs_error / n
+    naive = None if scale is None else scale.mae
     return ForecastMetrics(
         count=n,
-        mae=sums.abs_error / n,
+        mae=mae,
         rmse=math.sqrt(sums.squared_error / n),
         mape=sums.pct_error / n,
-        mase=sums.abs_error / sums.naive_abs_error if sums.naive_abs_error > 0 else None,
+        rel_mae=sums.abs_error / sums.naive_abs_error if sums.naive_abs_error > 0 else None,
+        mase=None if naive is None else mae / naive,
         direction_pct=100.0 * sums.direction_hits / n,
     )
+
+
+def model_metrics(by_symbol: Mapping[str, ErrorSums], scales: Mapping[str, NaiveScale]) -> ForecastMetrics | None:
+    """A model's metrics over its symbols: pooled errors, ``rel_mae`` and ``mase`` as means over symbols."""
+    pooled = forecast_metrics(combine(by_symbol))
+    if pooled is None:
+        return None
+    per_symbol = [forecast_metrics(by_symbol[s], scales.get(s)) for s in sorted(by_symbol) if by_symbol[s].count]
+    return replace(
+        pooled,
+        rel_mae=_mean([m.rel_mae for m in per_symbol if m is not None]),
+        mase=_mean([m.mase for m in per_symbol if m is not None]),
+    )
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    """The mean of ``values`` (exactly rounded, so order does not matter); ``None`` if any is unknown."""
+    known = [v for v in values if v is not None]
+    if not values or len(known) < len(values):
+        return None
+    return math.fsum(known) / len(known)
 
 
 def equity(initial_cash: float, contributions: Mapping[str, float]) -> float:
@@ -228,7 +292,7 @@ class TradingTrack:
         self._returns = Moments()
         self._peak = initial_cash
         self.max_drawdown = 0.0
-        self.trades = 0
+        self._orders: set[str] = set()
         self._commission = ExactSum()
 
     def add_close(self, value: float) -> None:
@@ -239,9 +303,14 @@ class TradingTrack:
         self._peak = max(self._peak, value)
         self.max_drawdown = max(self.max_drawdown, (self._peak - value) / self._peak)
 
-    def add_fill(self, commission: float) -> None:
-        self.trades += 1
-        self._commission.add(commission)
+    def add_fill(self, fill: Fill) -> None:
+        """A fill (or one part of a partially filled order: an order is one trade, every part's commission counts)."""
+        self._orders.add(fill.client_order_id)
+        self._commission.add(fill.commission)
+
+    @property
+    def trades(self) -> int:
+        return len(self._orders)
 
     def metrics(self) -> TradingMetrics:
         final = self.last
@@ -258,12 +327,16 @@ class TradingTrack:
 
 
 def trading_metrics(initial_cash: float, curve: Sequence[float], fills: Sequence[Fill]) -> TradingMetrics:
-    """Metrics from the equity ``curve`` (in date order) and every fill of the team."""
+    """Metrics from the equity ``curve`` (in date order) and every fill of the team.
+
+    ``trades`` counts orders with at least one fill (the parts of a partially filled order are
+    one trade); ``commission`` adds every fill's.
+    """
     track = TradingTrack(initial_cash)
     for value in curve:
         track.add_close(value)
     for fill in fills:
-        track.add_fill(fill.commission)
+        track.add_fill(fill)
     return track.metrics()
 
 
@@ -271,7 +344,8 @@ def metric_value(metric: str, fm: ForecastMetrics | None, tm: TradingMetrics | N
     """The value of a ranking metric (see :data:`FORECAST_METRICS`, :data:`TRADING_METRICS`)."""
     values: dict[str, float | None] = {}
     if fm is not None:
-        values |= {"mae": fm.mae, "rmse": fm.rmse, "mape": fm.mape, "mase": fm.mase, "direction": fm.direction_pct}
+        values |= {"mae": fm.mae, "rmse": fm.rmse, "mape": fm.mape, "rel_mae": fm.rel_mae, "mase": fm.mase}
+        values["direction"] = fm.direction_pct
     if tm is not None:
         values |= {"pnl": tm.pnl, "return": tm.total_return, "sharpe": tm.sharpe, "max_drawdown": tm.max_drawdown}
         values["trades"] = float(tm.trades)

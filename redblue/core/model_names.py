@@ -18,6 +18,7 @@ META_TEAM = "redblue.team"
 META_MODEL = "redblue.model"
 META_SYMBOL = "redblue.symbol"
 META_TRAINED_UNTIL = "redblue.trained_until"
+META_DATA_HASH = "redblue.data_hash"  # optional: models exported before it lack it (the registry tag has it)
 INPUT_NAME = "features"  # float32 [batch, lookback]: redblue.core.features.features(window, lookback)
 OUTPUT_NAME = "log_return"  # float32 [batch]: the predicted next-day log return, de-scaled
 
@@ -40,10 +41,10 @@ def champion_uri(name: str) -> str:
 
 
 def onnx_metadata(
-    team: str, model: str, symbol: str, lookback: int, features_version: int, until: date
+    team: str, model: str, symbol: str, lookback: int, features_version: int, until: date, data_hash: str | None = None
 ) -> dict[str, str]:
-    """The ``metadata_props`` every served ONNX model carries."""
-    return {
+    """The ``metadata_props`` every served ONNX model carries (and the training data's hash, when given)."""
+    return ({META_DATA_HASH: data_hash} if data_hash else {}) | {
         META_LOOKBACK: str(lookback),
         META_FEATURES_VERSION: str(features_version),
         META_TEAM: team,

@@ -13,7 +13,7 @@ from datetime import date
 from typing import NamedTuple, Protocol
 
 from redblue.core.errors import RedblueError
-from redblue.core.metrics import LOWER_IS_BETTER, ErrorSums, ScoredForecast
+from redblue.core.metrics import LOWER_IS_BETTER, ErrorSums, NaiveScale, ScoredForecast
 from schemas import Fill, Forecast, Order, PositionMark
 from schemas.topics import check_run_id
 
@@ -60,6 +60,10 @@ class LeaderboardStore(Protocol):
         """The series' scored forecasts in target order."""
         ...
 
+    def scored_many(self, series: Sequence[Series]) -> dict[Series, list[ScoredForecast]]:
+        """:meth:`scored` of several series at once (one round trip to Redis)."""
+        ...
+
     def error_sums(self) -> dict[Series, ErrorSums]:
         """The sums of every series that has scores."""
         ...
@@ -68,12 +72,20 @@ class LeaderboardStore(Protocol):
         """One model's sums, by symbol."""
         ...
 
+    def add_insample_close(self, symbol: str, day: date, close: float) -> None:
+        """Add a close of ``symbol``'s training period to its :class:`NaiveScale` (ignored unless after the last)."""
+        ...
+
+    def naive_scales(self) -> dict[str, NaiveScale]:
+        """Every symbol's in-sample naive scale so far."""
+        ...
+
     def add_fill(self, fill: Fill) -> bool:
-        """Record a fill once per ``client_order_id``; ``False`` if already recorded."""
+        """Record a fill once per ``client_order_id`` and execution; ``False`` if already recorded."""
         ...
 
     def fills(self, team: str) -> list[Fill]:
-        """The team's fills ordered by (date, symbol, client_order_id)."""
+        """The team's fills ordered by (date, symbol, client_order_id, execution)."""
         ...
 
     def set_mark(self, mark: PositionMark) -> None:
@@ -179,6 +191,7 @@ class InMemoryStore:
     def __init__(self) -> None:
         self._scored: dict[Series, dict[date, ScoredForecast]] = {}
         self._sums: dict[Series, ErrorSums] = {}
+        self._scales: dict[str, NaiveScale] = {}
         self._fills: dict[str, dict[str, Fill]] = {}
         self._marks: dict[tuple[str, date, str], PositionMark] = {}
         self._equity: dict[str, dict[date, float]] = {}
@@ -217,21 +230,30 @@ class InMemoryStore:
     def scored(self, series: Series) -> list[ScoredForecast]:
         return [s for _, s in sorted(self._scored.get(series, {}).items())]
 
+    def scored_many(self, series: Sequence[Series]) -> dict[Series, list[ScoredForecast]]:
+        return {s: self.scored(s) for s in series}
+
     def error_sums(self) -> dict[Series, ErrorSums]:
         return dict(self._sums)
 
     def error_sums_of(self, team: str, model: str) -> dict[str, ErrorSums]:
         return {s.symbol: v for s, v in self._sums.items() if (s.team, s.model) == (team, model)}
 
+    def add_insample_close(self, symbol: str, day: date, close: float) -> None:
+        self._scales[symbol] = self._scales.get(symbol, NaiveScale()).add(day, close)
+
+    def naive_scales(self) -> dict[str, NaiveScale]:
+        return dict(self._scales)
+
     def add_fill(self, fill: Fill) -> bool:
         known = self._fills.setdefault(fill.team, {})
-        if fill.client_order_id in known:
+        if fill.key in known:
             return False
-        known[fill.client_order_id] = fill
+        known[fill.key] = fill
         return True
 
     def fills(self, team: str) -> list[Fill]:
-        return sorted(self._fills.get(team, {}).values(), key=lambda f: (f.date, f.symbol, f.client_order_id))
+        return sorted(self._fills.get(team, {}).values(), key=fill_order)
 
     def set_mark(self, mark: PositionMark) -> None:
         self._marks.setdefault((mark.team, mark.as_of, mark.symbol), mark)
@@ -336,6 +358,11 @@ def sums_of(scored: Sequence[ScoredForecast]) -> ErrorSums:
     for one in scored:
         sums = sums.add(one)
     return sums
+
+
+def fill_order(fill: Fill) -> tuple[date, str, str, int]:
+    """How a team's fills are listed: by date, symbol, order and execution."""
+    return (fill.date, fill.symbol, fill.client_order_id, fill.execution)
 
 
 def rank_score(metric: str, value: float) -> float:

@@ -1,8 +1,9 @@
-"""A running Faust worker picks up a moved ``champion`` alias without a restart.
+"""A live worker picks up a moved ``champion`` alias without a restart; a simulation never does.
 
 The registry is a throwaway sqlite MLflow store (the ``store`` fixture of test_registry); the
 broker and Redis are the stack's. Half the bars are replayed with version 1 as champion, the
-alias moves to version 2, and the second half is forecast by version 2.
+alias moves to version 2, and the second half is forecast by version 2 in a worker that follows
+aliases (a live season), by version 1 in a simulation (versions pinned for the whole run).
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ teams:
 """
 
 
-def test_a_running_worker_picks_up_a_moved_alias(
+@pytest.mark.parametrize("live", [True, False], ids=["live-follows-the-alias", "simulation-is-pinned"])
+def test_a_moved_alias_is_picked_up_live_and_never_in_a_simulation(
     store: Store,  # noqa: F811
     settings: Settings,
     run_id: str,
     tmp_path: Path,
+    live: bool,
 ) -> None:
     path = tmp_path / "arena.yaml"
     path.write_text(ARENA)
@@ -57,7 +60,7 @@ def test_a_running_worker_picks_up_a_moved_alias(
     calendar = get_calendar()
     plan = plan_replay(DATA_DIR, arena.symbols, req.start, req.days, arena.window, calendar)
     half = next(i for i, r in enumerate(plan.rows) if r.date >= calendar.offset(req.start, 10))
-    with running_pipeline(local, run_id, req, plan, tmp_path / "logs") as pipeline:
+    with running_pipeline(local, run_id, req, plan, tmp_path / "logs", follow_aliases=live) as pipeline:
         producer = EventProducer(local, run_id)
         replay(producer, plan.rows[:half], calendar, utc_now)
         _wait_for_bar(local, run_id, plan.rows[half - 1].date)
@@ -68,6 +71,10 @@ def test_a_running_worker_picks_up_a_moved_alias(
     served = [e for e in read_topic(local, run_id, FORECASTS) if isinstance(e, Forecast) and e.team == "red"]
     versions = [f.model_version for f in sorted(served, key=lambda f: f.as_of)]
     assert len(versions) == 20
+    if not live:
+        assert versions == ["1"] * 20, "a simulation serves the version pinned at its start throughout"
+        assert {f.model_trained_until for f in served} == {date(2023, 12, 29)}
+        return
     assert versions == sorted(versions) and set(versions) == {"1", "2"}, versions
     # the bars of the first ten target days were replayed with version 1; the forecast made from
     # the last of them (as of day 10, for day 11) too, so version 2 made the last nine

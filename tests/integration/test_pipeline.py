@@ -22,7 +22,7 @@ from redblue.adapters.kafka import EventProducer, read_topic
 from redblue.adapters.redis_store import RedisStore
 from redblue.app.outputs import write
 from redblue.app.simulate import SimulationRequest, running_pipeline, simulate
-from redblue.core.arena import load_arena
+from redblue.core.arena import DEFAULT_ARENA, load_arena
 from redblue.core.bars import DATA_DIR
 from redblue.core.calendar import get_calendar
 from redblue.core.clock import utc_now
@@ -30,6 +30,7 @@ from redblue.core.settings import Settings
 from schemas import DeadLetter
 from schemas.topics import BARS, DEADLETTER
 from tests.factories import BASELINES
+from tests.integration.conftest import TrainedStore
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +63,31 @@ def test_reference_run_scores_180_days_per_symbol_and_model(settings: Settings, 
     assert len(rows) == 9 * 180
     assert min(r["target"] for r in rows) == "2024-01-02" and max(r["target"] for r in rows) == "2024-09-18"
     assert "Simulation period: 2024-01-02 + 180 days" in result.report
+    _check_fills_at_next_open(tmp_path)
+
+
+@pytest.mark.timeout(2400)  # the session's team models are trained in this test's setup if it runs first
+def test_the_reference_simulation_with_the_ludwig_team_models(
+    ludwig_store: TrainedStore, run_id: str, tmp_path: Path
+) -> None:
+    """``make demo``'s simulation: the reference arena, its six trained team models served from the registry."""
+    req = SimulationRequest(
+        date(2024, 1, 2), 180, load_arena(DEFAULT_ARENA), DEFAULT_ARENA, run_id=run_id, out=tmp_path
+    )
+    result = simulate(ludwig_store.settings, req, say=lambda _: None)
+    summary = result.summary
+    series = {(r["team"], r["model"], r["symbol"]): r for r in summary["series"]}  # type: ignore[index]
+    assert len(series) == 5 * 3 and {r["count"] for r in series.values()} == {180}
+    assert summary["failed_forecasts"] == {}  # type: ignore[index]
+    team_pins = [p for p in summary["served"] if p["team"] in ("red", "blue")]  # type: ignore[index]
+    assert len(team_pins) == 6 and {(p["trained_until"], p["error"]) for p in team_pins} == {("2023-12-29", "")}
+    assert all(p["data_hash"] for p in team_pins)
+    for model in ("red/mlp", "blue/seq"):
+        row = next(r for r in summary["models"] if f"{r['team']}/{r['model']}" == model)  # type: ignore[index]
+        assert 0.9 < row["rel_mae"] < 1.1 and row["dm_pvalue"] is not None and row["direction_trials"] > 400
+    assert len(summary["statistics"]["verdicts"]) == 2  # type: ignore[index]
+    assert {t["team"]: t["trades"] > 0 for t in summary["teams"]} == {"blue": True, "red": True}  # type: ignore[index]
+    assert "Apple, red/mlp\nMean Absolute Error (MAE): " in result.report
     _check_fills_at_next_open(tmp_path)
 
 

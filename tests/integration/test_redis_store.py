@@ -9,9 +9,20 @@ import pytest
 
 from consumers.leaderboard import Scoreboard, summary
 from redblue.adapters.redis_store import RedisStore
-from redblue.core.metrics import ErrorSums, ScoredForecast
+from redblue.core.metrics import ErrorSums, NaiveScale, ScoredForecast
 from redblue.core.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable, sums_of
-from tests.unit.test_leaderboard import ARENA, D, fill, forecast, interleave, mark, order, play, simulated_streams
+from tests.unit.test_leaderboard import (
+    ARENA,
+    WARMUP,
+    D,
+    fill,
+    forecast,
+    interleave,
+    mark,
+    order,
+    play,
+    simulated_streams,
+)
 
 SERIES = Series("red", "drift", "AAPL")
 
@@ -73,6 +84,17 @@ def test_sums_of_one_model_by_symbol(store: LeaderboardStore) -> None:
     assert set(store.error_sums()) == {SERIES, Series("red", "drift", "SAP"), other_model}
 
 
+def test_naive_scales_are_the_exact_floats_of_python_and_ignore_replays(store: LeaderboardStore) -> None:
+    closes = [100.0 + 1 / (i + 3) for i in range(6)]
+    expected = NaiveScale()
+    for i, close in enumerate(closes):
+        store.add_insample_close("AAPL", D[i], close)
+        expected = expected.add(D[i], close)
+    store.add_insample_close("AAPL", D[2], 1e6)  # a replayed day
+    store.add_insample_close("SAP.DE", D[0], 50.0)
+    assert store.naive_scales() == {"AAPL": expected, "SAP.DE": NaiveScale().add(D[0], 50.0)}
+
+
 def test_a_fill_is_recorded_once_per_order(store: LeaderboardStore) -> None:
     late, early = fill("red", "AAPL", 2, "b-order", 101.0), fill("red", "SAP", 1, "a-order", 50.0)
     assert store.add_fill(late) and store.add_fill(early)
@@ -117,7 +139,7 @@ def test_rankings(store: LeaderboardStore) -> None:
 
 
 def test_a_whole_run_gives_the_same_summary_in_every_store(store: LeaderboardStore) -> None:
-    events = interleave(simulated_streams(n_days=12), seed=11)
+    events = interleave(simulated_streams(n_days=12, warmup=WARMUP), seed=11)
     expected = summary(play(events), ARENA)
     assert summary(play(events, store), ARENA) == expected
     assert summary(play(events, store), ARENA) == expected  # a rebuild changes nothing

@@ -224,7 +224,7 @@ def test_a_reused_id_is_a_duplicate_and_is_reconciled(standin: AlpacaStandIn) ->
     assert len(standin.posted) == 2 and len(standin.orders) == 1  # the 422 created nothing
     standin.now = ny(D2, 9, 30)
     standin.fill(order().client_order_id, 10, 184.3)
-    assert [f.quantity for f in restarted.on_bar(bar(D2))] == [10]  # tracked after reconciling
+    assert [f.quantity for f in restarted.on_day([bar(D2)])] == [10]  # tracked after reconciling
 
 
 def test_a_reused_id_for_a_different_order_says_so(standin: AlpacaStandIn) -> None:
@@ -258,7 +258,7 @@ def test_bursts_of_429_and_503_are_retried(standin: AlpacaStandIn) -> None:
     assert len(standin.orders) == 1
     standin.now = ny(D2, 9, 31)
     standin.fill(order().client_order_id, 10, 184.3)
-    assert [f.quantity for f in gateway.on_bar(bar(D2))] == [10]
+    assert [f.quantity for f in gateway.on_day([bar(D2)])] == [10]
 
 
 def test_a_post_whose_answer_is_lost_is_confirmed_on_the_retry(standin: AlpacaStandIn) -> None:
@@ -275,7 +275,7 @@ def test_lasting_server_errors_are_a_rejection_that_is_still_followed(standin: A
     assert result.status == "rejected"
     assert result.reason.startswith("not confirmed: Alpaca unreachable after 5 attempts (HTTP 503: scripted HTTP 503)")
     standin.now = ny(D2, 16, 30)
-    assert gateway.on_bar(bar(D2)) == []  # Alpaca never got it (404): nothing to follow, no error
+    assert gateway.on_day([bar(D2)]) == []  # Alpaca never got it (404): nothing to follow, no error
 
 
 def test_an_unreachable_alpaca_is_a_rejection_with_the_cause(standin: AlpacaStandIn) -> None:
@@ -327,15 +327,15 @@ def test_orders_of_another_account_are_refused(standin: AlpacaStandIn) -> None:
 def test_a_fill_is_reported_once(standin: AlpacaStandIn) -> None:
     gateway = broker(standin)
     gateway.submit(order())
-    assert gateway.on_bar(bar(D1)) == []  # not due before its target
+    assert gateway.on_day([bar(D1)]) == []  # not due before its target
 
     standin.now = ny(D2, 9, 30)
     standin.fill(order().client_order_id, 10, 184.31)
     lookups = len(standin.requests)
-    assert gateway.on_bar(bar(D2, "AMZN")) == []  # another symbol: nothing polled
+    assert gateway.on_day([bar(D2, "AMZN")]) == []  # another symbol: nothing polled
     assert len(standin.requests) == lookups
 
-    (fill,) = gateway.on_bar(bar(D2))
+    (fill,) = gateway.on_day([bar(D2)])
     assert (fill.symbol, fill.side, fill.quantity, fill.price, fill.commission, fill.date) == (
         "AAPL",
         "buy",
@@ -345,8 +345,8 @@ def test_a_fill_is_reported_once(standin: AlpacaStandIn) -> None:
         D2,
     )
     assert (fill.run, fill.team, fill.client_order_id) == ("live-1", "red", order().client_order_id)
-    assert gateway.on_bar(bar(D2)) == []
-    assert gateway.on_bar(bar(D3)) == []
+    assert gateway.on_day([bar(D2)]) == []
+    assert gateway.on_day([bar(D3)]) == []
     assert len(standin.requests) == lookups + 1  # a filled order is not polled again
 
 
@@ -355,10 +355,10 @@ def test_partial_fills_are_reported_as_increments(standin: AlpacaStandIn) -> Non
     gateway.submit(order())
     standin.now = ny(D2, 9, 30)
     standin.fill(order().client_order_id, 4, 100.0)
-    assert [(f.quantity, f.price) for f in gateway.on_bar(bar(D2))] == [(4, 100.0)]
+    assert [(f.quantity, f.price) for f in gateway.on_day([bar(D2)])] == [(4, 100.0)]
 
     standin.fill(order().client_order_id, 10, 101.0)
-    ((quantity, price),) = [(f.quantity, f.price) for f in gateway.on_bar(bar(D3))]
+    ((quantity, price),) = [(f.quantity, f.price) for f in gateway.on_day([bar(D3)])]
     assert quantity == 6 and price == pytest.approx((1010 - 400) / 6)
     assert gateway.take_rejections() == []
 
@@ -369,12 +369,12 @@ def test_an_order_that_expired_unfilled_is_handed_out_as_a_rejection_once(standi
     gateway.submit(order())
     standin.cancel(order().client_order_id, "expired")
 
-    assert gateway.on_bar(bar(D2)) == []
+    assert gateway.on_day([bar(D2)]) == []
     (rejection,) = gateway.take_rejections()
     assert rejection.order == order() and rejection.date == D2
     assert rejection.reason == "Alpaca order expired: 0 of 10 filled"
     assert gateway.take_rejections() == []
-    assert gateway.on_bar(bar(D3)) == [] and gateway.take_rejections() == []
+    assert gateway.on_day([bar(D3)]) == [] and gateway.take_rejections() == []
 
 
 # -- account -------------------------------------------------------------------------------

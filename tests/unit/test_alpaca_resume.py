@@ -31,8 +31,8 @@ def test_an_order_filled_while_the_trader_was_down_agrees_and_is_reported_once(s
 
     restarted = broker(standin)
     assert restarted.resume(pending()) == ""
-    assert [(f.quantity, f.price) for f in restarted.on_bar(bar(D2))] == [(10, 184.31)]
-    assert restarted.on_bar(bar(D2)) == []
+    assert [(f.quantity, f.price) for f in restarted.on_day([bar(D2)])] == [(10, 184.31)]
+    assert restarted.on_day([bar(D2)]) == []
     assert restarted.submit(order()).status == "duplicate"  # never sent twice
 
 

@@ -72,7 +72,7 @@ def test_a_track_fed_close_by_close_equals_the_whole_curve_metrics(curve: list[f
         seen.append(value)
         assert track.metrics().sharpe == _reference_sharpe(100_000.0, seen)
     for fee in fees:
-        track.add_fill(fee)
+        track.add_fill(_fill(fee))
     batch = trading_metrics(100_000.0, curve, [_fill(f) for f in fees])
     assert track.metrics() == batch
     assert batch.commission == math.fsum(fees)

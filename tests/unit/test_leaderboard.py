@@ -73,10 +73,14 @@ def play(events: list[Event], store: LeaderboardStore | None = None) -> Leaderbo
     return store
 
 
-def simulated_streams(n_days: int = 25, seed: int = 7) -> list[list[Event]]:
+WARMUP = 3  # bars of each symbol before its first forecast: the training period of MASE's scale
+
+
+def simulated_streams(n_days: int = 25, seed: int = 7, warmup: int = 1) -> list[list[Event]]:
     """Per symbol, the forecasts topic (forecasts, then the bar marker) and the fills topic, in order.
 
-    Prices are awkward floats so that the order of float additions would show in the sums.
+    Prices are awkward floats so that the order of float additions would show in the sums. The
+    first forecasts are made from bar ``warmup - 1`` (the bars before them are MASE's training period).
     """
     rnd = random.Random(seed)
     streams: list[list[Event]] = []
@@ -86,7 +90,7 @@ def simulated_streams(n_days: int = 25, seed: int = 7) -> list[list[Event]]:
         fills: list[Event] = []
         for i, close in enumerate(closes):
             scored.append(processed(symbol, i, close))
-            if i + 1 < n_days:
+            if warmup - 1 <= i < n_days - 1:
                 for team, spec in ARENA.all_models():
                     if symbol in ARENA.symbols_of(spec):
                         guess = close if spec.name == "persistence" else close * (1 + rnd.uniform(-0.03, 0.03))
@@ -137,21 +141,31 @@ def test_a_forecast_arriving_after_its_bar_is_scored_at_once() -> None:
     assert scored is not None and scored.actual == 101.0
 
 
-def test_mase_against_persistence_and_direction() -> None:
-    events: list[Event] = []
+def test_rel_mae_mase_and_direction() -> None:
+    warmup = [90.0, 95.0, 93.0, 100.0]  # the training period: naive one-step errors 5, 2, 7
+    events: list[Event] = [processed("AAPL", i, close) for i, close in enumerate(warmup)]
     closes = [100.0, 102.0, 101.0, 104.0]
     for i, close in enumerate(closes[:-1]):
         events += [
-            forecast("red", "drift", "AAPL", i, close + 1.0, close),  # always "up"
-            forecast("baseline", "persistence", "AAPL", i, close, close),
+            forecast("red", "drift", "AAPL", 3 + i, close + 1.0, close),  # always "up"
+            forecast("baseline", "persistence", "AAPL", 3 + i, close, close),
         ]
-        events.append(processed("AAPL", i + 1, closes[i + 1]))
-    rows = {r["model"]: r for r in summary(play(events), ARENA)["series"] if r["symbol"] == "AAPL"}
+        events.append(processed("AAPL", 4 + i, closes[i + 1]))
+    store = play(events)
+    rows = {r["model"]: r for r in summary(store, ARENA)["series"] if r["symbol"] == "AAPL"}
     # actual moves +2, -1, +3: drift (+1) errors 1, 2, 2; persistence errors 2, 1, 3 (MAE 2)
     assert rows["drift"]["mae"] == pytest.approx(5 / 3) and rows["persistence"]["mae"] == 2.0
-    assert rows["drift"]["mase"] == pytest.approx(5 / 6) and rows["persistence"]["mase"] == 1.0
+    assert rows["drift"]["rel_mae"] == pytest.approx(5 / 6) and rows["persistence"]["rel_mae"] == 1.0
+    assert rows["drift"]["mase_scale"] == pytest.approx(14 / 3)  # only the bars before the first target
+    assert rows["drift"]["mase"] == pytest.approx((5 / 3) / (14 / 3))
+    assert rows["persistence"]["mase"] == pytest.approx(2 / (14 / 3))
     assert rows["drift"]["direction_pct"] == pytest.approx(66.666667)
     assert rows["persistence"]["direction_pct"] == 0.0  # "no move" never matches a move
+    assert (rows["drift"]["direction_trials"], rows["drift"]["direction_hits"]) == (3, 2)
+    assert rows["persistence"]["direction_trials"] is None and rows["persistence"]["dm_pvalue"] is None
+    assert rows["drift"]["dm_days"] == 3 and rows["drift"]["dm_mean_differential"] == pytest.approx(-1 / 3)
+    scale = store.naive_scales()["AAPL"]
+    assert (scale.first, scale.last, scale.count) == (D[0], D[3], 3)
 
 
 def test_duplicates_and_replays_are_not_double_counted() -> None:
@@ -165,12 +179,13 @@ def test_duplicates_and_replays_are_not_double_counted() -> None:
 
 
 def test_interleavings_give_identical_results() -> None:
-    streams = simulated_streams()
+    streams = simulated_streams(warmup=WARMUP)
     a, b = play(interleave(streams, seed=1)), play(interleave(streams, seed=2))
     assert a.error_sums() == b.error_sums()
     assert standings(a, ARENA) == standings(b, ARENA)  # bit-identical floats, across symbols too
     assert json.dumps(summary(a, ARENA)) == json.dumps(summary(b, ARENA))
-    assert summary(a, ARENA)["series"][0]["count"] == 24
+    assert summary(a, ARENA)["series"][0]["count"] == 25 - WARMUP
+    assert all(m["mase"] is not None and m["dm_pvalue"] is not None for m in summary(a, ARENA)["models"][1:])
 
 
 def test_equity_only_when_every_traded_symbol_is_marked() -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from redblue.core.metrics import (
     ErrorSums,
+    NaiveScale,
     ScoredForecast,
     combine,
     daily_returns,
@@ -14,12 +15,13 @@ from redblue.core.metrics import (
     forecast_metrics,
     max_drawdown,
     metric_value,
+    model_metrics,
     score_forecast,
     sharpe_ratio,
     trading_metrics,
 )
 from schemas import Fill, Forecast
-from tests.factories import T0
+from tests.factories import T0, days
 
 D0, D1 = date(2024, 1, 2), date(2024, 1, 3)
 
@@ -70,20 +72,51 @@ def test_metrics_of_a_series() -> None:
     assert m.mae == 2.0  # errors 1 and 3
     assert m.rmse == math.sqrt(5.0)
     assert m.mape == pytest.approx((100 / 101 + 3.0) / 2)
-    assert m.mase == 4.0  # naive errors 1 and 0: MAE 0.5
+    assert m.rel_mae == 4.0  # naive errors 1 and 0: MAE 0.5
+    assert m.mase is None  # no in-sample scale given
     assert m.direction_pct == 50.0  # up/up right, down/flat wrong
+    scaled = forecast_metrics(sums, scale=in_sample([100.0, 101.0, 99.0, 99.5]))  # naive MAE (1 + 2 + 0.5) / 3
+    assert scaled is not None and scaled.mase == pytest.approx(2.0 / (3.5 / 3))
 
 
-def test_no_scores_no_metrics_and_zero_naive_error_no_mase() -> None:
+def in_sample(closes: list[float]) -> NaiveScale:
+    scale = NaiveScale()
+    for day, close in zip(days(date(2023, 10, 2), len(closes)), closes, strict=True):
+        scale = scale.add(day, close)
+    return scale
+
+
+def test_naive_scale_is_the_in_sample_one_step_naive_mae_and_ignores_replays() -> None:
+    scale = in_sample([10.0, 12.0, 11.0, 11.0, 15.0])
+    assert (scale.count, scale.abs_diff, scale.mae) == (4, 7.0, 1.75)
+    assert scale.first == date(2023, 10, 2) and scale.last == date(2023, 10, 6)
+    assert scale.add(date(2023, 10, 4), 1000.0) == scale  # a day already seen (a replay) changes nothing
+    assert in_sample([10.0]).mae is None and in_sample([10.0, 10.0]).mae is None  # no movement: undefined
+
+
+def test_no_scores_no_metrics_and_zero_naive_error_no_rel_mae() -> None:
     assert forecast_metrics(ErrorSums()) is None
     m = forecast_metrics(ErrorSums().add(scored(101.0, 100.0, 100.0)))
-    assert m is not None and m.mase is None
+    assert m is not None and m.rel_mae is None
 
 
-def test_persistence_has_mase_one() -> None:
+def test_persistence_has_rel_mae_one() -> None:
     sums = ErrorSums().add(scored(100.0, 100.0, 103.0)).add(scored(100.0, 100.0, 98.5))
     m = forecast_metrics(sums)
-    assert m is not None and m.mase == 1.0 and m.direction_pct == 0.0
+    assert m is not None and m.rel_mae == 1.0 and m.direction_pct == 0.0
+
+
+def test_a_model_s_ratios_are_means_over_symbols_not_pooled_dollars() -> None:
+    """An expensive symbol (errors in the hundreds) must not outweigh a cheap one."""
+    cheap = ErrorSums(count=10, abs_error=5.0, naive_abs_error=10.0)  # half of persistence's error
+    dear = ErrorSums(count=10, abs_error=2200.0, naive_abs_error=2000.0)  # 10 % worse than persistence
+    scales = {"CHEAP": in_sample([10.0, 11.0]), "DEAR": in_sample([1000.0, 1200.0])}  # naive MAE 1 and 200
+    m = model_metrics({"DEAR": dear, "CHEAP": cheap}, scales)
+    assert m is not None
+    assert m.rel_mae == pytest.approx((0.5 + 1.1) / 2)  # pooled dollars would say 2205 / 2010 = 1.097
+    assert m.mase == pytest.approx((0.5 / 1.0 + 220.0 / 200.0) / 2)
+    assert m.mae == pytest.approx(2205.0 / 20)  # MAE itself stays pooled (it is in dollars)
+    assert model_metrics({"DEAR": dear, "CHEAP": cheap}, {"DEAR": scales["DEAR"]}).mase is None  # type: ignore[union-attr]
 
 
 def test_direction_share_prints_like_the_original() -> None:

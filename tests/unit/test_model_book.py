@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
+
+import pytest
 
 from processors.book import ModelBook
+from processors.pins import Pin
 from redblue.core.arena import ModelSpec, load_arena
 from redblue.core.forecaster import ModelError
 from schemas import Bar
@@ -17,27 +21,32 @@ class Fixed:
     version: str
     value: float = 1.0
     min_history: int = 1
+    trained_until: date = date(2023, 12, 29)
+    data_hash: str | None = "abc"
 
     def predict(self, window: Sequence[Bar]) -> float:
         return self.value
 
 
 class FakeRegistry:
-    """Versions by symbol; a symbol in ``broken`` fails to load."""
+    """Versions by symbol (the alias); every version number can be loaded; a symbol in ``broken`` fails."""
 
     def __init__(self) -> None:
         self.versions = {"AAPL": "1", "AMZN": "1", "SAP": "1"}
         self.broken: set[str] = set()
         self.loads = 0
+        self.asked = 0
 
     def version(self, team: str, spec: ModelSpec, symbol: str) -> str:
+        self.asked += 1
         return self.versions[symbol]
 
     def load(self, team: str, spec: ModelSpec, symbol: str, version: str | None = None) -> Fixed:
         self.loads += 1
         if symbol in self.broken:
             raise ModelError(f"cannot load {symbol}")
-        return Fixed(version or self.versions[symbol])
+        version = version or self.versions[symbol]
+        return Fixed(version, trained_until=date(2023, 12, 28 + int(version)))
 
 
 def arena_with_trained_model():  # type: ignore[no-untyped-def]
@@ -110,3 +119,58 @@ def test_a_book_can_load_in_the_background() -> None:
     book = ModelBook(load_arena(BASELINES), {"trend": FakeRegistry()}, background=True)
     assert book.ready.wait(10)
     assert len(book.models) == len(ModelBook(load_arena(BASELINES)).models)
+
+
+def pins(version: str = "1", serve_from: date | None = None, until: date = date(2023, 12, 29)) -> list[Pin]:
+    return [Pin("red", "mlp", s, version, until, "abc", serve_from) for s in ("AAPL", "AMZN", "SAP")]
+
+
+def test_a_pinned_book_never_follows_a_moved_alias() -> None:
+    registry = FakeRegistry()
+    book = ModelBook(arena_with_trained_model(), {"ludwig": registry}, pins("1"))
+    asked = registry.asked
+    registry.versions["AMZN"] = "2"
+    assert book.refresh() == []
+    assert registry.asked == asked, "a pinned book does not even ask where the alias points"
+    assert served(book)["red", "mlp", "AMZN"] == "1"
+    assert {m.forecaster.version for m in book.models_at(date(2024, 6, 3)) if m.name == "mlp" and m.forecaster} == {"1"}
+    live = ModelBook(arena_with_trained_model(), {"ludwig": registry})
+    registry.versions["AMZN"] = "3"
+    assert live.refresh() == ["serving red/mlp AMZN version 3 (was 2)"], "a live book still follows the alias"
+
+
+def test_walk_forward_pins_serve_each_version_from_its_day() -> None:
+    registry = FakeRegistry()
+    schedule = pins("1") + pins("2", serve_from=date(2024, 2, 1), until=date(2023, 12, 30))
+    book = ModelBook(arena_with_trained_model(), {"ludwig": registry}, schedule)
+
+    def version_at(day: date) -> str:
+        [entry] = [m for m in book.models_at(day) if (m.name, m.symbol) == ("mlp", "SAP")]
+        assert entry.forecaster is not None
+        return entry.forecaster.version
+
+    assert (version_at(date(2024, 1, 31)), version_at(date(2024, 2, 1)), version_at(date(2024, 5, 1))) == (
+        "1",
+        "2",
+        "2",
+    )
+    assert len([m for m in book.models_at(date(2024, 2, 1)) if m.name == "drift"]) == 3  # baselines as ever
+
+
+def test_a_pin_that_does_not_match_what_loads_or_is_missing_is_down_with_its_error() -> None:
+    registry = FakeRegistry()
+    wrong = [Pin("red", "mlp", "AAPL", "1", date(2022, 1, 3), "abc")]  # the model says 2023-12-29
+    book = ModelBook(arena_with_trained_model(), {"ludwig": registry}, wrong)
+    entries = served(book)
+    assert entries["red", "mlp", "AAPL"] == (
+        "error: red/mlp AAPL version 1 says it was trained until 2023-12-29, but it was pinned as 2022-01-03"
+    )
+    assert entries["red", "mlp", "SAP"] == "error: no version pinned for this run"
+
+
+@pytest.mark.parametrize("error", ["no registered model redblue.red.mlp.AAPL"])
+def test_a_pin_with_an_error_serves_nothing(error: str) -> None:
+    book = ModelBook(
+        arena_with_trained_model(), {"ludwig": FakeRegistry()}, [Pin("red", "mlp", "AAPL", "", error=error)]
+    )
+    assert served(book)["red", "mlp", "AAPL"] == f"error: {error}"

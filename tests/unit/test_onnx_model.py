@@ -91,7 +91,8 @@ def test_predict_matches_the_same_computation_in_numpy() -> None:
     bars = window()
     expected_return = float(np.dot(features(bars, LOOKBACK), WEIGHTS) + BIAS)
     assert model.predict(bars) == pytest.approx(bars[-1].close * math.exp(expected_return), rel=1e-6)
-    assert (model.version, model.lookback, model.min_history, model.trained_until) == ("3", 5, 6, "2023-12-29")
+    assert (model.version, model.lookback, model.min_history, model.trained_until) == ("3", 5, 6, date(2023, 12, 29))
+    assert model.data_hash is None
 
 
 def test_a_batch_by_one_output_and_serialized_bytes_serve_the_same() -> None:
@@ -191,3 +192,13 @@ def test_a_batch_of_windows_predicts_what_each_window_predicts_alone() -> None:
     assert model.predict_many(windows) == [model.predict(w) for w in windows]  # bit for bit
     with pytest.raises(ModelError, match="need"):
         model.predict_many([history, history[:3]])
+
+
+def test_the_training_cutoff_and_data_hash_are_read_and_must_agree() -> None:
+    model = serve(linear_model(metadata=contract_metadata() | {"redblue.data_hash": "f00d"}), data_hash="f00d")
+    assert (model.trained_until, model.data_hash) == (date(2023, 12, 29), "f00d")
+    assert serve(linear_model(), data_hash="beef").data_hash == "beef"  # older exports: the registry's tag
+    with pytest.raises(ModelError, match="its metadata says training data f00d, the registry beef"):
+        serve(linear_model(metadata=contract_metadata() | {"redblue.data_hash": "f00d"}), data_hash="beef")
+    with pytest.raises(ModelError, match=r"redblue\.trained_until must be an ISO date, got 'yesterday'"):
+        serve(linear_model(metadata=contract_metadata() | {"redblue.trained_until": "yesterday"}))

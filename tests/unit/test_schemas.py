@@ -75,6 +75,17 @@ def test_forecast_target_must_follow_as_of() -> None:
         forecast(target=date(2024, 1, 2))
 
 
+def test_a_forecast_records_its_model_s_cutoff_which_is_never_after_its_as_of_day() -> None:
+    made = forecast(model_trained_until=date(2023, 12, 29))
+    assert decode(encode(made)) == made
+    old = json.loads(encode(forecast()))
+    del old["data"]["model_trained_until"]  # written before the field existed
+    assert decode(json.dumps(old).encode()) == forecast()
+    assert forecast(model_trained_until=date(2024, 1, 2)).model_trained_until == date(2024, 1, 2)  # the as-of day
+    with pytest.raises(ValueError, match="drift version 1, trained on data up to 2024-01-03: it has seen the answer"):
+        forecast(model_trained_until=date(2024, 1, 3))
+
+
 def test_decode_checks_expected_types() -> None:
     with pytest.raises(SchemaError, match="unexpected event type 'forecast'"):
         decode(encode(forecast()), (Bar,))

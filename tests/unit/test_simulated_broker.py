@@ -49,8 +49,8 @@ def broker(cash: float = 10_000.0, costs: CostSpec = COSTS) -> SimulatedBroker:
 def test_buy_fills_at_the_next_bars_open_with_slippage_and_commission() -> None:
     b = broker()
     assert b.submit(order("buy", 10)) == SubmitResult("submitted")
-    assert b.on_bar(bar(D1, open_=99.0, close=100.0)) == []  # the decision day: never at its close
-    [fill] = b.on_bar(bar(D2, open_=102.0, close=110.0))
+    assert b.on_day([bar(D1, open_=99.0, close=100.0)]) == []  # the decision day: never at its close
+    [fill] = b.on_day([bar(D2, open_=102.0, close=110.0)])
     price = 102.0 * 1.001
     commission = 1.0 + 10 * price * 2.0 / 1e4
     assert (fill.side, fill.quantity, fill.date, fill.client_order_id) == ("buy", 10, D2, "AAPL-20240103-buy")
@@ -64,9 +64,9 @@ def test_buy_fills_at_the_next_bars_open_with_slippage_and_commission() -> None:
 def test_sell_fills_below_the_open() -> None:
     b = broker(costs=CostSpec(slippage_bps=10.0, commission_per_order=1.0, commission_bps=0.0))
     b.submit(order("buy", 10, target=D2))
-    b.on_bar(bar(D2, 100.0, 100.0))
+    b.on_day([bar(D2, 100.0, 100.0)])
     b.submit(order("sell", 10, as_of=D2, target=D3))
-    [fill] = b.on_bar(bar(D3, open_=105.0, close=90.0))
+    [fill] = b.on_day([bar(D3, open_=105.0, close=90.0)])
     assert fill.price == pytest.approx(105.0 * 0.999)
     assert fill.cash_flow == pytest.approx(10 * 105.0 * 0.999 - 1.0)
     assert b.position("AAPL") == 0
@@ -78,25 +78,25 @@ def test_a_reused_client_order_id_is_a_duplicate_and_changes_nothing() -> None:
     assert b.submit(order("buy", 10)).status == "submitted"
     assert b.submit(order("buy", 10)) == SubmitResult("duplicate")
     assert b.submit(order("buy", 3)).status == "duplicate"  # same id, whatever it says
-    assert len(b.on_bar(bar(D2, 100.0, 100.0))) == 1
+    assert len(b.on_day([bar(D2, 100.0, 100.0)])) == 1
     assert b.position("AAPL") == 10
     assert b.submit(order("buy", 10)).status == "duplicate"  # still known after the fill
-    assert b.on_bar(bar(D3, 100.0, 100.0)) == []
+    assert b.on_day([bar(D3, 100.0, 100.0)]) == []
 
 
 def test_orders_wait_for_their_target_day_and_their_own_symbol() -> None:
     b = broker()
     b.submit(order("buy", 1, as_of=D2, target=D3))
     b.submit(order("buy", 1, symbol="AMZN"))
-    assert b.on_bar(bar(D2, 100.0, 100.0)) == []
-    assert [f.symbol for f in b.on_bar(bar(D2, 50.0, 50.0, symbol="AMZN"))] == ["AMZN"]
-    assert [f.date for f in b.on_bar(bar(D3, 100.0, 100.0))] == [D3]
+    assert b.on_day([bar(D2, 100.0, 100.0)]) == []
+    assert [f.symbol for f in b.on_day([bar(D2, 50.0, 50.0, symbol="AMZN")])] == ["AMZN"]
+    assert [f.date for f in b.on_day([bar(D3, 100.0, 100.0)])] == [D3]
 
 
 def test_an_order_whose_target_bar_was_missed_fills_at_the_next_bar() -> None:
     b = broker()
     b.submit(order("buy", 1, target=D2))
-    [fill] = b.on_bar(bar(D3, 100.0, 100.0))
+    [fill] = b.on_day([bar(D3, 100.0, 100.0)])
     assert fill.date == D3
 
 
@@ -125,7 +125,7 @@ def test_an_order_for_another_account_or_without_shares_is_rejected() -> None:
 def test_a_buy_beyond_cash_is_rejected_at_fill_time_not_silently() -> None:
     b = broker(cash=1_000.0)
     assert b.submit(order("buy", 10)).status == "submitted"  # 10 x 99 looked affordable
-    assert b.on_bar(bar(D2, open_=101.0, close=101.0)) == []
+    assert b.on_day([bar(D2, open_=101.0, close=101.0)]) == []
     [rejection] = b.take_rejections()
     assert (rejection.order.client_order_id, rejection.date) == ("AAPL-20240103-buy", D2)
     assert rejection.reason.startswith("insufficient cash")
@@ -138,5 +138,5 @@ def test_a_sell_whose_covering_buy_failed_is_rejected_at_fill_time() -> None:
     b = broker(cash=100.0)
     b.submit(order("buy", 5))
     b.submit(order("sell", 5))
-    assert b.on_bar(bar(D2, 100.0, 100.0)) == []
+    assert b.on_day([bar(D2, 100.0, 100.0)]) == []
     assert [r.reason.split(":")[0] for r in b.take_rejections()] == ["insufficient cash", "insufficient position"]

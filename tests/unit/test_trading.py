@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import pytest
@@ -19,7 +20,7 @@ D1, D2, D3, D4, D5 = DAYS
 NOW = datetime(2024, 2, 1, 12, 0, tzinfo=UTC)
 ARENA = Arena(
     name="unit",
-    symbols=("AAPL", "AMZN"),
+    symbols=("AAPL",),
     baselines=(ModelSpec(name="persistence", kind="persistence"),),
     teams={
         "red": TeamSpec(
@@ -89,8 +90,8 @@ class ScriptedGateway:
         self.submitted.append(order)
         return self.answers.pop(0)
 
-    def on_bar(self, bar: Bar) -> list[Fill]:
-        due = [f for f in self.fills if f.symbol == bar.symbol and f.date <= bar.date]
+    def on_day(self, bars: Sequence[Bar]) -> list[Fill]:
+        due = [f for f in self.fills for bar in bars if f.symbol == bar.symbol and f.date <= bar.date]
         self.fills = [f for f in self.fills if f not in due]
         return due
 
@@ -203,15 +204,33 @@ def test_non_trading_models_and_baselines_never_order() -> None:
     assert [brief(e)[0] for e in events] == ["mark", "mark"]
 
 
-def test_forecasts_wait_for_their_bar_and_unforecast_bars_are_marked() -> None:
-    trader = Trader(RUN, ARENA, simulated(), clock)
-    trader.on_forecast(forecast(D1, 60.0, 50.0, symbol="AMZN"))  # no AMZN bar yet
-    assert [brief(e) for e in trader.on_bar_processed(processed(D1, 99.0, 100.0))] == [
+TWO = ARENA.model_copy(update={"symbols": ("AAPL", "AMZN")})
+
+
+def test_a_day_is_traded_once_every_symbol_s_bar_of_it_is_in() -> None:
+    trader = Trader(RUN, TWO, simulated(), clock)
+    trader.on_forecast(forecast(D1, 60.0, 50.0, symbol="AMZN"))
+    assert trader.on_bar_processed(processed(D1, 99.0, 100.0)) == []  # AMZN's D1 bar is still to come
+    events = trader.on_bar_processed(processed(D1, 49.0, 50.0, symbol="AMZN"))
+    assert [brief(e) for e in events] == [
         ("mark", "blue", "AAPL", D1, 0, 0.0),
+        ("mark", "blue", "AMZN", D1, 0, 0.0),
         ("mark", "red", "AAPL", D1, 0, 0.0),
+        ("mark", "red", "AMZN", D1, 0, 0.0),
+        ("order", "red", "buy", 20, D2, "submitted"),
     ]
-    amzn = trader.on_bar_processed(processed(D1, 49.0, 50.0, symbol="AMZN"))
-    assert [brief(e) for e in amzn][-1] == ("order", "red", "buy", 20, D2, "submitted")
+
+
+def test_a_symbol_without_a_bar_on_a_day_holds_the_days_after_it_until_its_next_bar() -> None:
+    trader = Trader(RUN, TWO, simulated(), clock)
+    assert trader.on_bar_processed(processed(D1, 99.0, 100.0)) == []
+    assert trader.on_bar_processed(processed(D2, 99.0, 100.0)) == []
+    events = trader.on_bar_processed(processed(D2, 49.0, 50.0, symbol="AMZN"))  # AMZN skipped D1
+    assert [(brief(e)[2], brief(e)[3]) for e in events if brief(e)[1] == "red"] == [
+        ("AAPL", D1),
+        ("AAPL", D2),
+        ("AMZN", D2),
+    ]
 
 
 def test_a_redelivered_bar_and_a_late_forecast_are_ignored() -> None:
@@ -321,7 +340,7 @@ class Troubled(ScriptedGateway):
     def submit(self, order: OrderRequest) -> SubmitResult:
         raise BrokerError("Alpaca unreachable after 5 attempts: HTTP 503")
 
-    def on_bar(self, bar: Bar) -> list[Fill]:
+    def on_day(self, bars: Sequence[Bar]) -> list[Fill]:
         raise BrokerError("Alpaca lookup: HTTP 429")
 
     def release(self) -> list[tuple[OrderRequest, SubmitResult]]:

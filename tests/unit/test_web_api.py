@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumers import leaderboard as board_module
-from consumers.leaderboard import rankings, standings
+from consumers.leaderboard import rankings, standings, verdicts
 from redblue.app.web import views
 from redblue.app.web.app import create_app
 from redblue.core.metrics import ForecastMetrics, drawdowns
@@ -30,6 +31,9 @@ def populated() -> InMemoryStores:
     store = stores.open(RUN)
     describe_simulation(store, ARENA, D[1], D[11], 11)
     note_arena(store, ARENA)
+    for symbol in ARENA.symbols:  # MASE's training period: bars before the first forecast
+        store.add_insample_close(symbol, date(2023, 12, 28), 100.0)
+        store.add_insample_close(symbol, date(2023, 12, 29), 101.0)
     play(interleave(simulated_streams(n_days=12), seed=5), store)
     store.add_order(order("red", "AAPL", 1, "red-AAPL-1"))
     store.add_order(order("red", "SAP", 2, "red-SAP-2", "rejected"))
@@ -76,6 +80,11 @@ def test_the_leaderboard_holds_the_standings_values(client: TestClient, stores: 
     assert [r["member"] for r in body["rows"]] == ranked  # every model has a MASE here
     assert body["by"] == "mase" and body["lower_is_better"] is True
     assert [r["rank"] for r in body["rows"]] == list(range(1, len(ranked) + 1))
+    assert body["verdicts"] == verdicts(standings(stores.open(RUN), ARENA))  # in words, as the CLI's board
+    assert (
+        rows["red/drift"]["tests"]["dm_pvalue"] is not None
+        and rows["baseline/persistence"]["tests"]["dm_pvalue"] is None
+    )
 
 
 @pytest.mark.parametrize("by", [m.name for m in views.metric_columns()] + ["direction", "return", "trades"])
@@ -95,13 +104,13 @@ def test_a_metric_added_to_the_metrics_appears_without_a_change_here(
     class WithPValue(ForecastMetrics):
         dm_pvalue: float = 0.5
 
-    real = board_module.forecast_metrics
+    real = board_module.model_metrics
 
-    def extended(sums: Any) -> WithPValue | None:
-        found = real(sums)
+    def extended(sums: Any, scales: Any) -> WithPValue | None:
+        found = real(sums, scales)
         return None if found is None else WithPValue(**dataclasses.asdict(found), dm_pvalue=found.mae / 100)
 
-    monkeypatch.setattr(board_module, "forecast_metrics", extended)
+    monkeypatch.setattr(board_module, "model_metrics", extended)
     monkeypatch.setattr(views, "ForecastMetrics", WithPValue)
     with TestClient(create_app(stores)) as client:
         body = ok(client, f"/api/runs/{RUN}/leaderboard?by=dm_pvalue")

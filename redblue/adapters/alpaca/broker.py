@@ -21,10 +21,11 @@ retry can meet its own first attempt: that counts as ``submitted``; a 422 on the
 (sent by an earlier process) is ``duplicate`` and the order is fetched by its id and tracked.
 401/403 and other 4xx answers are ``rejected`` with Alpaca's message.
 
-**Fills.** :meth:`AlpacaBroker.on_bar` polls, by ``client_order_id``, the unfinished orders of
-the bar's symbol due on or before its day and returns a :class:`~schemas.Fill` for each newly
-filled quantity, at the price that makes the average come out as Alpaca's
-``filled_avg_price``, with commission 0: alpaca-py's ``Order`` carries no commission (and the
+**Fills.** :meth:`AlpacaBroker.on_day` polls, by ``client_order_id``, the unfinished orders of
+the bars' symbols due on or before their day and returns a :class:`~schemas.Fill` for each newly
+filled quantity (a partial fill is one execution; ``Fill.execution`` numbers them per order),
+at the price that makes the average come out as Alpaca's ``filled_avg_price``, with
+commission 0: alpaca-py's ``Order`` carries no commission (and the
 small regulatory fees Alpaca passes on for sells are not counted). An order that ends
 canceled, expired or rejected with shares unfilled is handed out once by
 :meth:`AlpacaBroker.take_rejections`, as the simulated broker does.
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -91,6 +92,7 @@ class _Tracked:
     order: OrderRequest
     reported: int = 0  # shares already reported as fills
     notional: Decimal = Decimal(0)  # their cost at the reported prices
+    executions: int = 0  # fills reported so far
     done: bool = False
     unconfirmed: bool = False  # the POST failed without an answer: Alpaca may or may not have it
 
@@ -163,11 +165,18 @@ class AlpacaBroker:
                 released.append((order, result))
         return released
 
-    def on_bar(self, bar: Bar) -> list[Fill]:
-        """New fills of the orders of ``bar.symbol`` due on or before ``bar.date`` (each share once)."""
-        due = [t for t in self._tracked.values() if self._is_due(t, bar)]
-        fills = [self._poll(t, bar) for t in due]
-        return [f for f in fills if f is not None]
+    def on_day(self, bars: Sequence[Bar]) -> list[Fill]:
+        """New fills of the orders of the bars' symbols due on or before their day (each share once).
+
+        Polled by symbol, then ``client_order_id``: the order of ``bars`` does not matter.
+        """
+        polled = [
+            self._poll(tracked, bar)
+            for bar in sorted(bars, key=lambda b: b.symbol)
+            for _, tracked in sorted(self._tracked.items())
+            if self._is_due(tracked, bar)
+        ]
+        return [f for f in polled if f is not None]
 
     def take_rejections(self) -> list[Rejection]:
         """Orders that ended canceled, expired or rejected with shares unfilled (each returned once)."""
@@ -319,7 +328,7 @@ class AlpacaBroker:
             return None
         notional = filled * average
         price = (notional - tracked.notional) / quantity
-        tracked.reported, tracked.notional = filled, notional
+        tracked.reported, tracked.notional, tracked.executions = filled, notional, tracked.executions + 1
         order = tracked.order
         return Fill(
             run=order.run,
@@ -331,6 +340,7 @@ class AlpacaBroker:
             price=float(price),
             commission=0.0,
             date=remote.filled_at.astimezone(NEW_YORK).date() if remote.filled_at else order.target,
+            execution=tracked.executions,
             produced_at=self._clock(),
         )
 

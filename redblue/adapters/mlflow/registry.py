@@ -5,7 +5,9 @@ Each (team, model, symbol) is a registered model named by :func:`redblue.core.mo
 :meth:`RegistrySource.version` asks the registry where the alias points (one cheap call), so the
 :class:`~processors.book.ModelBook` notices a moved alias on its next refresh;
 :meth:`RegistrySource.load` fetches *that version* (by number, not by alias, so a concurrent move
-cannot hand it a different one) and serves it as an :class:`~redblue.adapters.onnx.OnnxForecaster`.
+cannot hand it a different one) and serves it as an :class:`~redblue.adapters.onnx.OnnxForecaster`
+that carries its training cutoff (ONNX metadata ``redblue.trained_until``, which must agree with
+the version's tag) and the hash of its training data (the version's ``redblue.data_hash`` tag).
 
 MLflow's exceptions (a missing model or alias, an unreachable store, a broken artifact) become
 :class:`~redblue.core.forecaster.ModelError` with the registered name and what to do about it.
@@ -25,7 +27,7 @@ from redblue.adapters.mlflow import local_store
 from redblue.adapters.onnx import OnnxForecaster
 from redblue.core.arena import ModelSpec
 from redblue.core.forecaster import ModelError
-from redblue.core.model_names import CHAMPION, registry_name
+from redblue.core.model_names import CHAMPION, TAG_DATA_HASH, TAG_UNTIL, registry_name
 
 SQLITE = "sqlite:///"
 
@@ -80,10 +82,20 @@ class RegistrySource:
         name = self.name(team, spec, symbol)
         version = version or self.version(team, spec, symbol)
         data = self._fetch(name, version)
+        tags = self._tags(name, version)
         try:
-            return OnnxForecaster(data, version=version, symbol=symbol, team=team, name=spec.name)
+            model = OnnxForecaster(
+                data, version=version, symbol=symbol, team=team, name=spec.name, data_hash=tags.get(TAG_DATA_HASH)
+            )
         except ModelError as err:
             raise ModelError(f"{err} (registered model {name})") from err
+        tagged = tags.get(TAG_UNTIL)
+        if tagged is not None and tagged != model.trained_until.isoformat():
+            raise ModelError(
+                f"{name} version {version}: its ONNX metadata says trained until {model.trained_until}, "
+                f"its registry tag {tagged}: refusing a model whose cutoff is unclear"
+            )
+        return model
 
     # -- MLflow --------------------------------------------------------------------------------
 
@@ -98,6 +110,14 @@ class RegistrySource:
                     )
                 self._client = _mlflow().MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
             return self._client
+
+    def _tags(self, name: str, version: str) -> dict[str, str]:
+        """The registered version's tags."""
+        try:
+            found = self._registry().get_model_version(name, version)
+        except Exception as err:  # MLflow and the store's driver errors alike
+            raise ModelError(f"cannot read {name} version {version} from {self.tracking_uri}: {err}") from err
+        return dict(found.tags or {})
 
     def _fetch(self, name: str, version: str) -> bytes:
         """The serialized ONNX model of ``name`` version ``version`` (downloaded once)."""

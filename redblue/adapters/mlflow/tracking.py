@@ -55,6 +55,8 @@ def log_simulation(settings: Settings, summary: dict[str, Any], out: Path) -> st
         for key in ("run", "start", "last_target", "days", "arena"):
             client.log_param(run_id, key, summary[key])
         client.log_param(run_id, "symbols", ",".join(summary["symbols"]))
+        for key, text in served_params(summary).items():
+            client.log_param(run_id, key, text)
         for name, value in simulation_metrics(summary).items():
             client.log_metric(run_id, name, value)
         client.log_artifacts(run_id, str(out))
@@ -64,11 +66,26 @@ def log_simulation(settings: Settings, summary: dict[str, Any], out: Path) -> st
     return run_id
 
 
+def served_params(summary: dict[str, Any]) -> dict[str, str]:
+    """The versions served, as MLflow parameters: ``version.team.model.symbol`` (walking forward:
+    ``version@serve_from`` per period) and ``trained_until.team.model.symbol``."""
+    versions: dict[str, list[str]] = {}
+    cutoffs: dict[str, list[str]] = {}
+    for pin in summary.get("served", []):
+        key = f"{pin['team']}.{pin['model']}.{pin['symbol']}"
+        versions.setdefault(key, []).append(pin["version"] + (f"@{pin['serve_from']}" if pin["serve_from"] else ""))
+        if pin["trained_until"]:
+            cutoffs.setdefault(key, []).append(pin["trained_until"])
+    return {f"version.{k}": ",".join(v) for k, v in versions.items()} | {
+        f"trained_until.{k}": ",".join(v) for k, v in cutoffs.items()
+    }
+
+
 def simulation_metrics(summary: dict[str, Any]) -> dict[str, float]:
     """Flat MLflow metrics from a simulation summary: ``team.model.metric`` and ``team.metric``."""
     metrics: dict[str, float] = {}
     for row in summary["models"]:
-        for key in ("mae", "rmse", "mape", "mase", "direction_pct"):
+        for key in ("mae", "rmse", "mape", "rel_mae", "mase", "direction_pct", "dm_pvalue", "direction_pvalue"):
             if row.get(key) is not None:
                 metrics[f"{row['team']}.{row['model']}.{key}"] = float(row[key])
     for row in summary["teams"]:

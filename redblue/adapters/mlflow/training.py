@@ -48,6 +48,20 @@ class TrainingRuns:
             return None
         return RegisteredVersion(str(found.version), str(found.run_id), dict(found.tags))
 
+    def find_version(self, name: str, tags: Mapping[str, str]) -> RegisteredVersion | None:
+        """The newest registered version of ``name`` carrying all of ``tags`` (e.g. trained from the same data)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._client.search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            return None
+        matching = [v for v in found if all(v.tags.get(k) == t for k, t in tags.items())]
+        if not matching:
+            return None
+        best = max(matching, key=lambda v: int(v.version))
+        return RegisteredVersion(str(best.version), str(best.run_id), dict(best.tags))
+
     def start(self, name: str, tags: Mapping[str, str]) -> str:
         """A new run named ``name`` in the training experiment; its id."""
         return str(self._client.create_run(self._experiment, run_name=name, tags=dict(tags)).info.run_id)
@@ -74,10 +88,17 @@ class TrainingRuns:
             self._client.log_artifact(run_id, str(file), folder)
 
     def publish(
-        self, run_id: str, proto: Any, name: str, lookback: int, metadata: dict[str, str], tags: dict[str, str]
+        self,
+        run_id: str,
+        proto: Any,
+        name: str,
+        lookback: int,
+        metadata: dict[str, str],
+        tags: dict[str, str],
+        promote: bool = True,
     ) -> str:
         """Log the ONNX model in ``run_id`` (ending the run), register it as ``name``, tag the version
-        and move ``champion`` to it; return the version."""
+        and, with ``promote``, move ``champion`` to it; return the version."""
         import mlflow
         from mlflow.exceptions import MlflowException
         from mlflow.models import ModelSignature
@@ -98,7 +119,8 @@ class TrainingRuns:
                     metadata=metadata,
                 )
                 version = mlflow.register_model(info.model_uri, name, tags=tags)
-            self._client.set_registered_model_alias(name, names.CHAMPION, version.version)
+            if promote:
+                self._client.set_registered_model_alias(name, names.CHAMPION, version.version)
         except MlflowException as err:
             raise TrackingError(f"could not register {name} in MLflow at {self._uri}: {err}") from err
         return str(version.version)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from consumers.leaderboard import RANKED_METRICS, rankings, standings, team_trading
+from consumers.leaderboard import RANKED_METRICS, rankings, standings, team_trading, verdicts
 from redblue.app.report import render_original
 from redblue.core.arena import Arena
 from redblue.core.errors import RedblueError
@@ -249,6 +249,7 @@ def leaderboard(stores: RunStores, run: str, by: str = "mase", memo: Memo | None
 def _leaderboard(r: Run, by: str) -> JSON:
     value = _sort_value(by)
     lower = by in LOWER_IS_BETTER
+    ranked = standings(r.store, r.arena)
     rows = [
         {
             "team": s.team,
@@ -258,9 +259,10 @@ def _leaderboard(r: Run, by: str) -> JSON:
             "symbols": list(s.symbols),
             "count": s.forecasts.count if s.forecasts else 0,
             "values": _values(s.forecasts, s.trading),
+            "tests": s.significance.fields(),
             "_standing": s,
         }
-        for s in standings(r.store, r.arena)
+        for s in ranked
     ]
 
     def key(row: JSON) -> tuple[bool, float, str]:
@@ -281,6 +283,7 @@ def _leaderboard(r: Run, by: str) -> JSON:
         "lower_is_better": lower,
         "metrics": [dataclasses.asdict(m) for m in metric_columns()],
         "rows": rows,
+        "verdicts": verdicts(ranked),  # in words: is any model distinguishable from persistence, from chance?
     }
 
 
@@ -305,12 +308,13 @@ def series_list(stores: RunStores, run: str) -> JSON:
     """Every team/model/symbol with its accuracy so far and the model versions that served it."""
     r = open_run(stores, run)
     versions = r.store.model_versions()
+    scales = r.store.naive_scales()
     rows = [
         {
             **s._asdict(),
             "count": sums.count,
             "versions": {v: d.isoformat() for v, d in versions.get(s, {}).items()},
-            "values": _values(forecast_metrics(sums), None),
+            "values": _values(forecast_metrics(sums, scales.get(s.symbol)), None),
         }
         for s, sums in _known_series(r).items()
     ]
@@ -345,7 +349,7 @@ def series_detail(stores: RunStores, run: str, team: str, model: str, symbol: st
     return {
         **series._asdict(),
         "run": run,
-        "values": _values(forecast_metrics(sums), None),
+        "values": _values(forecast_metrics(sums, r.store.naive_scales().get(symbol)), None),
         "count": sums.count,
         "points": points,
     }

@@ -11,7 +11,7 @@ const NAMED_COLOURS = {
 const PALETTE = ["#2a9d5b", "#e08a1e", "#7b52ab", "#17a2b8", "#c2185b", "#6d4c41", "#3f51b5", "#827717"];
 // name: [label, decimals, style]; style "pct" shows a fraction in percent, "signed" adds a plus sign.
 const COLUMNS = {
-  mae: ["MAE", 4], rmse: ["RMSE", 4], mape: ["MAPE %", 3], mase: ["MASE", 3], direction_pct: ["direction %", 2],
+  mae: ["MAE", 4], rmse: ["RMSE", 4], mape: ["MAPE %", 3], rel_mae: ["rel MAE", 3], mase: ["MASE", 3], direction_pct: ["direction %", 2],
   final_equity: ["equity", 2], pnl: ["P&L", 2, "signed"], total_return: ["return %", 2, "signed pct"],
   sharpe: ["Sharpe", 2], max_drawdown: ["max DD %", 2, "pct"], trades: ["trades", 0], commission: ["fees", 2],
 };
