@@ -28,7 +28,7 @@ from processors.windows import Windows
 from redblue.adapters.kafka import Received, dead_letter
 from redblue.core.arena import Arena
 from redblue.core.calendar import get_calendar
-from redblue.core.clock import utc_now
+from redblue.core.clock import clock_of
 from redblue.core.settings import Settings
 from schemas import Bar, BarRevision, Event, SchemaError, decode_all, encode, topic_name
 from schemas.topics import BARS, DEADLETTER, FORECASTS
@@ -110,6 +110,7 @@ class _Batches:
         self._table = app.Table("windows", default=list, partitions=BARS.partitions)
         self._windows = Windows(self._table)
         self._calendar = get_calendar(arena.calendar)
+        self._clock = clock_of(settings)
 
     async def handle(self, events: list[Any]) -> None:
         """Decode a batch of messages (dead-letter the undecodable), step their bars and send the
@@ -155,7 +156,7 @@ class _Batches:
     async def _stepped(self, current: dict[str, list[Bar]], stretch: list[tuple[Any, Bar]]) -> list[tuple[str, Event]]:
         steps = step_many(
             self._run, current, [bar for _, bar in stretch], self._book.models, size=self._arena.window,
-            calendar=self._calendar, horizon=self._horizon, now=utc_now(),
+            calendar=self._calendar, horizon=self._horizon, now=self._clock(),
         )  # fmt: skip
         outgoing: list[tuple[str, Event]] = []
         for (event, bar), result in zip(stretch, steps, strict=True):
@@ -168,7 +169,7 @@ class _Batches:
 
     async def _reject(self, message: Any, reason: str) -> None:
         received = Received(message.topic, message.partition, message.offset, message.key, message.value)
-        letter = dead_letter(received, "processor", reason, utc_now)
+        letter = dead_letter(received, "processor", reason, self._clock)
         log.warning("dead-lettered %s@%d: %s", message.topic, message.offset, reason)
         await self._dead.send(key=message.topic.encode(), value=encode(letter, revalidate=False))
 

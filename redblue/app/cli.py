@@ -99,6 +99,8 @@ def _season_args(season: argparse.ArgumentParser) -> None:
     season.add_argument("--arena", type=Path, default=None, help="arena file (default arenas/reference.yaml)")
     season.add_argument("--source", choices=["yfinance", "alpaca"], default="yfinance", help="the producer's bars")
     season.add_argument("--port", type=int, default=8080, help="the web page's port (default 8080)")
+    season.add_argument("--first-target", type=_date, default=None, help="the first session forecast (and traded)")
+    season.add_argument("--interval", type=float, default=None, help="seconds between the producer's polls")
 
 
 def _simulate_args(sim: argparse.ArgumentParser) -> None:

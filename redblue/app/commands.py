@@ -187,10 +187,12 @@ def _until_signalled() -> threading.Event:
 
 def trade(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.trader import bootstrap_trader, live_gateways, run_trader
+    from redblue.core.clock import clock_of
 
     arena, _ = _arena(args)
-    trader = bootstrap_trader(args.run, arena, gateways=live_gateways(args.run, arena, settings))
-    stats = run_trader(settings, args.run, trader, _until_signalled())
+    clock = clock_of(settings)
+    trader = bootstrap_trader(args.run, arena, clock=clock, gateways=live_gateways(args.run, arena, settings, clock))
+    stats = run_trader(settings, args.run, trader, _until_signalled(), tick_seconds=settings.trader_tick_seconds)
     print(f"trader stopped after {stats.consumed} messages ({stats.dead_lettered} dead-lettered)")
     return 0
 
@@ -227,18 +229,19 @@ def produce(args: argparse.Namespace, settings: Settings) -> int:
     from producers.published import Published
     from redblue.adapters.kafka import EventProducer, ensure_topics, read_topic
     from redblue.core.calendar import get_calendar
-    from redblue.core.clock import utc_now
+    from redblue.core.clock import clock_of
     from schemas.topics import BARS, DEADLETTER
 
     arena, _ = _arena(args)
     calendar = get_calendar(arena.calendar)
+    clock = clock_of(settings)
     ensure_topics(settings, args.run)
     published = Published.read_back(read_topic(settings, args.run, BARS), read_topic(settings, args.run, DEADLETTER))
     live = LiveProducer(_source(args.source, calendar), EventProducer(settings, args.run), arena.symbols, calendar,
-                        utc_now, published)  # fmt: skip
+                        clock, published)  # fmt: skip
 
     def report(poll: Poll) -> None:
-        print(f"{utc_now():%Y-%m-%d %H:%M}Z {poll_text(poll)}", flush=True)
+        print(f"{clock():%Y-%m-%d %H:%M}Z {poll_text(poll)}", flush=True)
 
     if args.once:
         poll = live.poll()
@@ -275,7 +278,10 @@ def season(args: argparse.Namespace, settings: Settings) -> int:
     from redblue.app.season import control
     from redblue.app.season.services import SeasonSpec
 
-    spec = SeasonSpec(args.season, arena=args.arena, source=args.source, port=args.port)
+    spec = SeasonSpec(
+        args.season, arena=args.arena, source=args.source, port=args.port, first_target=args.first_target,
+        interval=args.interval,
+    )  # fmt: skip
     if args.action == "up":
         pid = control.up(settings, spec)
         print(f"season {args.season}: supervisor pid {pid}; see: bin/redblue season status --season {args.season}")

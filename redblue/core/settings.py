@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     redis_prefix: str = "redblue"
     registry_prefix: str = "redblue"  # registered model names: {prefix}.{team}.{model}.{symbol}
     model_refresh_seconds: float = 10.0  # how often the processor checks for moved aliases
+    trader_tick_seconds: float = 30.0  # how often the trader sends the orders its gateways held
+    clock_file: Path | None = Field(
+        None, description="a replayed market clock (rehearsals): the services' 'now' is the ISO time in this file"
+    )
     allow_real_money: str = Field(
         "", description="comma-separated teams allowed on a real-money Alpaca account (their _ALPACA_PAPER=false)"
     )

@@ -44,6 +44,8 @@ def up(settings: Settings, spec: SeasonSpec, wait: float = 10.0) -> int:
     cmd = [sys.executable, "-m", "redblue", "season", "supervise", "--season", spec.season, "--source", spec.source]
     cmd += ["--port", str(spec.port)]
     cmd += ["--arena", str(spec.arena.resolve())] if spec.arena is not None else []
+    cmd += ["--first-target", str(spec.first_target)] if spec.first_target is not None else []
+    cmd += ["--interval", str(spec.interval)] if spec.interval is not None else []
     pid = spawn_detached(cmd, files.supervisor_log, REPO)
     files.pid_file.write_text(f"{pid}\n")
     deadline = time.monotonic() + wait

@@ -7,6 +7,7 @@ same ARGS (a unit test parses both with the CLI's own parser and compares the pa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 # Start order: the web page first (it needs Redis only), the producer last (nothing consumes yet).
@@ -15,13 +16,19 @@ SERVICES = ("web", "scorer", "trader", "processor", "producer")
 
 @dataclass(frozen=True)
 class SeasonSpec:
-    """What a season runs: its run id, arena file, bar source, and where the web page listens."""
+    """What a season runs: its run id, arena file, bar source, and where the web page listens.
+
+    ``first_target``: the first session the season forecasts (and so trades); the bars before it
+    are the models' warm-up. ``interval``: seconds between the producer's polls (None: its default).
+    """
 
     season: str
     arena: Path | None = None
     source: str = "yfinance"
     host: str = "127.0.0.1"
     port: int = 8080
+    first_target: date | None = None
+    interval: float | None = None
 
 
 def service_args(spec: SeasonSpec) -> dict[str, list[str]]:
@@ -32,7 +39,11 @@ def service_args(spec: SeasonSpec) -> dict[str, list[str]]:
         "web": ["serve", "--host", spec.host, "--port", str(spec.port)],
         "scorer": ["score", *run, *arena],
         "trader": ["trade", *run, *arena],
-        "processor": ["process", *run, *arena],
-        "producer": ["produce", *run, "--source", spec.source, *arena],
+        "processor": ["process", *run, *arena, *_opt("--first-target", spec.first_target)],
+        "producer": ["produce", *run, "--source", spec.source, *arena, *_opt("--interval", spec.interval)],
     }
     return {name: args[name] for name in SERVICES}
+
+
+def _opt(flag: str, value: object) -> list[str]:
+    return [] if value is None else [flag, str(value)]
