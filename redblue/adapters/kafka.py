@@ -666,3 +666,43 @@ def group_lag(settings: Settings, run: str, group: str, specs: Sequence[TopicSpe
         raise KafkaUnavailable(f"cannot read the lag of consumer group {group}: {err}") from err
     finally:
         consumer.close()
+
+
+def group_backlog(settings: Settings, run: str, group: str, specs: Sequence[TopicSpec], timeout: float = 10.0) -> int:
+    """How many events of the run's ``specs`` topics consumer ``group`` has not committed yet.
+
+    Unlike :func:`group_lag`, offsets taken by transaction markers (a transactional producer
+    ends every transaction with one; no message is read there) do not count: each partition the
+    group is behind on is read from its committed offset to its end.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partitions = []
+        for name in (topic_name(settings.topic_prefix, run, spec) for spec in specs):
+            meta = consumer.list_topics(name, timeout=timeout).topics.get(name)
+            if meta is not None and meta.error is None:
+                partitions += [TopicPartition(name, p) for p in meta.partitions]
+        ends: dict[tuple[str, int], int] = {}
+        starts = []
+        for tp in consumer.committed(partitions, timeout=timeout) if partitions else []:
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
+            start = tp.offset if tp.offset >= 0 else lo
+            if hi > start:
+                ends[(tp.topic, tp.partition)] = hi
+                starts.append(TopicPartition(tp.topic, tp.partition, start))
+        if not starts:
+            return 0
+        consumer.assign(starts)
+        return sum(len(events) for events in _drain(consumer, ends, timeout).values())
+    except KafkaException as err:
+        raise KafkaUnavailable(f"cannot read the backlog of consumer group {group}: {err}") from err
+    finally:
+        consumer.close()

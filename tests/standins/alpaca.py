@@ -189,10 +189,33 @@ class AlpacaStandIn:
         return (200, order) if order else (404, {"code": 40410000, "message": "order not found"})
 
     def _account(self, *_: Any) -> tuple[int, Any]:
-        return 200, ACCOUNT
+        if self.timeline is None:
+            return 200, ACCOUNT
+        cash = str(self.cash())
+        return 200, {**ACCOUNT, "cash": cash, "equity": cash, "portfolio_value": cash, "buying_power": cash}
 
     def _positions(self, *_: Any) -> tuple[int, Any]:
-        return 200, [POSITION]
+        if self.timeline is None:
+            return 200, [POSITION]
+        return 200, [_position_json(s, q) for s, q in sorted(self.holdings().items()) if q]
+
+    # -- the account's own state (with a timeline: the orders it filled) -----------------------
+
+    def holdings(self) -> dict[str, int]:
+        """Shares held per symbol (negative: short), from the filled quantities of its orders."""
+        held: dict[str, int] = {}
+        for order in self.orders.values():
+            signed = int(Decimal(order["filled_qty"])) * (1 if order["side"] == "buy" else -1)
+            held[order["symbol"]] = held.get(order["symbol"], 0) + signed
+        return held
+
+    def cash(self, initial: Decimal = Decimal(100000)) -> Decimal:
+        """Cash after every fill (no commission: Alpaca charges none on stock trades)."""
+        for order in self.orders.values():
+            if order["filled_avg_price"] is not None:
+                paid = Decimal(order["filled_qty"]) * Decimal(order["filled_avg_price"])
+                initial += -paid if order["side"] == "buy" else paid
+        return initial
 
     def _bars(self, query: dict[str, list[str]], _: Any) -> tuple[int, Any]:
         start = datetime.fromisoformat(query["start"][0])
@@ -278,6 +301,12 @@ def bar_json(t: str, row: Any) -> dict[str, Any]:
         "n": 1000,
         "vw": round((h + low) / 2, 4),
     }
+
+
+def _position_json(symbol: str, quantity: int) -> dict[str, Any]:
+    """A position as Alpaca answers it (only the fields the gateway reads are meaningful)."""
+    qty = str(quantity)
+    return {**POSITION, "symbol": symbol, "qty": qty, "qty_available": qty, "side": "long" if quantity > 0 else "short"}
 
 
 def _order_json(body: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -51,6 +51,9 @@ def up(settings: Settings, spec: SeasonSpec, wait: float = 10.0) -> int:
     deadline = time.monotonic() + wait
     while not files.read_states() and time.monotonic() < deadline:
         if read_pid(files.pid_file, MARKER) is None:
+            import os
+            from redblue.stack.process import _runs, pid_alive
+            print("DEBUG", pid, files.pid_file.exists(), os.path.exists(f"/proc/{pid}"), open(f"/proc/{pid}/stat").read() if os.path.exists(f"/proc/{pid}") else None, file=sys.stderr)
             raise SeasonError(f"the supervisor of season {spec.season} exited; see {files.supervisor_log}")
         time.sleep(0.2)
     return pid
@@ -105,7 +108,7 @@ def status(settings: Settings, season: str, arena: Arena) -> SeasonStatus:
 
 def _lags(settings: Settings, run: str) -> dict[str, int | str]:
     from consumers.scorer import TOPICS as SCORED
-    from redblue.adapters.kafka import KafkaUnavailable, group_lag
+    from redblue.adapters.kafka import KafkaUnavailable, group_backlog
     from schemas.topics import BARS, FORECASTS
 
     groups = {
@@ -116,7 +119,7 @@ def _lags(settings: Settings, run: str) -> dict[str, int | str]:
     lags: dict[str, int | str] = {}
     for stage, (group, specs) in groups.items():
         try:
-            lags[stage] = group_lag(settings, run, group, specs)
+            lags[stage] = group_backlog(settings, run, group, specs)
         except KafkaUnavailable as err:
             lags[stage] = f"unknown ({err})"
     return lags

@@ -1,0 +1,449 @@
+"""A rehearsal of a live season through the real services, on a replayed clock, with chaos on top.
+
+    PYTHONPATH=. python scripts/rehearse.py [--start 2024-01-02] [--days 20] [--arena arenas/baselines.yaml]
+        [--kills 8 --broker-restart --redis-flush] [--seed 1] [--compare-simulate]
+
+What runs: ``season up`` (the supervisor and every service: web, scorer, trader, processor,
+producer, each its own process) with the producer on ``--source alpaca`` and every team on an
+Alpaca paper account — all pointed at local stand-ins (``tests/standins``): Alpaca's data API
+serves the bundled bars (``data/bars``) as a vendor would show them at the replayed time
+(partial during the session, without the closing auction just after it), and each team's
+trading API keeps its own account (orders by ``client_order_id``, fills at the session's open
+price, positions, cash). The season's warm-up (the arena's ``window`` sessions before
+``--start``) is replayed onto the bars topic first; the processor forecasts from ``--start`` on.
+
+The clock (``REDBLUE_CLOCK_FILE``, see :mod:`redblue.core.clock`) is moved by this driver, event
+by event, and never by the wall clock. Per session D:
+
+1. close(D) + the Alpaca source's settle delay + 1 min: the producer publishes D's final bars;
+   wait until the bars are on the topic, every consumer group's lag is 0 and every team's
+   marks of D are written (the trader has collected D's fills and decided D's orders: held);
+2. 19:02 New York: the trader's ticker sends the held ``opg`` orders; wait until the trader
+   has caught up and ticked a few times (the stand-in fills them at the next session's open,
+   which the next step's clock passes).
+
+So a rehearsal is deterministic however slow or often killed a service is. ``--kills N`` kills
+a random service (``kill -9``) at N random steps, a random fraction of a second after the clock
+moved; ``--broker-restart`` stops and starts the stack's Kafka once; ``--redis-flush`` deletes
+the run's Redis keys once and kills the scorer (which rebuilds the leaderboard from Kafka).
+``--compare-calm`` also runs the same season undisturbed first and compares orders, fills,
+marks, equity and the leaderboard; ``--compare-simulate`` compares forecasts and orders with
+``redblue simulate`` of the same days (see :func:`against_simulation` for what may differ).
+
+Only for a stack of your own (``REDBLUE_STACK_DIR``, ``REDBLUE_KAFKA_BOOTSTRAP``,
+``REDBLUE_REDIS_URL``): the broker restart stops that stack's Kafka.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from consumers.scorer import TOPICS as SCORED
+from producers.replay import replay
+from redblue.adapters.alpaca.market_data import SETTLE
+from redblue.adapters.kafka import EventProducer, KafkaUnavailable, ensure_topics, group_backlog, read_topics
+from redblue.adapters.redis_store import RedisStore
+from redblue.app.outputs import leaderboard_text
+from redblue.app.season import control
+from redblue.app.season.services import SeasonSpec
+from redblue.app.season.supervisor import SeasonFiles
+from redblue.app.simulate import reset_run
+from redblue.core.arena import DEFAULT_ARENA, Arena, load_arena
+from redblue.core.bars import DATA_DIR, Row, read_rows
+from redblue.core.calendar import TradingCalendar, get_calendar
+from redblue.core.clock import FileClock, set_clock_file
+from redblue.core.settings import Settings, as_env
+from redblue.stack.kafka import start_kafka, stop_kafka
+from schemas import Bar, Fill, Forecast, Order, PositionMark
+from schemas.topics import BARS, FILLS, FORECASTS, ORDERS
+from tests.standins.alpaca import AlpacaStandIn
+from tests.standins.clock import ny
+from tests.standins.market import Timeline
+
+BASELINES = DEFAULT_ARENA.parent / "baselines.yaml"
+TICK = 0.2  # the trader's ticker (REDBLUE_TRADER_TICK_SECONDS) in a rehearsal
+POLL = 0.2  # the producer's polls
+KILLABLE = ("web", "scorer", "trader", "processor", "producer")
+GROUPS = {"processor": [BARS], "trader": [FORECASTS], "scorer": list(SCORED)}
+
+
+def group_of(stage: str, run: str) -> str:
+    return f"redblue-{stage}-{run}"
+
+
+@dataclass
+class Kill:
+    service: str
+    pid: int
+    at: float  # monotonic
+    step: str
+    recovered: float | None = None  # seconds until it ran again with its group's lag back to 0
+
+
+@dataclass
+class Chaos:
+    """What to do to the season, and what was done."""
+
+    kills: int = 0
+    broker_restart: bool = False
+    redis_flush: bool = False
+    seed: int = 1
+    done: list[Kill] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+
+    def plan(self, steps: int) -> dict[int, str]:
+        """Step index -> what happens there: 'kill', 'broker' or 'redis' (never in the first two steps)."""
+        rng = random.Random(self.seed)
+        extra = ["broker"] * self.broker_restart + ["redis"] * self.redis_flush
+        slots = rng.sample(range(2, steps), min(steps - 2, self.kills + len(extra)))
+        return dict(zip(slots, ["kill"] * self.kills + extra, strict=False))
+
+
+@dataclass
+class Outcome:
+    run: str
+    orders: list[str]
+    trades: list[str]
+    equity: dict[str, list[tuple[str, float]]]
+    board: str
+    forecasts: list[tuple[Any, ...]]
+    posts: dict[str, int]  # client_order_id -> POSTs that reached the stand-in (more than 1: re-sent)
+    accepted: int  # orders the stand-ins accepted
+    submitted_events: int  # order events saying "submitted" or "duplicate"
+    restarts: dict[str, int]
+    seconds: float
+
+
+class Rehearsal:
+    """One season of ``days`` sessions from ``start`` through the real services and the stand-ins."""
+
+    def __init__(
+        self, settings: Settings, run: str, arena_path: Path, start: date, days: int, say: Callable[[str], None] = print
+    ) -> None:
+        self.settings, self.run, self.say = settings, run, say
+        self.arena = load_arena(arena_path)
+        self.arena_path = arena_path
+        self.calendar: TradingCalendar = get_calendar(self.arena.calendar)
+        self.season = self.calendar.sessions(start, self.calendar.offset(start, days - 1))
+        first_warm = self.calendar.offset(self.season[0], -self.arena.window)
+        self.warmup = self.calendar.sessions(first_warm, self.calendar.offset(self.season[0], -1))
+        self.root = settings.stack_home / "rehearsals" / run
+        self.clock_file = self.root / "clock"
+        self.files = SeasonFiles.of(settings.stack_home, run)
+        self.standins: dict[str, AlpacaStandIn] = {}
+        self.kills: list[Kill] = []
+
+    # -- setting up ---------------------------------------------------------------------------
+
+    def rows(self) -> list[Row]:
+        first, last = self.warmup[0], self.calendar.offset(self.season[-1], 1)
+        return [r for s in self.arena.symbols for r in read_rows(DATA_DIR, s) if first <= r.date <= last]
+
+    @contextmanager
+    def running(self) -> Iterator[Rehearsal]:
+        """Stand-ins up, warm-up replayed, ``season up``; then ``season down`` and the stand-ins stopped."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        set_clock_file(self.clock_file, ny(self.warmup[-1], 20))
+        clock = FileClock(self.clock_file)
+        rows = self.rows()
+        market = Timeline(rows, self.calendar)
+        with ExitStack() as stack:
+            data = stack.enter_context(AlpacaStandIn(clock, key="PKDATA", secret="data-secret", timeline=market))
+            data.page_size = 1000
+            self.standins = {
+                team: stack.enter_context(
+                    AlpacaStandIn(clock, key=f"PK{team.upper()}", secret=f"{team}-secret", timeline=market)
+                )
+                for team in sorted(self.arena.teams)
+            }
+            env = {**as_env(self.settings), "REDBLUE_CLOCK_FILE": str(self.clock_file)}
+            env |= {"REDBLUE_TRADER_TICK_SECONDS": str(TICK), "PYTHONUNBUFFERED": "1"}
+            env |= {"REDBLUE_ALPACA_KEY": data.key, "REDBLUE_ALPACA_SECRET": data.secret}
+            env |= {"REDBLUE_ALPACA_URL_OVERRIDE": data.url}
+            for team, standin in self.standins.items():
+                prefix = f"REDBLUE_{team.upper()}_ALPACA_"
+                env |= {f"{prefix}KEY": standin.key, f"{prefix}SECRET": standin.secret}
+                env |= {f"{prefix}URL_OVERRIDE": standin.url}
+            arena_file = self._alpaca_arena()
+            reset_run(self.settings, self.run)
+            ensure_topics(self.settings, self.run)
+            warm = [r for r in rows if r.date in set(self.warmup)]
+            replay(EventProducer(self.settings, self.run), sorted(warm, key=lambda r: (r.date, r.symbol)),
+                   self.calendar, clock)  # fmt: skip
+            saved = dict(os.environ)
+            os.environ.update(env)  # the supervisor and its services inherit these
+            try:
+                spec = SeasonSpec(self.run, arena=arena_file, source="alpaca", port=_free_port(),
+                                  first_target=self.season[0], interval=POLL)  # fmt: skip
+                control.up(self.settings, spec)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+            try:
+                yield self
+            finally:
+                control.down(self.settings, self.run)
+
+    def _alpaca_arena(self) -> Path:
+        """The arena file with every team on an Alpaca account."""
+        raw = yaml.safe_load(self.arena_path.read_text())
+        for spec in raw["teams"].values():
+            spec["account"] = {"broker": "alpaca"}
+        path = self.root / "arena.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return path
+
+    # -- driving ------------------------------------------------------------------------------
+
+    def steps(self) -> list[tuple[str, datetime, date]]:
+        """The clock's moves: (what, when, session)."""
+        out = [("warm-up", ny(self.warmup[-1], 20), self.warmup[-1])]
+        for day in self.season:
+            out.append(("close", self.calendar.close_time(day) + SETTLE + timedelta(minutes=1), day))
+            out.append(("evening", ny(day, 19, 2), day))
+        return out
+
+    def drive(self, chaos: Chaos, timeout: float = 300.0) -> None:
+        steps = self.steps()
+        plan = chaos.plan(len(steps))
+        rng = random.Random(chaos.seed + 1)
+        for n, (what, moment, day) in enumerate(steps):
+            set_clock_file(self.clock_file, moment)
+            action = plan.get(n)
+            if action is not None:
+                time.sleep(rng.uniform(0.0, 0.8))  # somewhere in the middle of the services' work
+                self._disturb(action, rng, f"{what} {day}")
+            self._wait(what, day, timeout)
+        self._wait_recovered(timeout)
+
+    def _disturb(self, action: str, rng: random.Random, step: str) -> None:
+        if action == "kill":
+            running = [s for s in self.files.read_states() if s.state in ("running", "starting") and s.pid]
+            victim = rng.choice(sorted(running, key=lambda s: s.name))
+            assert victim.pid is not None
+            os.kill(victim.pid, signal.SIGKILL)
+            self.kills.append(Kill(victim.name, victim.pid, time.monotonic(), step))
+            self.say(f"  kill -9 {victim.name} (pid {victim.pid}) at {step}")
+        elif action == "broker":
+            began = time.monotonic()
+            stop_kafka(self.settings, out=lambda _: None)
+            time.sleep(rng.uniform(0.5, 2.0))
+            start_kafka(self.settings, out=lambda _: None)
+            self.say(f"  broker restarted at {step} ({time.monotonic() - began:.1f} s down)")
+        elif action == "redis":
+            with RedisStore.from_settings(self.settings, self.run) as store:
+                deleted = store.delete_run()
+            scorer = next(s for s in self.files.read_states() if s.name == "scorer")
+            if scorer.pid:
+                os.kill(scorer.pid, signal.SIGKILL)
+                self.kills.append(Kill("scorer", scorer.pid, time.monotonic(), f"{step} (redis flush)"))
+            self.say(f"  Redis: the run's {deleted} keys deleted, scorer killed at {step}")
+
+    def _wait(self, what: str, day: date, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._done(what, day):
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{self.run}: step {what} {day} not done after {timeout:.0f} s; see {self.files.root}")
+            time.sleep(0.1)
+
+    def _lags(self) -> dict[str, int] | None:
+        try:
+            return {s: group_backlog(self.settings, self.run, group_of(s, self.run), specs) for s, specs in GROUPS.items()}
+        except KafkaUnavailable:
+            return None
+
+    def _done(self, what: str, day: date) -> bool:
+        lags = self._lags()
+        self._note_recoveries(lags)
+        if lags is None or any(lags.values()):
+            return False
+        try:
+            topics = read_topics(self.settings, self.run, [BARS, FILLS], timeout=10.0)
+        except KafkaUnavailable:
+            return False
+        bars = {(b.symbol, b.date) for b in topics[BARS] if isinstance(b, Bar)}
+        if any((s, day) not in bars for s in self.arena.symbols):
+            return False
+        marks = {(m.team, m.symbol, m.as_of) for m in topics[FILLS] if isinstance(m, PositionMark)}
+        if any((t, s, day) not in marks for t in self.arena.teams for s in self.arena.symbols):
+            return False
+        if what != "close":  # the held orders are sent by the ticker: let it tick a few times
+            trader = self._state("trader")
+            if trader is None or trader.state != "running" or time.time() - (trader.started_at or 0) < 1.0:
+                return False
+            time.sleep(4 * TICK)
+            again = self._state("trader")
+            lags = self._lags()
+            return again is not None and again.pid == trader.pid and lags is not None and not any(lags.values())
+        return True
+
+    def _state(self, name: str) -> Any:
+        return next((s for s in self.files.read_states() if s.name == name), None)
+
+    def _note_recoveries(self, lags: dict[str, int] | None) -> None:
+        states = {s.name: s for s in self.files.read_states()}
+        for kill in self.kills:
+            if kill.recovered is not None:
+                continue
+            st = states.get(kill.service)
+            if st is None or st.state != "running" or st.pid in (None, kill.pid):
+                continue
+            if kill.service in GROUPS and (lags is None or lags[kill.service]):
+                continue
+            kill.recovered = time.monotonic() - kill.at
+
+    def _wait_recovered(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while any(k.recovered is None for k in self.kills) and time.monotonic() < deadline:
+            self._note_recoveries(self._lags())
+            time.sleep(0.2)
+
+    # -- the outcome --------------------------------------------------------------------------
+
+    def outcome(self, began: float) -> Outcome:
+        topics = read_topics(self.settings, self.run, [FORECASTS, ORDERS, FILLS])
+        orders = [e for e in topics[ORDERS] if isinstance(e, Order)]
+        trades = [e for e in topics[FILLS] if isinstance(e, Fill | PositionMark)]
+        with RedisStore.from_settings(self.settings, self.run) as store:
+            equity = {t: [(d.isoformat(), round(v, 6)) for d, v in store.equity_history(t)] for t in self.arena.teams}
+        posts: Counter[str] = Counter()
+        accepted = 0
+        for standin in self.standins.values():
+            posts.update(p["client_order_id"] for p in standin.posted)
+            accepted += len(standin.orders)
+        return Outcome(
+            run=self.run,
+            orders=sorted(plain(o) for o in orders),
+            trades=sorted(plain(t) for t in trades),
+            equity=equity,
+            board=leaderboard_text(self.settings, self.run, self.arena, by="mase", top=50).replace(self.run, "RUN"),
+            forecasts=sorted(brief(f) for f in topics[FORECASTS] if isinstance(f, Forecast)),
+            posts=dict(posts),
+            accepted=accepted,
+            submitted_events=sum(o.status in ("submitted", "duplicate") for o in orders),
+            restarts={s.name: s.restarts for s in self.files.read_states()},
+            seconds=time.monotonic() - began,
+        )
+
+
+def plain(event: Any) -> str:
+    """An event without what differs between two runs of the same season (run id, wall time).
+
+    An order's status ``duplicate`` counts as ``submitted``: a trader killed between Alpaca's
+    answer and its order event sends the order again after its restart, and Alpaca's refusal of
+    the reused ``client_order_id`` confirms it (nothing doubled at the broker).
+    """
+    data = event.model_dump(mode="json", exclude={"run", "produced_at", "client_order_id", "reason"})
+    if data.get("status") == "duplicate":
+        data["status"] = "submitted"
+    return json.dumps(data, sort_keys=True)
+
+
+def brief(f: Forecast) -> tuple[Any, ...]:
+    return (f.team, f.model, f.symbol, f.as_of.isoformat(), f.target.isoformat(), f.predicted_close)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rehearse(
+    settings: Settings, run: str, arena: Path, start: date, days: int, chaos: Chaos, say: Callable[[str], None] = print
+) -> tuple[Outcome, list[Kill]]:
+    """Run one rehearsal (with ``chaos``); its outcome and the kills."""
+    began = time.monotonic()
+    rehearsal = Rehearsal(settings, run, arena, start, days, say)
+    with rehearsal.running():
+        rehearsal.drive(chaos)
+        outcome = rehearsal.outcome(began)
+    return outcome, rehearsal.kills
+
+
+def differences(calm: Outcome, storm: Outcome) -> dict[str, bool]:
+    """Which parts of two rehearsals of the same season are equal."""
+    return {
+        "forecasts": calm.forecasts == storm.forecasts,
+        "orders": calm.orders == storm.orders,
+        "fills and marks": calm.trades == storm.trades,
+        "equity": calm.equity == storm.equity,
+        "leaderboard": calm.board == storm.board,
+        "accepted orders": calm.accepted == storm.accepted,
+    }
+
+
+def doubled(outcome: Outcome) -> dict[str, int]:
+    """Client order ids POSTed more than once (each refused by the stand-in after the first)."""
+    return {cid: n for cid, n in outcome.posts.items() if n > 1}
+
+
+def recovery_table(kills: list[Kill]) -> str:
+    by: dict[str, list[Kill]] = {}
+    for k in kills:
+        by.setdefault(k.service, []).append(k)
+    lines = [f"{'service':<10} {'kills':>5} {'recovery s (median / max)':>28}"]
+    for name, ks in sorted(by.items()):
+        times = sorted(k.recovered for k in ks if k.recovered is not None)
+        shown = f"{times[len(times) // 2]:.1f} / {times[-1]:.1f}" if times else "never"
+        lines.append(f"{name:<10} {len(ks):>5} {shown:>28}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 2))
+    parser.add_argument("--days", type=int, default=20)
+    parser.add_argument("--arena", type=Path, default=BASELINES)
+    parser.add_argument("--run", default="rehearsal")
+    parser.add_argument("--kills", type=int, default=0)
+    parser.add_argument("--broker-restart", action="store_true")
+    parser.add_argument("--redis-flush", action="store_true")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--compare-calm", action="store_true", help="also run the season undisturbed and compare")
+    args = parser.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stand-ins' request lines
+    settings = Settings()
+    chaos = Chaos(args.kills, args.broker_restart, args.redis_flush, args.seed)
+    calm = None
+    if args.compare_calm:
+        print(f"calm rehearsal of {args.days} sessions from {args.start}")
+        calm, _ = rehearse(settings, f"{args.run}-calm", args.arena, args.start, args.days, Chaos())
+        print(f"  {calm.seconds:.0f} s, {len(calm.orders)} orders, {len(calm.trades)} fills and marks")
+    print(f"rehearsal {args.run}: {args.days} sessions, {args.kills} kills, broker restart {args.broker_restart}, "
+          f"Redis flush {args.redis_flush}")  # fmt: skip
+    storm, kills = rehearse(settings, args.run, args.arena, args.start, args.days, chaos)
+    print(f"  {storm.seconds:.0f} s, {len(storm.orders)} orders, {len(storm.trades)} fills and marks")
+    print(recovery_table(kills))
+    print(f"restarts seen by the supervisor: {storm.restarts}")
+    print(f"accepted by the Alpaca stand-ins: {storm.accepted}; order events submitted: {storm.submitted_events}")
+    print(f"client_order_ids POSTed more than once (refused after the first): {doubled(storm) or 'none'}")
+    ok = storm.accepted == storm.submitted_events
+    if calm is not None:
+        same = differences(calm, storm)
+        print(f"equal to the calm rehearsal: {same}")
+        ok = ok and all(same.values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
