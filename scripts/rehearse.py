@@ -55,7 +55,6 @@ from typing import Any
 
 import yaml
 
-from consumers.scorer import TOPICS as SCORED
 from producers.replay import replay
 from redblue.adapters.alpaca.market_data import SETTLE
 from redblue.adapters.kafka import EventProducer, KafkaUnavailable, ensure_topics, group_backlog, read_topics
@@ -65,7 +64,7 @@ from redblue.app.season import control
 from redblue.app.season.services import SeasonSpec
 from redblue.app.season.supervisor import SeasonFiles
 from redblue.app.simulate import reset_run
-from redblue.core.arena import DEFAULT_ARENA, Arena, load_arena
+from redblue.core.arena import DEFAULT_ARENA, load_arena
 from redblue.core.bars import DATA_DIR, Row, read_rows
 from redblue.core.calendar import TradingCalendar, get_calendar
 from redblue.core.clock import FileClock, set_clock_file
@@ -81,11 +80,7 @@ BASELINES = DEFAULT_ARENA.parent / "baselines.yaml"
 TICK = 0.2  # the trader's ticker (REDBLUE_TRADER_TICK_SECONDS) in a rehearsal
 POLL = 0.2  # the producer's polls
 KILLABLE = ("web", "scorer", "trader", "processor", "producer")
-GROUPS = {"processor": [BARS], "trader": [FORECASTS], "scorer": list(SCORED)}
-
-
-def group_of(stage: str, run: str) -> str:
-    return f"redblue-{stage}-{run}"
+STALL = 20.0  # the supervisor's watchdog (REDBLUE_STALL_SECONDS) in a rehearsal
 
 
 @dataclass
@@ -174,7 +169,7 @@ class Rehearsal:
                 for team in sorted(self.arena.teams)
             }
             env = {**as_env(self.settings), "REDBLUE_CLOCK_FILE": str(self.clock_file)}
-            env |= {"REDBLUE_TRADER_TICK_SECONDS": str(TICK), "PYTHONUNBUFFERED": "1"}
+            env |= {"REDBLUE_TRADER_TICK_SECONDS": str(TICK), "REDBLUE_STALL_SECONDS": str(STALL)}
             env |= {"REDBLUE_ALPACA_KEY": data.key, "REDBLUE_ALPACA_SECRET": data.secret}
             env |= {"REDBLUE_ALPACA_URL_OVERRIDE": data.url}
             for team, standin in self.standins.items():
@@ -267,7 +262,8 @@ class Rehearsal:
 
     def _lags(self) -> dict[str, int] | None:
         try:
-            return {s: group_backlog(self.settings, self.run, group_of(s, self.run), specs) for s, specs in GROUPS.items()}
+            groups = control.consumer_groups(self.run)
+            return {s: group_backlog(self.settings, self.run, group, specs) for s, (group, specs) in groups.items()}
         except KafkaUnavailable:
             return None
 
@@ -300,6 +296,7 @@ class Rehearsal:
         return next((s for s in self.files.read_states() if s.name == name), None)
 
     def _note_recoveries(self, lags: dict[str, int] | None) -> None:
+        lags_of = control.consumer_groups(self.run)
         states = {s.name: s for s in self.files.read_states()}
         for kill in self.kills:
             if kill.recovered is not None:
@@ -307,7 +304,7 @@ class Rehearsal:
             st = states.get(kill.service)
             if st is None or st.state != "running" or st.pid in (None, kill.pid):
                 continue
-            if kill.service in GROUPS and (lags is None or lags[kill.service]):
+            if kill.service in lags_of and (lags is None or lags[kill.service]):
                 continue
             kill.recovered = time.monotonic() - kill.at
 

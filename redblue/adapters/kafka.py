@@ -675,6 +675,14 @@ def group_backlog(settings: Settings, run: str, group: str, specs: Sequence[Topi
     ends every transaction with one; no message is read there) do not count: each partition the
     group is behind on is read from its committed offset to its end.
     """
+    return group_progress(settings, run, group, specs, timeout)[1]
+
+
+def group_progress(
+    settings: Settings, run: str, group: str, specs: Sequence[TopicSpec], timeout: float = 10.0
+) -> tuple[int, int]:
+    """(offsets committed in total, events not committed yet) of consumer ``group`` on the run's
+    ``specs`` topics: a group behind whose committed total does not move is stalled."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -692,17 +700,19 @@ def group_backlog(settings: Settings, run: str, group: str, specs: Sequence[Topi
                 partitions += [TopicPartition(name, p) for p in meta.partitions]
         ends: dict[tuple[str, int], int] = {}
         starts = []
+        committed = 0
         for tp in consumer.committed(partitions, timeout=timeout) if partitions else []:
             lo, hi = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
             start = tp.offset if tp.offset >= 0 else lo
+            committed += max(tp.offset, 0)
             if hi > start:
                 ends[(tp.topic, tp.partition)] = hi
                 starts.append(TopicPartition(tp.topic, tp.partition, start))
         if not starts:
-            return 0
+            return committed, 0
         consumer.assign(starts)
-        return sum(len(events) for events in _drain(consumer, ends, timeout).values())
+        return committed, sum(len(events) for events in _drain(consumer, ends, timeout).values())
     except KafkaException as err:
-        raise KafkaUnavailable(f"cannot read the backlog of consumer group {group}: {err}") from err
+        raise KafkaUnavailable(f"cannot read the progress of consumer group {group}: {err}") from err
     finally:
         consumer.close()

@@ -294,8 +294,9 @@ def season(args: argparse.Namespace, settings: Settings) -> int:
         arena, _ = _arena(args)
         print(control.render(control.status(settings, args.season, arena), time.time()))
     else:
-        from redblue.app.season.supervisor import SeasonFiles, Supervisor
+        from redblue.app.season.supervisor import SeasonFiles, Supervisor, Watchdog
 
         files = SeasonFiles.of(settings.stack_home, args.season)
-        Supervisor(control.supervised_commands(spec), files, control.REPO).run(_until_signalled())
+        dog = Watchdog(control.progress_of(settings, args.season), settings.stall_seconds)
+        Supervisor(control.supervised_commands(spec), files, control.REPO, watchdog=dog).run(_until_signalled())
     return 0

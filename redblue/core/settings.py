@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     redis_prefix: str = "redblue"
     registry_prefix: str = "redblue"  # registered model names: {prefix}.{team}.{model}.{symbol}
     model_refresh_seconds: float = 10.0  # how often the processor checks for moved aliases
+    stall_seconds: float = 120.0  # a season's consumer behind without committing this long is restarted
     trader_tick_seconds: float = 30.0  # how often the trader sends the orders its gateways held
     clock_file: Path | None = Field(
         None, description="a replayed market clock (rehearsals): the services' 'now' is the ISO time in this file"

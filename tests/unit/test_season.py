@@ -11,7 +11,7 @@ from pathlib import Path
 from redblue.app.cli import build_parser
 from redblue.app.season.control import supervised_commands
 from redblue.app.season.services import SERVICES, SeasonSpec, service_args
-from redblue.app.season.supervisor import Backoff, SeasonFiles, ServiceState, Supervisor
+from redblue.app.season.supervisor import Backoff, SeasonFiles, ServiceState, Supervisor, Watchdog
 from redblue.stack.process import pid_alive
 
 
@@ -91,3 +91,25 @@ def test_stopping_the_supervisor_stops_its_services(tmp_path: Path) -> None:
     thread.join(timeout=30)
     assert not pid_alive(pid)
     assert _states(files)["a"].state == "stopped"
+
+
+def test_the_watchdog_restarts_a_consumer_that_is_alive_but_stuck(tmp_path: Path) -> None:
+    """'stuck' stays behind without committing; 'busy' is behind but commits; 'idle' has nothing to do."""
+    files = SeasonFiles(tmp_path / "season")
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    commits = iter(range(10**6))
+    progress = {"stuck": lambda: (7, 3), "busy": lambda: (next(commits), 3), "idle": lambda: (7, 0)}
+    dog = Watchdog(lambda name: progress[name](), stall_after=0.5, every=0.05)
+    supervisor = Supervisor({n: sleep for n in progress}, files, tmp_path, Backoff(base=0.05), watchdog=dog)
+    stop = threading.Event()
+    thread = threading.Thread(target=supervisor.run, args=(stop,))
+    thread.start()
+    try:
+        _until(lambda: _states(files).get("stuck", ServiceState("x")).restarts >= 1)
+        time.sleep(0.3)
+        states = _states(files)
+        assert states["busy"].restarts == 0 and states["idle"].restarts == 0
+        assert "stalled (3 events behind, nothing committed for" in files.log("stuck").read_text()
+    finally:
+        stop.set()
+        thread.join(timeout=30)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from redblue.core.arena import Arena
 from redblue.core.errors import RedblueError
 from redblue.core.settings import Settings
 from redblue.stack.process import pid_alive, read_pid, spawn_detached, stop_pid
+from schemas.topics import TopicSpec
 
 REPO = Path(__file__).resolve().parents[3]
 MARKER = "supervise"
@@ -51,9 +53,6 @@ def up(settings: Settings, spec: SeasonSpec, wait: float = 10.0) -> int:
     deadline = time.monotonic() + wait
     while not files.read_states() and time.monotonic() < deadline:
         if read_pid(files.pid_file, MARKER) is None:
-            import os
-            from redblue.stack.process import _runs, pid_alive
-            print("DEBUG", pid, files.pid_file.exists(), os.path.exists(f"/proc/{pid}"), open(f"/proc/{pid}/stat").read() if os.path.exists(f"/proc/{pid}") else None, file=sys.stderr)
             raise SeasonError(f"the supervisor of season {spec.season} exited; see {files.supervisor_log}")
         time.sleep(0.2)
     return pid
@@ -106,18 +105,42 @@ def status(settings: Settings, season: str, arena: Arena) -> SeasonStatus:
     )
 
 
-def _lags(settings: Settings, run: str) -> dict[str, int | str]:
+def consumer_groups(run: str) -> dict[str, tuple[str, list[TopicSpec]]]:
+    """Each consuming service's consumer group and the topics it reads."""
     from consumers.scorer import TOPICS as SCORED
-    from redblue.adapters.kafka import KafkaUnavailable, group_backlog
     from schemas.topics import BARS, FORECASTS
 
-    groups = {
+    return {
         "processor": (f"redblue-processor-{run}", [BARS]),  # processors.app.app_id (not imported: Faust)
         "trader": (f"redblue-trader-{run}", [FORECASTS]),
         "scorer": (f"redblue-scorer-{run}", list(SCORED)),
     }
+
+
+def progress_of(settings: Settings, run: str) -> Callable[[str], tuple[int, int] | None]:
+    """For the supervisor's watchdog: a service's (offsets committed, events behind); None if not
+    a consumer or Kafka cannot say now."""
+    from redblue.adapters.kafka import KafkaUnavailable, group_progress
+
+    groups = consumer_groups(run)
+
+    def progress(service: str) -> tuple[int, int] | None:
+        if service not in groups:
+            return None
+        group, specs = groups[service]
+        try:
+            return group_progress(settings, run, group, specs, timeout=5.0)
+        except KafkaUnavailable:
+            return None
+
+    return progress
+
+
+def _lags(settings: Settings, run: str) -> dict[str, int | str]:
+    from redblue.adapters.kafka import KafkaUnavailable, group_backlog
+
     lags: dict[str, int | str] = {}
-    for stage, (group, specs) in groups.items():
+    for stage, (group, specs) in consumer_groups(run).items():
         try:
             lags[stage] = group_backlog(settings, run, group, specs)
         except KafkaUnavailable as err:

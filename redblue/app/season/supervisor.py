@@ -4,7 +4,10 @@ Standard library only (``subprocess`` + signals). Each service is a child proces
 goes to its own log file. A child that exits is started again after an exponential backoff
 (``base * 2**n`` seconds, at most ``cap``); one that keeps dying (``max_failures`` exits in a row,
 each within ``healthy_after`` seconds of its start) is marked ``failed`` with its last log lines
-and left alone. The supervisor writes every service's state to ``state.json`` (atomically) for
+and left alone. A consuming service that is alive but stuck (a :class:`Watchdog` sees its
+consumer group behind and its committed offsets unchanged for ``stall_after`` seconds: e.g. the
+Faust processor after a broker restart) is killed, and so restarted like a dead one.
+The supervisor writes every service's state to ``state.json`` (atomically) for
 ``season status``; SIGTERM stops every child (SIGTERM, then SIGKILL) and then the supervisor.
 
 Where the state lives: nothing here needs rebuilding after a crash. Every service keeps its own
@@ -40,6 +43,19 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         return float(min(self.cap, self.base * 2 ** max(0, failures - 1)))
+
+
+@dataclass(frozen=True)
+class Watchdog:
+    """Restarts a service whose consumer group stays behind without committing anything.
+
+    ``progress(service)``: its (offsets committed in total, events behind), None when it is not
+    a consumer or that cannot be known now (e.g. Kafka is down: nothing is judged then).
+    """
+
+    progress: Callable[[str], tuple[int, int] | None]
+    stall_after: float = 120.0
+    every: float = 5.0
 
 
 @dataclass
@@ -102,6 +118,8 @@ class _Child:
     proc: subprocess.Popen[bytes] | None = None
     due: float = 0.0  # monotonic time of the next start
     started: float = field(default=0.0)
+    committed: int = -1  # the watchdog's last look: offsets committed, and since when unchanged while behind
+    still_since: float = 0.0
 
 
 class Supervisor:
@@ -114,18 +132,22 @@ class Supervisor:
         cwd: Path,
         backoff: Backoff = Backoff(),
         clock: Callable[[], float] = time.monotonic,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self._children = [_Child(ServiceState(name), list(argv)) for name, argv in commands.items()]
         self._files = files
         self._cwd = cwd
         self._backoff = backoff
         self._clock = clock
+        self._watchdog = watchdog
+        self._looked = 0.0
         (files.root / "logs").mkdir(parents=True, exist_ok=True)
 
     def run(self, stop: threading.Event, tick: float = 0.2) -> None:
         try:
             while not stop.is_set():
                 changed = [self._watch(child) for child in self._children]
+                self._look_for_stalls()
                 if any(changed):
                     self._save()
                 stop.wait(tick)
@@ -150,6 +172,29 @@ class Supervisor:
             return False
         self._died(child, code, now)
         return True
+
+    def _look_for_stalls(self) -> None:
+        """Kill a running consumer whose group stayed behind without committing for ``stall_after`` s."""
+        dog, now = self._watchdog, self._clock()
+        if dog is None or now - self._looked < dog.every:
+            return
+        self._looked = now
+        for child in self._children:
+            if child.proc is None or child.state.state != "running":
+                continue
+            seen = dog.progress(child.state.name)
+            if seen is None:
+                continue
+            committed, behind = seen
+            if behind == 0 or committed != child.committed or now - child.started < dog.stall_after:
+                child.committed, child.still_since = committed, now
+                continue
+            if now - child.still_since >= dog.stall_after:
+                with self._files.log(child.state.name).open("ab") as sink:
+                    note = f"{behind} events behind, nothing committed for {now - child.still_since:.0f} s"
+                    sink.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} stalled ({note}): killed\n".encode())
+                child.proc.kill()
+                child.committed = -1
 
     def _start(self, child: _Child, now: float) -> None:
         log = self._files.log(child.state.name)
