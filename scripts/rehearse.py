@@ -48,7 +48,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -100,8 +100,7 @@ class Chaos:
     broker_restart: bool = False
     redis_flush: bool = False
     seed: int = 1
-    done: list[Kill] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
+    victims: tuple[str, ...] = ()  # who is killed, in order (cycled); empty: a random running service
 
     def plan(self, steps: int) -> dict[int, str]:
         """Step index -> what happens there: 'kill', 'broker' or 'redis' (never in the first two steps)."""
@@ -224,14 +223,15 @@ class Rehearsal:
             action = plan.get(n)
             if action is not None:
                 time.sleep(rng.uniform(0.0, 0.8))  # somewhere in the middle of the services' work
-                self._disturb(action, rng, f"{what} {day}")
+                self._disturb(action, rng, f"{what} {day}", chaos.victims)
             self._wait(what, day, timeout)
         self._wait_recovered(timeout)
 
-    def _disturb(self, action: str, rng: random.Random, step: str) -> None:
+    def _disturb(self, action: str, rng: random.Random, step: str, victims: tuple[str, ...]) -> None:
         if action == "kill":
             running = [s for s in self.files.read_states() if s.state in ("running", "starting") and s.pid]
-            victim = rng.choice(sorted(running, key=lambda s: s.name))
+            named = [s for s in running if victims and s.name == victims[len(self.kills) % len(victims)]]
+            victim = named[0] if named else rng.choice(sorted(running, key=lambda s: s.name))
             assert victim.pid is not None
             os.kill(victim.pid, signal.SIGKILL)
             self.kills.append(Kill(victim.name, victim.pid, time.monotonic(), step))
