@@ -25,6 +25,7 @@ class TraderHistory:
 
     teams: dict[str, TeamHistory] = field(default_factory=dict)
     last_bar: dict[str, date] = field(default_factory=dict)
+    ordered: set[str] = field(default_factory=set)  # every client_order_id with an order event, any status
 
     def team(self, name: str) -> TeamHistory:
         return self.teams.setdefault(name, TeamHistory())
@@ -44,6 +45,7 @@ def rebuild(events: Iterable[object]) -> TraderHistory:
     history = TraderHistory()
     for event in events:
         if isinstance(event, Order):
+            history.ordered.add(event.client_order_id)
             _order(history.team(event.team), event)
         elif isinstance(event, Fill):
             _fill(history.team(event.team), event)

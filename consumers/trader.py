@@ -98,8 +98,7 @@ def handler(
     def handle(event: Event) -> list[Outgoing]:
         with guard:
             if isinstance(event, Forecast):
-                trader.on_forecast(event)
-                return []
+                return routed(trader.on_forecast(event))
             if isinstance(event, BarProcessed):
                 return routed(trader.on_bar_processed(event), spans)
             return []

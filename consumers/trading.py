@@ -62,6 +62,9 @@ class Trader:
         self._last_bar: dict[str, date] = {}
         self._waiting: dict[date, dict[str, Bar]] = {}  # bars whose day is not complete yet
         self.halted: dict[str, str] = {}  # team -> why it is not traded (a failed reconciliation)
+        self._resumed: dict[str, date] = {}  # the last bar per symbol before a restart
+        self._ordered: set[str] = set()  # client_order_ids with an order event before a restart
+        self._redecided: set[tuple[str, str, date]] = set()
 
     def resume(self, history: TraderHistory) -> None:
         """Continue from the trader's own topics (see :mod:`consumers.recovery`), before any event.
@@ -70,6 +73,7 @@ class Trader:
         or whose gateway cannot check, is not traded from now on (fail closed; see ``halted``).
         """
         self._last_bar = dict(history.last_bar)
+        self._resumed, self._ordered = dict(history.last_bar), set(history.ordered)
         for team in sorted(self._gateways):
             past = history.teams.get(team)
             if past is None:
@@ -86,17 +90,29 @@ class Trader:
                 self.halted[team] = why
                 log.error("team %s is not traded any more: %s", team, why)
 
-    def on_forecast(self, f: Forecast) -> None:
+    def on_forecast(self, f: Forecast) -> list[Event]:
         """Keep ``f`` if it is from a team's trading model and its bar is still to come.
 
         The first forecast per (team, symbol, as_of) wins; later ones are ignored, as are
-        forecasts whose bar was already processed (they can no longer act at the next open).
+        forecasts whose bar was already processed (they can no longer act at the next open) —
+        except after a restart, for the last bar processed before it: an order decided then may
+        have been *held* by its gateway (in memory only, no order event yet) and lost with the
+        process. It is decided again, from the same rebuilt position, unless its order event
+        exists; the order event (if sent at once) is returned.
         """
         self._check_run(f.run)
         team = self._arena.teams.get(f.team)
-        if team is None or f.model != team.trading_model or self._seen(f.symbol, f.as_of):
-            return
+        if team is None or f.model != team.trading_model:
+            return []
+        if self._seen(f.symbol, f.as_of):
+            again = (f.team, f.symbol, f.as_of)
+            if f.as_of != self._resumed.get(f.symbol) or again in self._redecided or f.team in self.halted:
+                return []
+            self._redecided.add(again)
+            order = self._decided(f.team, f, skip=self._ordered)
+            return [order] if order is not None else []
         self._forecasts.setdefault((f.team, f.symbol, f.as_of), f)
+        return []
 
     def on_bar_processed(self, bp: BarProcessed) -> list[Event]:
         """The events of every day this marker completes (none while a symbol's bar of the day is missing).
@@ -180,13 +196,17 @@ class Trader:
 
     def _order(self, team: str, bar: Bar) -> Order | None:
         forecast = self._forecasts.pop((team, bar.symbol, bar.date), None)
-        if forecast is None:
-            return None
-        book = self._book(team, bar.symbol)
+        return None if forecast is None else self._decided(team, forecast)
+
+    def _decided(self, team: str, forecast: Forecast, skip: set[str] | None = None) -> Order | None:
+        """Decide from ``forecast`` and submit (unless the order's id is in ``skip``); its order event."""
+        book = self._book(team, forecast.symbol)
         decision = decide(forecast, book.quantity, bool(book.pending), self._arena.strategy)
         if decision.side is None:
             return None
         request = self._request(forecast, decision.side, decision.quantity)
+        if skip is not None and request.client_order_id in skip:
+            return None
         try:
             result = self._gateways[team].submit(request)
         except BrokerError as err:

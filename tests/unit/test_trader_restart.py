@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from consumers.recovery import rebuild
+from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
+from redblue.core.broker import BrokerGateway, OrderRequest, SubmitResult
 from schemas import BarProcessed, Event, Fill, Forecast, Order, PositionMark
 from tests.unit.test_trading import (
     ARENA,
@@ -43,7 +45,7 @@ def feed(trader: Trader, events: list[Forecast | BarProcessed]) -> list[Event]:
     out: list[Event] = []
     for event in events:
         if isinstance(event, Forecast):
-            trader.on_forecast(event)
+            out += trader.on_forecast(event)
         else:
             out += trader.on_bar_processed(event)
     return out
@@ -81,3 +83,49 @@ def test_a_team_whose_gateway_cannot_reconcile_is_not_traded_after_a_restart() -
     assert set(restarted.halted) == {"blue"} and "cannot reconcile" in restarted.halted["blue"]
     after = feed(restarted, SCRIPT)
     assert {e.team for e in after if isinstance(e, Order | Fill | PositionMark)} == {"red"}
+
+
+class Holding(SimulatedBroker):
+    """Holds every order in memory until :meth:`release` (Alpaca's gateway holds opg orders until 19:01)."""
+
+    def __init__(self, team: str) -> None:
+        super().__init__(RUN, team, ARENA.costs, 10_000.0, clock)
+        self.held: list[OrderRequest] = []
+
+    def submit(self, order: OrderRequest) -> SubmitResult:
+        if order.client_order_id in {o.client_order_id for o in self.held}:
+            return SubmitResult("duplicate", "already submitted")
+        self.held.append(order)
+        return SubmitResult("held", "until the window opens")
+
+    def release(self) -> list[tuple[OrderRequest, SubmitResult]]:
+        taken, self.held = self.held, []
+        return [(order, super().submit(order)) for order in taken]
+
+
+def holding() -> dict[str, BrokerGateway]:
+    return {team: Holding(team) for team in ARENA.teams}
+
+
+def feed_and_tick(trader: Trader, events: list[Forecast | BarProcessed], tick_after: set[int]) -> list[Event]:
+    out: list[Event] = []
+    for n, event in enumerate(events):
+        out += feed(trader, [event])
+        if n in tick_after:
+            out += trader.tick()
+    return out
+
+
+EVENINGS = {n for n, e in enumerate(SCRIPT) if isinstance(e, BarProcessed) and e.bar.symbol == "AMZN"}
+
+
+@pytest.mark.parametrize("killed_after", sorted(EVENINGS))
+def test_an_order_held_when_the_trader_was_killed_is_decided_again_after_the_restart(killed_after: int) -> None:
+    """Killed after a day's markers (orders decided, held in memory) and before the evening's tick."""
+    uninterrupted = feed_and_tick(Trader(RUN, ARENA, holding(), clock), SCRIPT, EVENINGS)
+    before = feed_and_tick(Trader(RUN, ARENA, holding(), clock), SCRIPT[: killed_after + 1], EVENINGS - {killed_after})
+    restarted = Trader(RUN, ARENA, holding(), clock)
+    restarted.resume(rebuild(as_topics(before)))
+    after = feed_and_tick(restarted, SCRIPT, EVENINGS | {killed_after})
+    assert restarted.halted == {}
+    assert sorted(map(repr, before + after)) == sorted(map(repr, uninterrupted))
