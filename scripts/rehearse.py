@@ -80,7 +80,7 @@ BASELINES = DEFAULT_ARENA.parent / "baselines.yaml"
 TICK = 0.2  # the trader's ticker (REDBLUE_TRADER_TICK_SECONDS) in a rehearsal
 POLL = 0.2  # the producer's polls
 KILLABLE = ("web", "scorer", "trader", "processor", "producer")
-STALL = 20.0  # the supervisor's watchdog (REDBLUE_STALL_SECONDS) in a rehearsal
+STALL = 60.0  # the supervisor's watchdog (REDBLUE_STALL_SECONDS) in a rehearsal
 
 
 @dataclass

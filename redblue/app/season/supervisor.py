@@ -5,8 +5,9 @@ goes to its own log file. A child that exits is started again after an exponenti
 (``base * 2**n`` seconds, at most ``cap``); one that keeps dying (``max_failures`` exits in a row,
 each within ``healthy_after`` seconds of its start) is marked ``failed`` with its last log lines
 and left alone. A consuming service that is alive but stuck (a :class:`Watchdog` sees its
-consumer group behind and its committed offsets unchanged for ``stall_after`` seconds: e.g. the
-Faust processor after a broker restart) is killed, and so restarted like a dead one.
+consumer group behind and its committed offsets unchanged for ``stall_after`` seconds, after it
+had committed something since its start: e.g. the Faust processor after a broker restart) is
+killed, and so restarted like a dead one.
 The supervisor writes every service's state to ``state.json`` (atomically) for
 ``season status``; SIGTERM stops every child (SIGTERM, then SIGKILL) and then the supervisor.
 
@@ -120,6 +121,7 @@ class _Child:
     started: float = field(default=0.0)
     committed: int = -1  # the watchdog's last look: offsets committed, and since when unchanged while behind
     still_since: float = 0.0
+    progressed: bool = False  # committed something since its start (one still starting up is never judged)
 
 
 class Supervisor:
@@ -186,10 +188,12 @@ class Supervisor:
             if seen is None:
                 continue
             committed, behind = seen
-            if behind == 0 or committed != child.committed or now - child.started < dog.stall_after:
+            if child.committed >= 0 and committed != child.committed:
+                child.progressed = True
+            if behind == 0 or committed != child.committed:
                 child.committed, child.still_since = committed, now
                 continue
-            if now - child.still_since >= dog.stall_after:
+            if child.progressed and now - child.still_since >= dog.stall_after:
                 with self._files.log(child.state.name).open("ab") as sink:
                     note = f"{behind} events behind, nothing committed for {now - child.still_since:.0f} s"
                     sink.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} stalled ({note}): killed\n".encode())
@@ -205,6 +209,7 @@ class Supervisor:
                 child.argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=self._cwd
             )
         child.started = now
+        child.committed, child.progressed = -1, False
         child.state.pid = child.proc.pid
         child.state.started_at = time.time()
         child.state.state = "starting"
