@@ -118,6 +118,7 @@ class Outcome:
     equity: dict[str, list[tuple[str, float]]]
     board: str
     forecasts: list[tuple[Any, ...]]
+    order_keys: list[tuple[Any, ...]]  # the orders' (team, symbol, side, quantity, as of, target)
     posts: dict[str, int]  # client_order_id -> POSTs that reached the stand-in (more than 1: re-sent)
     accepted: int  # orders the stand-ins accepted
     submitted_events: int  # order events saying "submitted" or "duplicate"
@@ -334,12 +335,56 @@ class Rehearsal:
             equity=equity,
             board=leaderboard_text(self.settings, self.run, self.arena, by="mase", top=50).replace(self.run, "RUN"),
             forecasts=sorted(brief(f) for f in topics[FORECASTS] if isinstance(f, Forecast)),
+            order_keys=sorted(order_key(o) for o in orders),
             posts=dict(posts),
             accepted=accepted,
             submitted_events=sum(o.status in ("submitted", "duplicate") for o in orders),
             restarts={s.name: s.restarts for s in self.files.read_states()},
             seconds=time.monotonic() - began,
         )
+
+
+@dataclass
+class CleanReplay:
+    """The same sessions replayed in this process: final bars, the processor's own step, the trader on
+    simulated accounts (fills at the open plus the arena's slippage and commission)."""
+
+    forecasts: list[tuple[Any, ...]]
+    orders: list[tuple[Any, ...]]
+
+
+def clean_replay(rehearsal: Rehearsal) -> CleanReplay:
+    from consumers.trader import simulated_gateways
+    from consumers.trading import Trader
+    from processors.book import ModelBook
+    from processors.forecasting import Horizon, step
+    from redblue.core.bars import to_bar_fields
+    from schemas import BarProcessed
+
+    arena, calendar, season = rehearsal.arena, rehearsal.calendar, rehearsal.season
+    moment = ny(season[-1], 20)
+    trader = Trader("clean", arena, simulated_gateways("clean", arena, lambda: moment), lambda: moment)
+    models = ModelBook(arena).models
+    windows: dict[str, list[Bar]] = {}
+    forecasts, orders = [], []
+    days = set(rehearsal.warmup) | set(season)
+    for row in sorted((r for r in rehearsal.rows() if r.date in days), key=lambda r: (r.date, r.symbol)):
+        fields = to_bar_fields(row, calendar, "replay")
+        bar = Bar.model_validate({**fields, "produced_at": calendar.close_time(row.date)})
+        done = step("clean", windows.get(row.symbol, []), bar, models, size=arena.window, calendar=calendar,
+                    horizon=Horizon(first=season[0]), now=moment)  # fmt: skip
+        windows[row.symbol] = done.window
+        for out in done.events:
+            if isinstance(out, Forecast):
+                forecasts.append(brief(out))
+                trader.on_forecast(out)
+            elif isinstance(out, BarProcessed):
+                orders += [order_key(e) for e in trader.on_bar_processed(out) if isinstance(e, Order)]
+    return CleanReplay(sorted(forecasts), sorted(orders))
+
+
+def order_key(o: Order) -> tuple[Any, ...]:
+    return (o.team, o.symbol, o.side, o.quantity, o.as_of.isoformat(), o.target.isoformat())
 
 
 def plain(event: Any) -> str:
@@ -377,10 +422,22 @@ def rehearse(
     return outcome, rehearsal.kills
 
 
+def against_clean_replay(settings: Settings, outcome: Outcome, arena: Path, start: date, days: int) -> dict[str, bool]:
+    """The rehearsal against the clean replay of the same sessions: the same forecasts (each
+    once: a redelivered bar's re-sent forecasts are duplicates, compared as a set) and the same
+    orders (side, quantity, as-of day, target). Fill prices differ by design: the stand-in fills
+    at the open, the simulated broker adds the arena's slippage and commission."""
+    clean = clean_replay(Rehearsal(settings, "clean", arena, start, days))
+    return {
+        "forecasts as the clean replay": sorted(set(outcome.forecasts)) == sorted(set(clean.forecasts)),
+        "orders as the clean replay": outcome.order_keys == clean.orders,
+    }
+
+
 def differences(calm: Outcome, storm: Outcome) -> dict[str, bool]:
     """Which parts of two rehearsals of the same season are equal."""
     return {
-        "forecasts": calm.forecasts == storm.forecasts,
+        "forecasts": sorted(set(calm.forecasts)) == sorted(set(storm.forecasts)),  # re-sent ones are duplicates
         "orders": calm.orders == storm.orders,
         "fills and marks": calm.trades == storm.trades,
         "equity": calm.equity == storm.equity,
@@ -435,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"accepted by the Alpaca stand-ins: {storm.accepted}; order events submitted: {storm.submitted_events}")
     print(f"client_order_ids POSTed more than once (refused after the first): {doubled(storm) or 'none'}")
     ok = storm.accepted == storm.submitted_events
+    clean = against_clean_replay(settings, storm, args.arena, args.start, args.days)
+    print(f"against the clean replay: {clean}")
+    ok = ok and all(clean.values())
     if calm is not None:
         same = differences(calm, storm)
         print(f"equal to the calm rehearsal: {same}")

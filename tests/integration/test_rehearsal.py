@@ -5,7 +5,8 @@ Alpaca data stand-in, every team on its own Alpaca stand-in account, all on the 
 The stormy season gets ``kill -9`` of the trader, processor and producer at random moments, one
 broker restart and one Redis wipe of the run's keys (with the scorer killed: it rebuilds the
 leaderboard from Kafka); it must end exactly as the undisturbed season: the same forecasts,
-orders, fills, marks, equity and leaderboard, and no order accepted twice by the stand-ins.
+orders, fills, marks, equity and leaderboard, and no order accepted twice by the stand-ins; and
+the calm one has the forecasts and orders of the clean replay of the same sessions.
 
 The broker is a brand-new one of the test's own (its restart disturbs nobody); Redis is the
 stack's (only the run's keys are deleted).
@@ -21,7 +22,7 @@ import pytest
 
 from redblue.core.settings import Settings
 from redblue.stack import kafka as stack_kafka
-from scripts.rehearse import BASELINES, Chaos, differences, rehearse
+from scripts.rehearse import BASELINES, Chaos, against_clean_replay, differences, rehearse
 from tests.integration.test_fresh_broker import _free_port_pair
 
 pytestmark = pytest.mark.integration
@@ -57,3 +58,7 @@ def test_a_season_under_kills_a_broker_restart_and_a_redis_wipe_ends_as_the_calm
     assert len(calm.orders) >= 5 and len(calm.forecasts) >= 3 * 3 * DAYS  # it traded, and forecast every day
     assert differences(calm, storm) == dict.fromkeys(differences(calm, calm), True)
     assert storm.accepted == storm.submitted_events == calm.accepted  # every order event is one order at Alpaca
+    # the calm rehearsal: the forecasts and orders of the clean in-process replay of the same sessions
+    assert against_clean_replay(own_broker, calm, BASELINES, START, DAYS) == {
+        "forecasts as the clean replay": True, "orders as the clean replay": True,
+    }  # fmt: skip

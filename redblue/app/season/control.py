@@ -52,7 +52,7 @@ def up(settings: Settings, spec: SeasonSpec, wait: float = 10.0) -> int:
     files.pid_file.write_text(f"{pid}\n")
     deadline = time.monotonic() + wait
     while not files.read_states() and time.monotonic() < deadline:
-        if read_pid(files.pid_file, MARKER) is None:
+        if not pid_alive(pid):  # the pid we just started (read_pid could drop the file on a misread)
             raise SeasonError(f"the supervisor of season {spec.season} exited; see {files.supervisor_log}")
         time.sleep(0.2)
     return pid
