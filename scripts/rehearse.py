@@ -477,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stand-ins' request lines
     settings = Settings()
-    chaos = Chaos(args.kills, args.broker_restart, args.redis_flush, args.seed)
+    order = tuple(random.Random(args.seed).sample(KILLABLE, len(KILLABLE)))  # every service in turn
+    chaos = Chaos(args.kills, args.broker_restart, args.redis_flush, args.seed, victims=order)
     calm = None
     if args.compare_calm:
         print(f"calm rehearsal of {args.days} sessions from {args.start}")
