@@ -132,6 +132,8 @@ def _delete_groups(admin: AdminClient, groups: Sequence[str]) -> None:
             # NOT_COORDINATOR: no group was ever committed on this broker (no offsets topic yet)
             if err.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NOT_COORDINATOR):
                 log.warning("could not delete consumer group %s: %s", group, err)
+        except TimeoutError:  # a brand-new broker may have no group coordinator yet: no group to delete
+            log.warning("could not delete consumer group %s: no answer in 30 s", group)
 
 
 def _wait_gone(admin: AdminClient, names: list[str], attempts: int = 50) -> None:
