@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -87,6 +88,9 @@ def create_app(
     @app.agent(bars)
     async def process(stream: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(None, book.ready.wait)  # every model, before any bar
+        if book.failure is not None:  # a worker without its book would consume bars and forecast nothing
+            log.critical("the models could not be loaded: %r; the worker stops", book.failure, exc_info=book.failure)
+            os._exit(3)  # Faust would restart a crashed agent forever: the process ends, its supervisor decides
         async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
             await batches.handle(batch)
 
