@@ -60,9 +60,15 @@ def live_gateways(run: str, arena: Arena, settings: Settings, clock: Clock = utc
 
 
 def bootstrap_trader(
-    run: str, arena: Arena, *, clock: Clock = utc_now, gateways: dict[str, BrokerGateway] | None = None
+    run: str,
+    arena: Arena,
+    *,
+    clock: Clock = utc_now,
+    gateways: dict[str, BrokerGateway] | None = None,
+    spans: Spans | None = None,
 ) -> Trader:
-    return Trader(run, arena, gateways if gateways is not None else simulated_gateways(run, arena, clock), clock)
+    gateways = gateways if gateways is not None else simulated_gateways(run, arena, clock)
+    return Trader(run, arena, gateways, clock, spans)
 
 
 def routed(events: list[Event], spans: Spans | None = None) -> list[Outgoing]:

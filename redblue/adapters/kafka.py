@@ -123,6 +123,13 @@ def delete_run(
 
 
 def _delete_groups(admin: AdminClient, groups: Sequence[str]) -> None:
+    """Delete those of ``groups`` the broker knows (asking first: deleting a group needs its
+    coordinator, which a brand-new broker may take long to elect, while listing does not)."""
+    try:
+        known = {g.group_id for g in admin.list_consumer_groups(request_timeout=30).result(timeout=30).valid}
+        groups = [g for g in groups if g in known]
+    except (KafkaException, TimeoutError) as err:
+        log.warning("could not list consumer groups (%s): deleting all of %s", err, ", ".join(groups))
     if not groups:
         return
     for group, future in admin.delete_consumer_groups(list(groups), request_timeout=30).items():

@@ -392,7 +392,7 @@ class Pipeline:
         except BrokenPipeError:
             pass  # it exited already: services.check() reports it with its log
         settings, run, stop, spans = self.settings, self.run, self.services.stop, self.plan.spans
-        trader = bootstrap_trader(run, self.req.arena)
+        trader = bootstrap_trader(run, self.req.arena, spans=spans)
         self.services.spawn("trader", lambda: run_trader(settings, run, trader, stop, spans))
         self.services.spawn("scorer", lambda: run_scorer(settings, run, self.req.arena, stop, spans=spans))
 

@@ -2,9 +2,10 @@
 
 Importing MLflow and opening its SQLAlchemy store costs several seconds of CPU in every process
 that asks where an alias points, which is most of a short simulation's start-up. For the common
-case (the local stack's sqlite store) the two answers the processor needs are read directly:
+case (the local stack's sqlite store) the answers the processor needs are read directly:
 
 - :func:`alias_version`: the version a registered model's alias points at;
+- :func:`version_tags`: a model version's tags (its training cutoff and data hash);
 - :func:`model_bytes`: the ONNX file of a model version whose artifacts are local files.
 
 Both read the store only (``mode=ro``) and return ``None`` whenever the store is not such a
@@ -28,6 +29,12 @@ _MLFLOW_FILES = {"MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt",
 
 def _one(tracking_uri: str, query: str, *args: object) -> object | None:
     """The single value ``query`` selects from the store, or ``None`` (no such store, row or table)."""
+    rows = _rows(tracking_uri, query, *args)
+    return rows[0][0] if rows is not None and len(rows) == 1 else None
+
+
+def _rows(tracking_uri: str, query: str, *args: object) -> list[tuple[object, ...]] | None:
+    """The rows ``query`` selects from the store, or ``None`` (no such store or table)."""
     if not tracking_uri.startswith(SQLITE):
         return None
     path = Path(tracking_uri[len(SQLITE) :])
@@ -43,13 +50,26 @@ def _one(tracking_uri: str, query: str, *args: object) -> object | None:
         return None
     finally:
         connection.close()
-    return rows[0][0] if len(rows) == 1 else None
+    return rows
 
 
 def alias_version(tracking_uri: str, name: str, alias: str) -> str | None:
     """The version ``alias`` of ``name`` points at, or ``None`` (unknown here: ask MLflow)."""
     found = _one(tracking_uri, "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", name, alias)
     return None if found is None else str(found)
+
+
+def version_tags(tracking_uri: str, name: str, version: str) -> dict[str, str] | None:
+    """The tags of ``name`` version ``version``, or ``None`` (unknown here: ask MLflow)."""
+    if (
+        not version.isdigit()
+        or _one(tracking_uri, "SELECT 1 FROM model_versions WHERE name = ? AND version = ?", name, int(version)) is None
+    ):
+        return None
+    rows = _rows(
+        tracking_uri, "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?", name, int(version)
+    )
+    return None if rows is None else {str(key): str(value) for key, value in rows}
 
 
 def model_bytes(tracking_uri: str, name: str, version: str) -> bytes | None:

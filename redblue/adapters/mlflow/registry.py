@@ -113,6 +113,9 @@ class RegistrySource:
 
     def _tags(self, name: str, version: str) -> dict[str, str]:
         """The registered version's tags."""
+        quick = local_store.version_tags(self.tracking_uri, name, version)
+        if quick is not None:
+            return quick
         try:
             found = self._registry().get_model_version(name, version)
         except Exception as err:  # MLflow and the store's driver errors alike
