@@ -19,7 +19,7 @@ from redblue.core.runs import note_arena
 from redblue.core.settings import Settings
 from redblue.core.spans import Span, Spans
 from redblue.core.store import LeaderboardStore
-from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark, TeamHalted
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
 TOPICS = (FORECASTS, ORDERS, FILLS)
@@ -52,7 +52,7 @@ def run_scorer(
         run,
         group=f"redblue-scorer-{run}",
         specs=list(TOPICS),
-        expect=(Forecast, BarProcessed, BarRevision, Order, Fill, PositionMark),
+        expect=(Forecast, BarProcessed, BarRevision, Order, Fill, PositionMark, TeamHalted),
         handle=handle,
         stop=stop,
         stage="scorer",

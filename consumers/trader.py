@@ -16,7 +16,7 @@ a paper or live account); a live run gets each team's configured account.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from consumers.recovery import rebuild
 from consumers.simulated_broker import SimulatedBroker
@@ -27,7 +27,7 @@ from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
 from redblue.core.settings import Settings
 from redblue.core.spans import Spans
-from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark, TeamHalted
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
 GatewayFactory = Callable[[str], BrokerGateway]
@@ -71,7 +71,7 @@ def bootstrap_trader(
     return Trader(run, arena, gateways, clock, spans)
 
 
-def routed(events: list[Event], spans: Spans | None = None) -> list[Outgoing]:
+def routed(events: Sequence[Event], spans: Spans | None = None) -> list[Outgoing]:
     """Where each trader output goes: orders to ``orders``, fills and marks to ``fills``.
 
     With ``spans`` (a replay) a mark outside its symbol's span (its warm-up, where nothing can
@@ -80,6 +80,9 @@ def routed(events: list[Event], spans: Spans | None = None) -> list[Outgoing]:
     out = []
     for event in events:
         if isinstance(event, PositionMark) and spans is not None and not _marked(spans, event):
+            continue
+        if isinstance(event, TeamHalted):
+            out.append(Outgoing(ORDERS, event.team, event))
             continue
         spec = ORDERS if isinstance(event, Order) else FILLS
         out.append(Outgoing(spec, getattr(event, "symbol", ""), event))
@@ -142,6 +145,8 @@ def run_trader(
         for out in outs:
             producer.send(out)
         producer.flush()
+
+    send(routed(trader.halts()))  # the board and ``season status`` say which teams are halted, and why
 
     done = threading.Event()  # not ``stop``: a failing consumer must not stop other services sharing it
     tick = threading.Thread(target=ticker, args=(trader, send, lock, done, tick_seconds), daemon=True)

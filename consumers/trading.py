@@ -32,7 +32,7 @@ from consumers.strategy import client_order_id, decide
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerError, BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
 from redblue.core.spans import Spans
-from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
+from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark, TeamHalted
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,13 @@ class Trader:
             if why:
                 self.halted[team] = why
                 log.error("team %s is not traded any more: %s", team, why)
+
+    def halts(self) -> list[TeamHalted]:
+        """A ``team_halted`` event per team that is not traded, saying why (for the board and status)."""
+        return [
+            TeamHalted(run=self._run, team=t, reason=why, produced_at=self._clock())
+            for t, why in sorted(self.halted.items())
+        ]
 
     def on_forecast(self, f: Forecast) -> None:
         """Keep ``f`` if it is from a team's trading model and its bar is still to come.

@@ -449,6 +449,15 @@ class RedisStore:
         return sorted(found, key=lambda o: (o.as_of, o.symbol, o.client_order_id))
 
     @_translated
+    def set_halt(self, team: str, reason: str) -> None:
+        self._register()
+        self._writer.hset(f"{self._p}:halts", team, reason)
+
+    @_translated
+    def halts(self) -> dict[str, str]:
+        return dict(sorted(self._hash(f"{self._p}:halts").items()))
+
+    @_translated
     def set_close(self, symbol: str, day: date, close: float) -> None:
         self._register()
         if self._pipe is not None:
