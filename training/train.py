@@ -37,7 +37,7 @@ from redblue.core.arena import Arena
 from redblue.core.bars import DATA_DIR, Row, read_rows
 from redblue.core.calendar import get_calendar
 from redblue.core.features import FEATURES_VERSION
-from redblue.core.settings import Settings
+from redblue.core.settings import Settings, team_mlflow_login
 from training.dataset import AS_OF, VALIDATION_FRACTION, TrainingData, validation_metrics
 from training.dataset import build_dataset as build_rows
 from training.ludwig.export import export_onnx, sequence_inputs
@@ -83,7 +83,7 @@ def train(
     (after marking the model's run FAILED) when a model cannot be trained, exported or registered.
     """
     jobs = plan(arena, only)
-    runs = TrainingRuns(settings)
+    team_runs: dict[str, TrainingRuns] = {}
     calendar = get_calendar(arena.calendar)
     bars: dict[str, list[Row]] = {}
     results = []
@@ -94,6 +94,10 @@ def train(
             bars[job.symbol], job.lookback, until, job.train_from, sequence_inputs(job.config), calendar=calendar
         )
         name = names.registry_name(settings.registry_prefix, job.team, job.model, job.symbol)
+        if job.team not in team_runs:  # each team trains as its own MLflow user, into its own experiment
+            login = team_mlflow_login(settings, job.team)
+            team_runs[job.team] = TrainingRuns(settings, names.training_experiment(job.team), login)
+        runs = team_runs[job.team]
         current = runs.champion(name) if not force else None
         if current is not None and all(current.tags.get(k) == v for k, v in version_tags(job, data, until).items()):
             _say(progress, f"{job.label}: up to date ({name} version {current.version})")

@@ -22,9 +22,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from processors import app_id
 from producers.replay import ReplayPlan, plan_replay, replay
-from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics
+from redblue.adapters.kafka import EventProducer
 from redblue.core import runs
 from redblue.core.arena import REPO_ROOT, Arena
 from redblue.core.bars import DATA_DIR, data_fingerprint
@@ -70,15 +69,6 @@ def default_run_id(req: SimulationRequest) -> str:
     digest.update(data_fingerprint(req.data_dir, req.arena.symbols).encode())
     length = f"{req.days}d" if req.end is None else f"{req.end:%Y%m%d}"
     return f"sim-{req.start:%Y%m%d}-{length}-{digest.hexdigest()[:10]}"
-
-
-def reset_run(settings: Settings, run: str) -> None:
-    """Remove everything an earlier run with this id left: topics, consumer groups, Redis keys."""
-    groups = [app_id(run), f"redblue-trader-{run}", f"redblue-scorer-{run}", f"redblue-reader-{run}"]
-    delete_run(settings, run, extra_prefixes=(f"{app_id(run)}-",), groups=groups)
-    from redblue.adapters.redis_store import RedisStore
-
-    RedisStore(settings.redis_url, settings.redis_prefix, run).delete_run()
 
 
 @dataclass
@@ -168,10 +158,11 @@ def simulate(
         for symbol, span in plan.spans.items():
             say(f"  {symbol}: warm-up from {span.warmup_first}, targets {span.first_target} .. {span.last}")
     with running_pipeline(settings, run, req, plan, out_dir / "logs") as pipeline:
-        replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
+        producer = EventProducer(settings.for_service("producer"), run)
+        replay(producer, plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
         pipeline.services.begin_shutdown()  # the services stop while the files are written
-        written = _outputs().write(settings, run, req.arena, plan, out_dir, end=req.end)
+        written = _outputs().write(settings.for_service("leaderboard"), run, req.arena, plan, out_dir, end=req.end)
         result = SimulationResult(run, out_dir, written.summary, written.report, time.monotonic() - began)
         pipeline.finished()
         if on_written is not None:
@@ -198,9 +189,11 @@ def running_pipeline(
     store: RedisStore | None = None
     try:
         pipeline.launch()  # the processor imports and loads its models while the run is reset
+        from redblue.app.provision import prepare_run, reset_run
+
         reset_run(settings, run)
-        ensure_topics(settings, run)
-        store = pipeline.store = RedisStore.from_settings(settings, run)
+        prepare_run(settings, run)  # topics and, with security, each service's rights on them
+        store = pipeline.store = RedisStore.from_settings(settings.for_service("admin"), run)
         runs.describe_simulation(store, req.arena, plan.first_target, plan.last_target, plan.days)
         pipeline.start()
         yield pipeline
@@ -236,7 +229,7 @@ class Pipeline:
             "--spans", format_spans(self.plan.spans), "--wait-for-go",
         ]  # fmt: skip
         with self.log.open("wb") as handle:
-            env = {**os.environ, **as_env(self.settings)}
+            env = {**os.environ, **as_env(self.settings.for_service("processor"))}
             self.services.processor = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
             )
@@ -253,10 +246,11 @@ class Pipeline:
             processor.stdin.close()
         except BrokenPipeError:
             pass  # it exited already: services.check() reports it with its log
-        settings, run, stop, spans = self.settings, self.run, self.services.stop, self.plan.spans
+        run, stop, spans = self.run, self.services.stop, self.plan.spans
+        trading, scoring = self.settings.for_service("trader"), self.settings.for_service("scorer")
         trader = bootstrap_trader(run, self.req.arena)
-        self.services.spawn("trader", lambda: run_trader(settings, run, trader, stop, spans))
-        self.services.spawn("scorer", lambda: run_scorer(settings, run, self.req.arena, stop, spans=spans))
+        self.services.spawn("trader", lambda: run_trader(trading, run, trader, stop, spans))
+        self.services.spawn("scorer", lambda: run_scorer(scoring, run, self.req.arena, stop, spans=spans))
 
     def wait_until_complete(self) -> None:
         """Poll the leaderboard's progress until the run is complete; fail after ``timeout`` without progress."""
@@ -267,7 +261,7 @@ class Pipeline:
         expected = steps.total
         show = _progress("pipeline (bars and equity marks through to the scorer)")
         last, since = -1, time.monotonic()
-        with RedisStore.from_settings(self.settings, self.run) as store:
+        with RedisStore.from_settings(self.settings.for_service("leaderboard"), self.run) as store:
             while True:
                 self.services.check(self.log)
                 done = steps.done(store)

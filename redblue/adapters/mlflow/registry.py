@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from redblue.adapters.mlflow import local_store
+from redblue.adapters.mlflow.auth import logged_in
 from redblue.adapters.onnx import OnnxForecaster
 from redblue.core.arena import ModelSpec
+from redblue.core.credentials import Login
 from redblue.core.forecaster import ModelError
 from redblue.core.model_names import CHAMPION, registry_name
 
@@ -47,10 +49,11 @@ class RegistrySource:
     download it again.
     """
 
-    def __init__(self, tracking_uri: str, prefix: str, alias: str = CHAMPION) -> None:
+    def __init__(self, tracking_uri: str, prefix: str, alias: str = CHAMPION, login: Login | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.prefix = prefix
         self.alias = alias
+        self._login = login  # serving reads: the stack's read-only ``reader``
         self._client: Any = None
         self._lock = threading.Lock()
         self._fetched: dict[str, tuple[str, bytes]] = {}
@@ -66,7 +69,8 @@ class RegistrySource:
         if quick is not None:
             return quick
         try:
-            found = self._registry().get_model_version_by_alias(name, self.alias)
+            with logged_in(self._login):
+                found = self._registry().get_model_version_by_alias(name, self.alias)
         except _mlflow().exceptions.MlflowException as err:
             raise self._translate(err, team, spec, name) from err
         except ModelError:
@@ -110,8 +114,8 @@ class RegistrySource:
 
     def _download(self, name: str, version: str) -> bytes:
         try:
-            uri = self._registry().get_model_version_download_uri(name, version)
-            with tempfile.TemporaryDirectory(prefix="redblue-model-") as tmp:
+            with logged_in(self._login), tempfile.TemporaryDirectory(prefix="redblue-model-") as tmp:
+                uri = self._registry().get_model_version_download_uri(name, version)
                 local = _mlflow().artifacts.download_artifacts(
                     artifact_uri=uri, dst_path=tmp, tracking_uri=self.tracking_uri
                 )
