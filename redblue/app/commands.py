@@ -139,9 +139,11 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
     sources: dict[str, ModelSource] = {}
     if any(spec.kind == KIND for _, spec in arena.all_models()):  # MLflow takes seconds to import: only if needed
         from redblue.adapters.mlflow.registry import RegistrySource
+        from redblue.stack.mlflow import store_files
 
         login = settings.mlflow_login()  # serving reads: the stack's read-only user
-        sources[KIND] = RegistrySource(settings.mlflow_uri, settings.registry_prefix, login=login)
+        files = store_files(settings)  # this machine's stack server: its files are read directly
+        sources[KIND] = RegistrySource(settings.mlflow_uri, settings.registry_prefix, login=login, files=files)
     app = create_app(settings, args.run, arena, horizon, sources)
     if args.wait_for_go and not sys.stdin.readline():
         return 0  # the orchestrator gave up before the run's topics were ready

@@ -19,14 +19,15 @@ store is only initialised. Another host's URI is only checked.
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
 import sys
 import urllib.request
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from redblue.adapters.mlflow.auth import ensure_user
+from redblue.adapters.mlflow.local_store import StoreFiles
 from redblue.adapters.mlflow.tracking import TrackingError, init_store
 from redblue.core.arena import REPO_ROOT
 from redblue.core.credentials import MLFLOW_READER
@@ -38,12 +39,13 @@ from redblue.stack.process import (
     Out,
     Service,
     StackError,
+    command_line,
+    is_local,
     spawn_detached,
     wait_ready,
     write_private,
 )
 
-SHIM = REPO_ROOT / "stack" / "mlflow" / "flask_wtf_shim"
 AUTH_FUNCTION = "redblue.adapters.mlflow.server_auth:authenticate"
 READY_TIMEOUT = 300.0  # importing MLflow and starting uvicorn takes 20 s on an idle machine, minutes on a busy one
 
@@ -77,6 +79,24 @@ def mlflow_service(settings: Settings) -> Service | None:
         ready_timeout=READY_TIMEOUT,
         group=True,  # the server runs uvicorn as a child: stop the whole process group
     )
+
+
+def store_files(settings: Settings) -> StoreFiles | None:
+    """The files behind the tracking server of these settings when it is this stack's own server
+    running on this machine (its pid file's process serves this stack's ``mlflow.db`` on the
+    URI's port), or None. The processor reads a champion's version and ONNX file from them,
+    read-only, instead of importing MLflow and downloading through the server
+    (:mod:`redblue.adapters.mlflow.local_store`)."""
+    service = mlflow_service(settings)
+    if service is None or not is_local(service.host):
+        return None
+    state = mlflow_dir(settings)
+    db = state / "mlflow.db"
+    args = command_line(service.pid_file)
+    if args is None or not db.is_file():
+        return None
+    serves = f"sqlite:///{db}" in args and ("--port", str(service.port)) in pairwise(args)
+    return StoreFiles(f"sqlite:///{db}", state / "artifacts") if serves else None
 
 
 def start_mlflow(settings: Settings, out: Out = print) -> None:
@@ -135,12 +155,9 @@ def _secret_key(settings: Settings) -> str:
 
 
 def _python_path(settings: Settings) -> str:
-    """The server imports redblue's authorization function; the Flask-WTF stand-in only when the
-    real package (``mlflow[auth]``) is missing (see stack/mlflow/flask_wtf_shim)."""
-    paths = [str(REPO_ROOT)]
-    if settings.security and importlib.util.find_spec("flask_wtf") is None:
-        paths.append(str(SHIM))
-    return os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    """The server imports redblue's authorization function (its basic-auth app needs Flask-WTF:
+    ``mlflow[auth]`` in requirements.in)."""
+    return os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
 
 
 def render_auth_config(state: Path) -> str:

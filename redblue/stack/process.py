@@ -117,6 +117,17 @@ def read_pid(pid_file: Path, marker: str) -> int | None:
     return None
 
 
+def command_line(pid_file: Path) -> list[str] | None:
+    """The command line of the live process in ``pid_file`` (from /proc), or None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        if pid <= 0 or not pid_alive(pid):
+            return None
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode().split("\0")
+    except (OSError, ValueError):
+        return None
+
+
 def _runs(pid: int, marker: str) -> bool:
     """False when /proc shows that ``pid`` runs a command line without ``marker`` (a reused pid)."""
     try:

@@ -9,8 +9,11 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import mlflow
+import mlflow.onnx
+import onnx
 import pytest
 import redis
 from confluent_kafka import KafkaException
@@ -20,6 +23,7 @@ from pydantic import SecretStr
 
 from processors.book import ModelBook
 from redblue.adapters.kafka import EventProducer, KafkaUnavailable, Outgoing, client_config, read_topic
+from redblue.adapters.mlflow import local_store
 from redblue.adapters.mlflow.auth import AsUser, logged_in
 from redblue.adapters.mlflow.registry import RegistrySource
 from redblue.adapters.mlflow.training import TrainingRuns
@@ -30,6 +34,7 @@ from redblue.core.arena import Arena, ModelSpec, TeamSpec
 from redblue.core.credentials import Login
 from redblue.core.settings import Settings, team_mlflow_login
 from redblue.core.store import StoreRefused
+from redblue.stack.mlflow import store_files
 from schemas import Forecast, Order
 from schemas.topics import BARS, FORECASTS, ORDERS
 from tests.factories import bar
@@ -218,6 +223,29 @@ def test_serving_reads_every_team_with_the_reader_only(settings: Settings, prefi
     assert [m.forecaster.version for m in book.models if m.forecaster is not None] == ["1"]
     with logged_in(reader), pytest.raises(MlflowException, match=r"403|Permission denied|read-only"):
         mlflow.MlflowClient(tracking_uri=settings.mlflow_uri).set_registered_model_alias(name, "x", "1")
+
+
+def test_serving_on_the_stacks_machine_reads_its_servers_files_as_the_server_would(
+    settings: Settings, prefix: str, tmp_path: Path
+) -> None:
+    """The processor reads a champion's version and ONNX file straight from the files of this
+    stack's own MLflow server (no MLflow import, no download), and they agree with the server."""
+    prepare_teams(settings, ["blue"])
+    name = publish(settings, "blue", prefix, team_mlflow_login(settings, "blue"))
+    processor = settings.for_service("processor")
+    files = store_files(processor)
+    assert files is not None and files.artifacts is not None
+    assert local_store.alias_version(files.uri, name, names.CHAMPION) == "1"
+    quick = local_store.model_bytes(files.uri, name, "1", files.artifacts)
+    assert quick is not None
+    with logged_in(processor.mlflow_login()):
+        assert onnx.load_from_string(quick) == mlflow.onnx.load_model(f"models:/{name}/1")
+    spec = ModelSpec(name="mlp", kind="ludwig")
+    source = RegistrySource(processor.mlflow_uri, prefix, login=processor.mlflow_login(), files=files)
+    assert source.load("blue", spec, "AAPL").version == "1"
+    # another stack's directory, or a server on another port, is not this server: asked over HTTP
+    assert store_files(processor.model_copy(update={"stack_dir": tmp_path})) is None
+    assert store_files(processor.model_copy(update={"mlflow_tracking_uri": "http://127.0.0.1:1"})) is None
 
 
 def test_an_unauthenticated_mlflow_client_is_refused(settings: Settings) -> None:

@@ -9,9 +9,9 @@ cannot hand it a different one) and serves it as an :class:`~redblue.adapters.on
 
 MLflow's exceptions (a missing model or alias, an unreachable store, a broken artifact) become
 :class:`~redblue.core.forecaster.ModelError` with the registered name and what to do about it.
-For a local sqlite store the alias and the ONNX file are read directly first
-(:mod:`redblue.adapters.mlflow.local_store`), without importing MLflow; anything it cannot read is
-asked of MLflow.
+For a local sqlite store, or the files of the stack's own server on this machine (``files``), the
+alias and the ONNX file are read directly first (:mod:`redblue.adapters.mlflow.local_store`),
+without importing MLflow; anything it cannot read is asked of MLflow (logged in as ``login``).
 """
 
 from __future__ import annotations
@@ -49,8 +49,16 @@ class RegistrySource:
     download it again.
     """
 
-    def __init__(self, tracking_uri: str, prefix: str, alias: str = CHAMPION, login: Login | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        prefix: str,
+        alias: str = CHAMPION,
+        login: Login | None = None,
+        files: local_store.StoreFiles | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri
+        self._files = files or local_store.StoreFiles(tracking_uri)  # read directly when they are here
         self.prefix = prefix
         self.alias = alias
         self._login = login  # serving reads: the stack's read-only ``reader``
@@ -65,7 +73,7 @@ class RegistrySource:
     def version(self, team: str, spec: ModelSpec, symbol: str) -> str:
         """The version number the alias points at now, e.g. ``"3"``."""
         name = self.name(team, spec, symbol)
-        quick = local_store.alias_version(self.tracking_uri, name, self.alias)
+        quick = local_store.alias_version(self._files.uri, name, self.alias)
         if quick is not None:
             return quick
         try:
@@ -108,7 +116,8 @@ class RegistrySource:
         cached = self._fetched.get(name)
         if cached is not None and cached[0] == version:
             return cached[1]
-        data = local_store.model_bytes(self.tracking_uri, name, version) or self._download(name, version)
+        files = self._files
+        data = local_store.model_bytes(files.uri, name, version, files.artifacts) or self._download(name, version)
         self._fetched[name] = (version, data)
         return data
 
