@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import mlflow
+import mlflow.artifacts
 import mlflow.onnx
 import onnx
 import pytest
@@ -238,8 +239,10 @@ def test_serving_on_the_stacks_machine_reads_its_servers_files_as_the_server_wou
     assert local_store.alias_version(files.uri, name, names.CHAMPION) == "1"
     quick = local_store.model_bytes(files.uri, name, "1", files.artifacts)
     assert quick is not None
-    with logged_in(processor.mlflow_login()):
-        assert onnx.load_from_string(quick) == mlflow.onnx.load_model(f"models:/{name}/1")
+    with logged_in(processor.mlflow_login()):  # what the server hands out for that version
+        uri = mlflow.MlflowClient(tracking_uri=processor.mlflow_uri).get_model_version_download_uri(name, "1")
+        served = mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path), tracking_uri=processor.mlflow_uri)
+        assert onnx.load_from_string(quick) == mlflow.onnx.load_model(served)
     spec = ModelSpec(name="mlp", kind="ludwig")
     source = RegistrySource(processor.mlflow_uri, prefix, login=processor.mlflow_login(), files=files)
     assert source.load("blue", spec, "AAPL").version == "1"
