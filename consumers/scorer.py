@@ -14,6 +14,7 @@ from datetime import date
 from consumers.leaderboard import Scoreboard
 from redblue.adapters.kafka import ConsumerStats, Outgoing, consume, read_topics
 from redblue.adapters.redis_store import RedisStore
+from redblue.core.access import scorer_group
 from redblue.core.arena import Arena
 from redblue.core.runs import note_arena
 from redblue.core.settings import Settings
@@ -50,7 +51,7 @@ def run_scorer(
     return consume(
         settings,
         run,
-        group=f"redblue-scorer-{run}",
+        group=scorer_group(run),
         specs=list(TOPICS),
         expect=(Forecast, BarProcessed, BarRevision, Order, Fill, PositionMark, TeamHalted),
         handle=handle,

@@ -22,6 +22,7 @@ from consumers.recovery import rebuild
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
 from redblue.adapters.kafka import ConsumerStats, EventProducer, Outgoing, consume, read_topic
+from redblue.core.access import trader_group
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
@@ -155,14 +156,14 @@ def run_trader(
         return consume(
             settings,
             run,
-            group=f"redblue-trader-{run}",
+            group=trader_group(run),
             specs=[FORECASTS],
             expect=(Forecast, BarProcessed, BarRevision),
             handle=handler(trader, spans, lock),
             stop=stop,
             stage="trader",
             from_start=True,  # pending forecasts live in memory; what was already processed is skipped
-            transactional_id=f"redblue-trader-{run}",  # a bar's fills, marks and orders: all or none
+            transactional_id=trader_group(run),  # a bar's fills, marks and orders: all or none
         )
     finally:
         done.set()

@@ -55,6 +55,16 @@ STEP_SIZE = 1000  # bars stepped, and their results sent, at a time: the next st
 PRODUCER_LINGER = 0.005  # seconds the producer waits to fill a request
 
 
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
+    """The processor's SASL/SCRAM login (None without security)."""
+    login = settings.kafka_login()
+    if login is None:
+        return None
+    return faust.SASLCredentials(
+        username=login.username, password=login.password.get_secret_value(), mechanism="SCRAM-SHA-512"
+    )
+
+
 def create_app(
     settings: Settings,
     run: str,
@@ -74,6 +84,7 @@ def create_app(
     app = faust.App(
         app_id(run),
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         topic_partitions=BARS.partitions,
         web_enabled=False,

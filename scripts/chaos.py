@@ -36,10 +36,10 @@ from consumers.scorer import TOPICS as SCORED
 from producers.replay import plan_replay, replay
 from redblue.adapters.kafka import EventProducer, ensure_topics, group_lag, read_topic
 from redblue.adapters.redis_store import RedisStore
+from redblue.app.provision import reset_run
 from redblue.app.season import control
 from redblue.app.season.services import SeasonSpec
 from redblue.app.season.supervisor import SeasonFiles
-from redblue.app.simulate import reset_run
 from redblue.core.arena import DEFAULT_ARENA, load_arena
 from redblue.core.bars import DATA_DIR
 from redblue.core.calendar import get_calendar

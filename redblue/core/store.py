@@ -26,6 +26,10 @@ class StoreUnavailable(StoreError):
     """The leaderboard store cannot be reached (e.g. the stack is not running)."""
 
 
+class StoreRefused(StoreError):
+    """The store refused the login or the command (this service's user may not do that)."""
+
+
 class Series(NamedTuple):
     """One forecast series: a team's model on one symbol."""
 
