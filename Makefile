@@ -54,3 +54,4 @@ bench: up
 	$(VENV)/bin/python bench/api.py
 	$(VENV)/bin/python bench/throughput.py
 	$(VENV)/bin/python bench/scaling.py
+	$(VENV)/bin/python bench/security.py

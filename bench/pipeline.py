@@ -25,8 +25,9 @@ sys.path.insert(0, str(REPO))
 from confluent_kafka import Consumer, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # noqa: E402
 
-from redblue.adapters.kafka import read_topic  # noqa: E402
-from redblue.app.simulate import SimulationRequest, reset_run, simulate  # noqa: E402
+from redblue.adapters.kafka import client_config, read_topic  # noqa: E402
+from redblue.app.provision import reset_run  # noqa: E402
+from redblue.app.simulate import SimulationRequest, simulate  # noqa: E402
 from redblue.core.arena import DEFAULT_ARENA, load_arena  # noqa: E402
 from redblue.core.settings import Settings  # noqa: E402
 from schemas import encode  # noqa: E402
@@ -36,18 +37,16 @@ from schemas.topics import BARS, FILLS, FORECASTS, ORDERS  # noqa: E402
 def raw_round_trip(settings: Settings, count: int, size: int) -> float:
     """Seconds to produce ``count`` messages of ``size`` bytes and consume them all back."""
     topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(client_config(settings))
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=30)
     payload = b"x" * size
     began = time.perf_counter()
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = Producer({**client_config(settings), "enable.idempotence": True, "linger.ms": 5})
     for n in range(count):
         producer.produce(topic, key=str(n % 3).encode(), value=payload)
         producer.poll(0)
     producer.flush(30)
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": topic, "auto.offset.reset": "earliest"}
-    )
+    consumer = Consumer({**client_config(settings), "group.id": topic, "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     got = 0
     while got < count:

@@ -91,8 +91,8 @@ def serve(models: int, uri: str, home: str) -> dict[str, Any]:
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
     logging.getLogger("processors.book").addHandler(handler)
-    settings = Settings(
-        home=Path(home), stack_dir=Path(home) / "stack", mlflow_tracking_uri=uri, registry_prefix=PREFIX
+    settings = Settings(  # no broker: it never connects
+        home=Path(home), stack_dir=Path(home) / "stack", mlflow_tracking_uri=uri, registry_prefix=PREFIX, security=False
     )
     source = RegistrySource(settings.mlflow_uri, settings.registry_prefix)
     began = time.perf_counter()

@@ -14,12 +14,13 @@ from datetime import date
 from consumers.leaderboard import Scoreboard
 from redblue.adapters.kafka import ConsumerStats, Outgoing, consume, read_topics
 from redblue.adapters.redis_store import RedisStore
+from redblue.core.access import scorer_group
 from redblue.core.arena import Arena
 from redblue.core.runs import note_arena
 from redblue.core.settings import Settings
 from redblue.core.spans import Span, Spans
 from redblue.core.store import LeaderboardStore
-from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark, TeamHalted
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
 TOPICS = (FORECASTS, ORDERS, FILLS)
@@ -50,9 +51,9 @@ def run_scorer(
     return consume(
         settings,
         run,
-        group=f"redblue-scorer-{run}",
+        group=scorer_group(run),
         specs=list(TOPICS),
-        expect=(Forecast, BarProcessed, BarRevision, Order, Fill, PositionMark),
+        expect=(Forecast, BarProcessed, BarRevision, Order, Fill, PositionMark, TeamHalted),
         handle=handle,
         stop=stop,
         stage="scorer",

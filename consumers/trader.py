@@ -16,18 +16,19 @@ a paper or live account); a live run gets each team's configured account.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from consumers.recovery import rebuild
 from consumers.simulated_broker import SimulatedBroker
 from consumers.trading import Trader
 from redblue.adapters.kafka import ConsumerStats, EventProducer, Outgoing, consume, read_topic
+from redblue.core.access import trader_group
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
 from redblue.core.settings import Settings
 from redblue.core.spans import Spans
-from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark
+from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark, TeamHalted
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
 GatewayFactory = Callable[[str], BrokerGateway]
@@ -60,12 +61,18 @@ def live_gateways(run: str, arena: Arena, settings: Settings, clock: Clock = utc
 
 
 def bootstrap_trader(
-    run: str, arena: Arena, *, clock: Clock = utc_now, gateways: dict[str, BrokerGateway] | None = None
+    run: str,
+    arena: Arena,
+    *,
+    clock: Clock = utc_now,
+    gateways: dict[str, BrokerGateway] | None = None,
+    spans: Spans | None = None,
 ) -> Trader:
-    return Trader(run, arena, gateways if gateways is not None else simulated_gateways(run, arena, clock), clock)
+    gateways = gateways if gateways is not None else simulated_gateways(run, arena, clock)
+    return Trader(run, arena, gateways, clock, spans)
 
 
-def routed(events: list[Event], spans: Spans | None = None) -> list[Outgoing]:
+def routed(events: Sequence[Event], spans: Spans | None = None) -> list[Outgoing]:
     """Where each trader output goes: orders to ``orders``, fills and marks to ``fills``.
 
     With ``spans`` (a replay) a mark outside its symbol's span (its warm-up, where nothing can
@@ -74,6 +81,9 @@ def routed(events: list[Event], spans: Spans | None = None) -> list[Outgoing]:
     out = []
     for event in events:
         if isinstance(event, PositionMark) and spans is not None and not _marked(spans, event):
+            continue
+        if isinstance(event, TeamHalted):
+            out.append(Outgoing(ORDERS, event.team, event))
             continue
         spec = ORDERS if isinstance(event, Order) else FILLS
         out.append(Outgoing(spec, getattr(event, "symbol", ""), event))
@@ -136,6 +146,8 @@ def run_trader(
             producer.send(out)
         producer.flush()
 
+    send(routed(trader.halts()))  # the board and ``season status`` say which teams are halted, and why
+
     done = threading.Event()  # not ``stop``: a failing consumer must not stop other services sharing it
     tick = threading.Thread(target=ticker, args=(trader, send, lock, done, tick_seconds), daemon=True)
     tick.start()
@@ -143,14 +155,14 @@ def run_trader(
         return consume(
             settings,
             run,
-            group=f"redblue-trader-{run}",
+            group=trader_group(run),
             specs=[FORECASTS],
             expect=(Forecast, BarProcessed, BarRevision),
             handle=handler(trader, spans, lock),
             stop=stop,
             stage="trader",
             from_start=True,  # pending forecasts live in memory; what was already processed is skipped
-            transactional_id=f"redblue-trader-{run}",  # a bar's fills, marks and orders: all or none
+            transactional_id=trader_group(run),  # a bar's fills, marks and orders: all or none
         )
     finally:
         done.set()

@@ -31,7 +31,8 @@ from consumers.recovery import TraderHistory
 from consumers.strategy import client_order_id, decide
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerError, BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
-from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark
+from redblue.core.spans import Spans
+from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark, TeamHalted
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +47,27 @@ class _Book:
 
 
 class Trader:
-    """The trading logic of one run for every team of the arena (baselines never trade)."""
+    """The trading logic of one run for every team of the arena (baselines never trade).
+
+    ``spans`` (a replay whose symbols start or end at different dates): a day is complete once
+    every symbol taking part in it (from its warm-up's first bar to its last) has its bar;
+    without them every symbol of the arena takes part in every day.
+    """
 
     def __init__(
-        self, run: str, arena: Arena, gateways: dict[str, BrokerGateway], clock: Callable[[], datetime]
+        self,
+        run: str,
+        arena: Arena,
+        gateways: dict[str, BrokerGateway],
+        clock: Callable[[], datetime],
+        spans: Spans | None = None,
     ) -> None:
         if set(gateways) != set(arena.teams):
             raise ValueError(f"need one gateway per team {sorted(arena.teams)}, got {sorted(gateways)}")
         self._run = run
         self._arena = arena
         self._gateways = gateways
+        self._spans = spans
         self._clock = clock
         self._forecasts: dict[tuple[str, str, date], Forecast] = {}
         self._books: dict[tuple[str, str], _Book] = {}
@@ -89,6 +101,13 @@ class Trader:
             if why:
                 self.halted[team] = why
                 log.error("team %s is not traded any more: %s", team, why)
+
+    def halts(self) -> list[TeamHalted]:
+        """A ``team_halted`` event per team that is not traded, saying why (for the board and status)."""
+        return [
+            TeamHalted(run=self._run, team=t, reason=why, produced_at=self._clock())
+            for t, why in sorted(self.halted.items())
+        ]
 
     def on_forecast(self, f: Forecast) -> list[Event]:
         """Keep ``f`` if it is from a team's trading model and its bar is still to come.
@@ -128,14 +147,25 @@ class Trader:
             return []
         self._last_bar[bar.symbol] = bar.date
         self._waiting.setdefault(bar.date, {})[bar.symbol] = bar
-        complete = min(self._last_bar.get(symbol, date.min) for symbol in self._arena.symbols)
         teams = [team for team in sorted(self._gateways) if team not in self.halted]
         events: list[Event] = []
-        for day in sorted(d for d in self._waiting if d <= complete):
+        for day in sorted(self._waiting):
+            if not self._complete(day):
+                break
             bars = self._waiting.pop(day)
             day_bars = [bars[symbol] for symbol in sorted(bars)]
             events += [event for team in teams for event in self._day(team, day_bars)]
         return events
+
+    def _complete(self, day: date) -> bool:
+        """Whether every symbol taking part in ``day`` has its bar of it (or a later one)."""
+        for symbol in self._arena.symbols:
+            span = None if self._spans is None else self._spans.get(symbol)
+            if self._spans is not None and (span is None or not span.warmup_first <= day <= span.last):
+                continue
+            if self._last_bar.get(symbol, date.min) < day:
+                return False
+        return True
 
     def tick(self) -> list[Event]:
         """The order events of held orders the gateways sent (or gave up on) since the last tick."""

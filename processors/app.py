@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,16 @@ STEP_SIZE = 1000  # bars stepped, and their results sent, at a time: the next st
 PRODUCER_LINGER = 0.005  # seconds the producer waits to fill a request
 
 
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
+    """The processor's SASL/SCRAM login (None without security)."""
+    login = settings.kafka_login()
+    if login is None:
+        return None
+    return faust.SASLCredentials(
+        username=login.username, password=login.password.get_secret_value(), mechanism="SCRAM-SHA-512"
+    )
+
+
 def create_app(
     settings: Settings,
     run: str,
@@ -73,6 +84,7 @@ def create_app(
     app = faust.App(
         app_id(run),
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         topic_partitions=BARS.partitions,
         web_enabled=False,
@@ -87,6 +99,9 @@ def create_app(
     @app.agent(bars)
     async def process(stream: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(None, book.ready.wait)  # every model, before any bar
+        if book.failure is not None:  # a worker without its book would consume bars and forecast nothing
+            log.critical("the models could not be loaded: %r; the worker stops", book.failure, exc_info=book.failure)
+            os._exit(3)  # Faust would restart a crashed agent forever: the process ends, its supervisor decides
         async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT):
             await batches.handle(batch)
 

@@ -74,6 +74,8 @@ class ModelBook:
         self._pins = pins
         self._pinned: list[ServedModel] | None = None
         self.ready = threading.Event()
+        self.failure: Exception | None = None  # why the first load failed (then nothing is served)
+        self._background = background
         if background:
             threading.Thread(target=self._first_load, name="model-book", daemon=True).start()
         else:
@@ -84,6 +86,10 @@ class ModelBook:
             if self._pins is not None:
                 self._pinned = self._load_pins(self._pins)
             self.refresh()
+        except Exception as err:  # on the loading thread: kept for whoever waits on ``ready``
+            self.failure = err
+            if not self._background:
+                raise
         finally:
             self.ready.set()
 
@@ -171,7 +177,7 @@ class ModelBook:
 def _successive(entries: list[ServedModel]) -> list[ServedModel]:
     """Each version of a (team, model, symbol) serves until the next one starts (sorted by serve_from)."""
     bounded = []
-    for entry, after in zip(entries, [*entries[1:], None], strict=True):
+    for entry, after in zip(entries, [*entries[1:], None], strict=False):
         same = after is not None and (after.team, after.name, after.symbol) == (entry.team, entry.name, entry.symbol)
         bounded.append(replace(entry, serve_until=after.serve_from) if same and after is not None else entry)
     return bounded

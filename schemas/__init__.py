@@ -18,6 +18,7 @@ from schemas.events import (
     Order,
     PositionMark,
     SchemaError,
+    TeamHalted,
 )
 from schemas.topics import TOPICS, TopicSpec, topic_name
 from schemas.wire import decode, decode_all, encode, encode_many
@@ -34,6 +35,7 @@ __all__ = [
     "Order",
     "PositionMark",
     "SchemaError",
+    "TeamHalted",
     "TopicSpec",
     "decode",
     "decode_all",

@@ -226,6 +226,20 @@ class PositionMark(Event):
         return self.quantity * self.close
 
 
+class TeamHalted(Event):
+    """The trader stopped trading ``team`` of ``run`` (it fails closed) and says why.
+
+    Written when a restarted trader's reconciliation with the team's broker fails (positions,
+    orders or cash disagree, or the broker cannot be asked); the team stays halted until an
+    operator has looked (the trader halts it again on every start while they disagree).
+    """
+
+    TYPE: ClassVar[str] = "team_halted"
+    run: Name
+    team: Name
+    reason: Annotated[str, Field(min_length=1)]
+
+
 class DeadLetter(Event):
     """A message that could not be used, with the reason and its original bytes (base64)."""
 
@@ -267,7 +281,9 @@ class DeadLetter(Event):
         return base64.b64decode(self.original_b64)
 
 
-EVENTS: tuple[type[Event], ...] = (Bar, BarRevision, Forecast, BarProcessed, Order, Fill, PositionMark, DeadLetter)
+EVENTS: tuple[type[Event], ...] = (
+    Bar, BarRevision, Forecast, BarProcessed, Order, Fill, PositionMark, TeamHalted, DeadLetter,
+)  # fmt: skip
 REGISTRY: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENTS}
 
 

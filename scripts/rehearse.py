@@ -60,10 +60,10 @@ from redblue.adapters.alpaca.market_data import SETTLE
 from redblue.adapters.kafka import EventProducer, KafkaUnavailable, ensure_topics, group_backlog, read_topics
 from redblue.adapters.redis_store import RedisStore
 from redblue.app.outputs import leaderboard_text
+from redblue.app.provision import reset_run
 from redblue.app.season import control
 from redblue.app.season.services import SeasonSpec
 from redblue.app.season.supervisor import SeasonFiles
-from redblue.app.simulate import reset_run
 from redblue.core.arena import DEFAULT_ARENA, load_arena
 from redblue.core.bars import DATA_DIR, Row, read_rows
 from redblue.core.calendar import TradingCalendar, get_calendar

@@ -29,7 +29,9 @@ def redis_url(settings: Settings) -> Iterator[str]:
     """The stack's Redis; fails loudly (not skip) when it is not running."""
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url)
+    login = settings.redis_login()  # the admin (the default service): tests set up and clean up
+    auth = {} if login is None else {"username": login.username, "password": login.password.get_secret_value()}
+    client = redis.Redis.from_url(settings.redis_url, **auth)
     try:
         client.ping()
     except redis.exceptions.ConnectionError as err:

@@ -38,7 +38,7 @@ from redblue.core.arena import Arena
 from redblue.core.bars import DATA_DIR, Row, read_rows
 from redblue.core.calendar import get_calendar
 from redblue.core.features import FEATURES_VERSION
-from redblue.core.settings import Settings
+from redblue.core.settings import Settings, team_mlflow_login
 from training.dataset import AS_OF, VALIDATION_FRACTION, TrainingData, validation_metrics
 from training.dataset import build_dataset as build_rows
 from training.ludwig.export import export_onnx, sequence_inputs
@@ -84,7 +84,7 @@ def train(
     (after marking the model's run FAILED) when a model cannot be trained, exported or registered.
     """
     jobs = plan(arena, only)
-    runs = TrainingRuns(settings)
+    team_runs: dict[str, TrainingRuns] = {}
     calendar = get_calendar(arena.calendar)
     bars: dict[str, list[Row]] = {}
     results = []
@@ -95,6 +95,7 @@ def train(
             bars[job.symbol], job.lookback, until, job.train_from, sequence_inputs(job.config), calendar=calendar
         )
         name = names.registry_name(settings.registry_prefix, job.team, job.model, job.symbol)
+        runs = _runs_of(settings, job.team, team_runs)
         current = runs.champion(name) if not force else None
         if current is not None and all(current.tags.get(k) == v for k, v in version_tags(job, data, until).items()):
             _say(progress, f"{job.label}: up to date ({name} version {current.version})")
@@ -121,7 +122,7 @@ def train_versions(
     nothing and serves the same versions.
     """
     jobs = [j for j in plan(arena) if keys is None or (j.team, j.model, j.symbol) in keys]
-    runs = TrainingRuns(settings)
+    team_runs: dict[str, TrainingRuns] = {}
     calendar = get_calendar(arena.calendar)
     bars = {symbol: read_rows(data_dir, symbol) for symbol in sorted({j.symbol for j in jobs})}
     results = []
@@ -131,6 +132,7 @@ def train_versions(
             data = build_rows(
                 bars[job.symbol], job.lookback, until, job.train_from, sequence_inputs(job.config), calendar=calendar
             )
+            runs = _runs_of(settings, job.team, team_runs)
             known = runs.find_version(name, version_tags(job, data, until))
             if known is not None:
                 _say(progress, f"{job.label} until {until}: reusing {name} version {known.version}")
@@ -139,6 +141,13 @@ def train_versions(
                 result = _train_one(job, data, until, name, runs, progress, promote=False)
             results.append((until, result))
     return results
+
+
+def _runs_of(settings: Settings, team: str, cache: dict[str, TrainingRuns]) -> TrainingRuns:
+    """The team's training runs: each team trains as its own MLflow user, into its own experiment."""
+    if team not in cache:
+        cache[team] = TrainingRuns(settings, names.training_experiment(team), team_mlflow_login(settings, team))
+    return cache[team]
 
 
 def _train_one(

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from redblue.core.access import reader_group
 from redblue.core.clock import Clock, utc_now
 from redblue.core.errors import RedblueError
 from redblue.core.retry import Backoff, retrying
@@ -43,23 +44,38 @@ class Outgoing:
     event: Event
 
 
-def _admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Where the broker is and, with security on, the SASL/SCRAM login of ``settings.service``."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.kafka_bootstrap}
+    login = settings.kafka_login()
+    if login is not None:
+        config |= {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": login.username,
+            "sasl.password": login.password.get_secret_value(),
+        }
+    return config
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """An admin client as ``settings.service`` (topic and ACL changes need the admin service)."""
+    return AdminClient({**client_config(settings), "log_level": 3})
 
 
 def check_broker(settings: Settings, timeout: float = 5.0) -> None:
     """Raise :class:`KafkaUnavailable` with a hint unless the broker answers within ``timeout``."""
     try:
-        _admin(settings).list_topics(timeout=timeout)
+        admin_client(settings).list_topics(timeout=timeout)
     except KafkaException as err:
         raise KafkaUnavailable(
             f"Kafka at {settings.kafka_bootstrap} is not reachable ({err}); start the stack: bin/redblue stack up"
         ) from err
 
 
-def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
-    """True when a Kafka broker at ``bootstrap`` answers a metadata request (quietly: no retry logs)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+def broker_answers(settings: Settings, timeout: float = 5.0) -> bool:
+    """True when the broker answers ``settings.service``'s metadata request (quietly: no retry logs)."""
+    admin = AdminClient({**client_config(settings), "log_level": 0})
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException:
@@ -75,7 +91,7 @@ def ensure_topics(settings: Settings, run: str) -> list[str]:
     """Create the run's topics (explicitly; the broker does not auto-create). Existing ones are kept."""
     check_broker(settings)
     wanted = run_topics(settings, run)
-    admin = _admin(settings)  # keep a reference until the futures resolve
+    admin = admin_client(settings)  # keep a reference until the futures resolve
     _create(
         admin, [NewTopic(name, num_partitions=spec.partitions, replication_factor=1) for name, spec in wanted.items()]
     )
@@ -97,7 +113,7 @@ def ensure_compacted_topics(settings: Settings, partitions: Mapping[str, int]) -
     changelogs, so that its worker never meets one that the cluster metadata does not show yet."""
     config = {"cleanup.policy": "compact"}
     _create(
-        _admin(settings),
+        admin_client(settings),
         [NewTopic(n, num_partitions=p, replication_factor=1, config=config) for n, p in partitions.items()],
     )
 
@@ -108,7 +124,7 @@ def delete_run(
     """Delete every topic of ``run`` (and of ``extra_prefixes``, e.g. the processor's internal
     ones) and the consumer ``groups`` that read them, so a run id can start again from nothing."""
     check_broker(settings)
-    admin = _admin(settings)
+    admin = admin_client(settings)
     _delete_groups(admin, groups)
     prefixes = (f"{settings.topic_prefix}.{run}.", *extra_prefixes)
     names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefixes)]
@@ -123,17 +139,24 @@ def delete_run(
 
 
 def _delete_groups(admin: AdminClient, groups: Sequence[str]) -> None:
+    """Delete those of ``groups`` the broker knows (asking first: deleting a group needs its
+    coordinator, which a brand-new broker may take long to elect, while listing does not)."""
+    try:
+        known = {g.group_id for g in admin.list_consumer_groups(request_timeout=30).result(timeout=30).valid}
+        groups = [g for g in groups if g in known]
+    except (KafkaException, TimeoutError) as err:
+        log.warning("could not list consumer groups (%s): deleting all of %s", err, ", ".join(groups))
     if not groups:
         return
     for group, future in admin.delete_consumer_groups(list(groups), request_timeout=30).items():
         try:
-            future.result(timeout=30)
+            future.result(timeout=35)
+        except TimeoutError:  # a brand-new, busy broker still electing its group coordinator
+            log.warning("could not delete consumer group %s: no answer in 35 s", group)
         except KafkaException as err:
             # NOT_COORDINATOR: no group was ever committed on this broker (no offsets topic yet)
             if err.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NOT_COORDINATOR):
                 log.warning("could not delete consumer group %s: %s", group, err)
-        except TimeoutError:  # a brand-new broker may have no group coordinator yet: no group to delete
-            log.warning("could not delete consumer group %s: no answer in 30 s", group)
 
 
 def _wait_gone(admin: AdminClient, names: list[str], attempts: int = 50) -> None:
@@ -151,7 +174,7 @@ class EventProducer:
         self._settings = settings
         self._run = run
         config: dict[str, str | int | bool] = {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **client_config(settings),
             "enable.idempotence": True,
             "linger.ms": 5,
             "log_level": 3,  # errors only: transient start-up retries are not news
@@ -210,15 +233,16 @@ class EventProducer:
     def send_raw(self, spec: TopicSpec, key: str | None, value: bytes, partition: int | None = None) -> None:
         """Produce bytes as they are (tests use it to inject malformed messages)."""
         target = _UNASSIGNED if partition is None else partition  # unassigned: the key picks it
-        while True:
-            try:
-                self._producer.produce(
-                    self.topic(spec), value=value, key=key, partition=target, on_delivery=self._delivered
-                )
-                break
-            except BufferError:
-                self._producer.poll(0.1)
-        self._producer.poll(0)
+        with _refusals(self._settings):
+            while True:
+                try:
+                    self._producer.produce(
+                        self.topic(spec), value=value, key=key, partition=target, on_delivery=self._delivered
+                    )
+                    break
+                except BufferError:
+                    self._producer.poll(0.1)
+            self._producer.poll(0)
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -226,16 +250,37 @@ class EventProducer:
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything sent so far is acknowledged; raise if anything failed."""
-        left = self._producer.flush(timeout)
+        with _refusals(self._settings):
+            left = self._producer.flush(timeout)
         if left or self._errors:
             raise KafkaUnavailable(f"{left} message(s) not delivered; errors: {self._errors[:3]}")
 
     def delivered(self) -> bool:
         """Whether everything sent so far is acknowledged, without waiting; raise if anything failed."""
-        self._producer.poll(0)
+        with _refusals(self._settings):
+            self._producer.poll(0)
         if self._errors:
             raise KafkaUnavailable(f"message(s) not delivered: {self._errors[:3]}")
         return len(self._producer) == 0
+
+
+@contextmanager
+def _refusals(settings: Settings) -> Iterator[None]:
+    """A fatal producer error (e.g. CLUSTER_AUTHORIZATION_FAILED: this service may write no topic
+    at all, so the broker refuses it an idempotent producer id) as :class:`KafkaUnavailable`.
+
+    confluent-kafka raises it from inside ``poll``/``flush`` with the delivery callback then
+    failing on the pending exception (a ``SystemError`` whose cause chain holds the real error).
+    """
+    try:
+        yield
+    except (KafkaException, SystemError) as err:
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, KafkaException):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise KafkaUnavailable(f"Kafka refused the {settings.service} service's producer: {cause}") from err
 
 
 Handler = Callable[[Event], list[Outgoing]]
@@ -440,7 +485,7 @@ def consume(
     failed: list[KafkaError] = []
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **client_config(settings),
             "group.id": group,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -582,8 +627,8 @@ def read_topics(
     names = {topic_name(settings.topic_prefix, run, spec): spec for spec in specs}
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"redblue-reader-{run}",
+            **client_config(settings),
+            "group.id": reader_group(run),
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 10,  # a partition already read to its end must not hold up the others
             "enable.partition.eof": True,  # transaction markers take offsets no message is read at
@@ -593,6 +638,8 @@ def read_topics(
         ends: dict[tuple[str, int], tuple[int, int]] = {}
         for name in names:
             meta = consumer.list_topics(name, timeout=10).topics[name]
+            if meta.error is not None and meta.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                raise KafkaUnavailable(f"cannot read {name} as the {settings.service} service: {meta.error.str()}")
             for p in meta.partitions:
                 ends[(name, p)] = _watermarks(consumer, TopicPartition(name, p))
         wanted = {tp: hi for tp, (lo, hi) in ends.items() if hi > lo}
@@ -651,7 +698,7 @@ def group_lag(settings: Settings, run: str, group: str, specs: Sequence[TopicSpe
     Per partition: high watermark minus the committed offset (or minus the low watermark when the
     group committed nothing there). A missing topic counts as no lag.
     """
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer = Consumer({**client_config(settings), "group.id": group, "enable.auto.commit": False})
     try:
         partitions = []
         for name in (topic_name(settings.topic_prefix, run, spec) for spec in specs):

@@ -44,9 +44,10 @@ from urllib.parse import urlsplit
 
 import redis
 
+from redblue.core.credentials import Login
 from redblue.core.metrics import ErrorSums, NaiveScale, ScoredForecast
 from redblue.core.settings import Settings
-from redblue.core.store import Series, StoreError, StoreUnavailable, fill_order, sums_of
+from redblue.core.store import Series, StoreError, StoreRefused, StoreUnavailable, fill_order, sums_of
 from schemas import Fill, Forecast, Order, PositionMark
 from schemas.topics import check_run_id
 
@@ -120,14 +121,18 @@ return 0
 
 class _Located(Protocol):
     where: str
+    user: str
 
 
 def _translated[S: _Located, **P, R](method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """Turn redis-py exceptions into :class:`StoreUnavailable` / :class:`StoreError`."""
+    """Turn redis-py exceptions into :class:`StoreRefused` (login or ACL), :class:`StoreUnavailable`
+    or :class:`StoreError`."""
 
     def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
+        except (redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError) as err:
+            raise StoreRefused(f"Redis at {self.where} refused {self.user}: {err}") from err
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
             raise StoreUnavailable(
                 f"Redis at {self.where} is not reachable: {err} — start the stack: bin/redblue stack up"
@@ -151,10 +156,13 @@ class RedisStore:
     No connection is opened before the first command; :meth:`ping` checks the server early.
     """
 
-    def __init__(self, url: str, prefix: str, run: str, *, client: redis.Redis | None = None) -> None:
+    def __init__(
+        self, url: str, prefix: str, run: str, *, client: redis.Redis | None = None, login: Login | None = None
+    ) -> None:
         self.where = _redacted(url)
+        self.user = _who(login)
         self._owns_client = client is None
-        self._client = client if client is not None else _connect(url)
+        self._client = client if client is not None else _connect(url, login)
         self._prefix = prefix
         self._run = check_run_id(run)
         self._p = f"{prefix}:{run}"
@@ -168,8 +176,8 @@ class RedisStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, run: str) -> RedisStore:
-        """The store of ``run`` at the configured Redis URL and key prefix."""
-        return cls(settings.redis_url, settings.redis_prefix, run)
+        """The store of ``run`` at the configured Redis URL and key prefix, as ``settings.service``'s user."""
+        return cls(settings.redis_url, settings.redis_prefix, run, login=settings.redis_login())
 
     def close(self) -> None:
         if self._owns_client:
@@ -449,6 +457,15 @@ class RedisStore:
         return sorted(found, key=lambda o: (o.as_of, o.symbol, o.client_order_id))
 
     @_translated
+    def set_halt(self, team: str, reason: str) -> None:
+        self._register()
+        self._writer.hset(f"{self._p}:halts", team, reason)
+
+    @_translated
+    def halts(self) -> dict[str, str]:
+        return dict(sorted(self._hash(f"{self._p}:halts").items()))
+
+    @_translated
     def set_close(self, symbol: str, day: date, close: float) -> None:
         self._register()
         if self._pipe is not None:
@@ -544,19 +561,22 @@ class _Queue:
 class RedisStores:
     """The stores of every run under one key prefix, over one shared connection pool."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, login: Login | None = None) -> None:
         self.where = _redacted(url)
+        self.user = _who(login)
         self._url = url
         self._prefix = prefix
-        self._client = _connect(url)
+        self._login = login
+        self._client = _connect(url, login)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisStores:
-        return cls(settings.redis_url, settings.redis_prefix)
+        """The stores at the configured URL and prefix, as ``settings.service``'s user."""
+        return cls(settings.redis_url, settings.redis_prefix, settings.redis_login())
 
     def open(self, run: str) -> RedisStore:
         """The store of ``run`` (``ValueError`` for an invalid run id); closing it keeps the pool."""
-        return RedisStore(self._url, self._prefix, run, client=self._client)
+        return RedisStore(self._url, self._prefix, run, client=self._client, login=self._login)
 
     @_translated
     def runs(self) -> list[str]:
@@ -567,11 +587,16 @@ class RedisStores:
         self._client.close()
 
 
-def _connect(url: str) -> redis.Redis:
+def _connect(url: str, login: Login | None) -> redis.Redis:
+    auth = {} if login is None else {"username": login.username, "password": login.password.get_secret_value()}
     try:
-        return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30)
+        return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30, **auth)
     except ValueError as err:
         raise StoreError(f"invalid Redis URL {_redacted(url)}: {err}") from err
+
+
+def _who(login: Login | None) -> str:
+    return "an unauthenticated client" if login is None else f"user {login.username}"
 
 
 def _text(value: object) -> str:

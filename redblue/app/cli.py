@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    stack = sub.add_parser("stack", help="the local Kafka, Redis and MLflow")
-    stack.add_argument("action", choices=["up", "down", "status"])
+    sub.add_parser("stack", help="the local Kafka, Redis and MLflow").add_argument(
+        "action", choices=["up", "down", "status", "mlflow"], help="mlflow: run the MLflow server in the foreground"
+    )
 
     _simulate_args(sub.add_parser("simulate", help="run a historical simulation through the whole pipeline"))
 
@@ -81,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write a run's leaderboard as one self-contained HTML file")
     report.add_argument("--run", required=True)
     report.add_argument("--html", type=Path, required=True, help="the file to write")
+
+    sub.add_parser("setup", help="create a run's topics and ACLs (admin; the service commands do it too)").add_argument(
+        "--run", required=True
+    )
 
     replay = sub.add_parser("replay", help="emit bars of a date range onto a run's bars topic")
     replay.add_argument("--run", required=True)

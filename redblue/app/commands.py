@@ -37,9 +37,16 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "train": train,
         "serve": serve,
         "report": report,
+        "setup": setup,
         "season": season,
     }[args.command]
     return handler(args, settings)
+
+
+def prepare_if_admin(settings: Settings, run: str) -> None:
+    from redblue.app.provision import prepare_if_admin as prepare
+
+    prepare(settings, run)
 
 
 def _arena(args: argparse.Namespace) -> tuple[Arena, Path]:
@@ -55,6 +62,10 @@ def stack(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.action == "up":
         local_stack.up(settings)
+    elif args.action == "mlflow":
+        from redblue.stack.mlflow import serve_foreground
+
+        serve_foreground(settings)
     elif args.action == "down":
         local_stack.down(settings)
     else:
@@ -93,7 +104,7 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_mlflow:
         from redblue.adapters.mlflow.tracking import SIMULATIONS, log_simulation
 
-        mlflow_run = log_simulation(settings, result.summary, result.out)
+        mlflow_run = log_simulation(settings.for_service("admin"), result.summary, result.out)
         print(f"logged to MLflow: experiment {SIMULATIONS}, run {mlflow_run} ({settings.mlflow_uri})")
     print(f"query it again: bin/redblue leaderboard --run {result.run} --by mase")
     print(f"see it on the web: bin/redblue serve, then open http://127.0.0.1:8080/?run={result.run}")
@@ -104,51 +115,65 @@ def leaderboard(args: argparse.Namespace, settings: Settings) -> int:
     from redblue.app.outputs import leaderboard_text
 
     arena, _ = _arena(args)
-    if args.rebuild:
+    if args.rebuild:  # rebuilding writes the leaderboard: the scorer's job, as the scorer
         from consumers.scorer import rebuild
 
-        print(f"rebuilt from {rebuild(settings, args.run, arena)} events of run {args.run}'s topics")
-    print(leaderboard_text(settings, args.run, arena, by=args.by, top=args.top))
+        print(
+            f"rebuilt from {rebuild(settings.for_service('scorer'), args.run, arena)} events of run {args.run}'s topics"
+        )
+    print(leaderboard_text(settings.for_service("leaderboard"), args.run, arena, by=args.by, top=args.top))
     return 0
 
 
 def process(args: argparse.Namespace, settings: Settings) -> int:
     from processors.app import changelogs, create_app, run_worker
-    from processors.book import ModelSource
     from processors.forecasting import Horizon
     from processors.pins import read_pins
     from redblue.adapters.kafka import ensure_compacted_topics
-    from redblue.core.model_names import KIND
+    from redblue.app.simulate import model_sources
     from redblue.core.spans import parse_spans
 
     arena, _ = _arena(args)
+    if not args.wait_for_go:  # with it, the orchestrator sets the run up before it says go
+        prepare_if_admin(settings, args.run)
+    settings = settings.for_service("processor")
     horizon = Horizon(args.first_target, args.last_target, parse_spans(args.spans) if args.spans else None)
-    sources: dict[str, ModelSource] = {}
-    if any(spec.kind == KIND for _, spec in arena.all_models()):  # MLflow takes seconds to import: only if needed
-        from redblue.adapters.mlflow.registry import RegistrySource
-
-        sources[KIND] = RegistrySource(settings.mlflow_uri, settings.registry_prefix)
+    sources = model_sources(settings, arena)  # serving reads: the stack's read-only user
     pins = None if args.pins is None else read_pins(args.pins)
     app = create_app(settings, args.run, arena, horizon, sources, pins)
     if args.wait_for_go and not sys.stdin.readline():
         return 0  # the orchestrator gave up before the run's topics were ready
-    ensure_compacted_topics(settings, changelogs(app))
+    ensure_compacted_topics(settings, changelogs(app))  # the processor may create its own <app id>- topics
     run_worker(app, loglevel="info" if args.verbose else "warn")
     return 0
 
 
 def train(args: argparse.Namespace, settings: Settings) -> int:
+    from redblue.app.provision import prepare_teams
     from training.train import train as train_models
 
     arena, _ = _arena(args)
+    for user in prepare_teams(settings, arena.teams):
+        print(f"MLflow user {user} created (its password is in {settings.credentials_file})")
     results = train_models(arena, settings, args.until, args.only, args.data or DATA_DIR, force=args.force)
     if not results:
         print("no Ludwig models in this arena (or none matching --only)")
     for r in results:
         scores = "" if r.val_mae is None else f"  validation MAE {r.val_mae:.4f}  MASE {r.val_mase or float('nan'):.3f}"
         print(f"{r.status:<10} {r.name} version {r.version}{scores}")
-    uri = settings.mlflow_uri
-    print(f"MLflow: {uri} (experiment redblue); browse it: mlflow ui --backend-store-uri {uri}")
+    print(f"MLflow: {settings.mlflow_uri} (experiments redblue.<team>)")
+    return 0
+
+
+def setup(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a run's topics and ACLs (the admin's part; the services then need only their own passwords)."""
+    from redblue.app.provision import prepare_run, provision_users
+
+    users = provision_users(settings.for_service("admin"))
+    if users:
+        print(f"users ready: {', '.join(users)}")
+    topics = prepare_run(settings.for_service("admin"), args.run)
+    print(f"run {args.run}: topics {', '.join(topics)} ready" + (" with their ACLs" if settings.security else ""))
     return 0
 
 
@@ -156,7 +181,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     from redblue.app.web.app import serve as run_server
 
     print(f"serving the leaderboard of {settings.redis_url} on http://{args.host}:{args.port}/ (API docs: /docs)")
-    run_server(settings, args.host, args.port, args.poll)
+    run_server(settings.for_service("leaderboard"), args.host, args.port, args.poll)  # Redis read-only
     return 0
 
 
@@ -165,7 +190,7 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
     from redblue.app.web.share import render_html
     from redblue.core.clock import utc_now
 
-    stores = RedisStores.from_settings(settings)
+    stores = RedisStores.from_settings(settings.for_service("leaderboard"))
     try:
         html = render_html(stores, args.run, utc_now())
     finally:
@@ -190,9 +215,12 @@ def trade(args: argparse.Namespace, settings: Settings) -> int:
     from redblue.core.clock import clock_of
 
     arena, _ = _arena(args)
+    prepare_if_admin(settings, args.run)
     clock = clock_of(settings)
     trader = bootstrap_trader(args.run, arena, clock=clock, gateways=live_gateways(args.run, arena, settings, clock))
-    stats = run_trader(settings, args.run, trader, _until_signalled(), tick_seconds=settings.trader_tick_seconds)
+    stats = run_trader(
+        settings.for_service("trader"), args.run, trader, _until_signalled(), tick_seconds=settings.trader_tick_seconds
+    )
     print(f"trader stopped after {stats.consumed} messages ({stats.dead_lettered} dead-lettered)")
     return 0
 
@@ -201,7 +229,8 @@ def score(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.scorer import run_scorer
 
     arena, _ = _arena(args)
-    stats = run_scorer(settings, args.run, arena, _until_signalled())
+    prepare_if_admin(settings, args.run)
+    stats = run_scorer(settings.for_service("scorer"), args.run, arena, _until_signalled())
     print(f"scorer stopped after {stats.consumed} messages ({stats.dead_lettered} dead-lettered)")
     return 0
 
@@ -209,7 +238,7 @@ def score(args: argparse.Namespace, settings: Settings) -> int:
 def replay(args: argparse.Namespace, settings: Settings) -> int:
     from producers.replay import plan_replay
     from producers.replay import replay as emit
-    from redblue.adapters.kafka import EventProducer, ensure_topics
+    from redblue.adapters.kafka import EventProducer
     from redblue.core.calendar import get_calendar
     from redblue.core.clock import utc_now
 
@@ -218,8 +247,8 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
     plan = plan_replay(
         args.data or DATA_DIR, arena.symbols, args.start, args.days, arena.window, calendar, end=args.end
     )
-    ensure_topics(settings, args.run)
-    sent = emit(EventProducer(settings, args.run), plan.rows, calendar, utc_now)
+    prepare_if_admin(settings, args.run)
+    sent = emit(EventProducer(settings.for_service("producer"), args.run), plan.rows, calendar, utc_now)
     print(f"replayed {sent} bars ({plan.warmup_first} .. {plan.last_target}) onto run {args.run}")
     return 0
 
@@ -227,7 +256,7 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 def produce(args: argparse.Namespace, settings: Settings) -> int:
     from producers.live import LiveProducer
     from producers.published import Published
-    from redblue.adapters.kafka import EventProducer, ensure_topics, read_topic
+    from redblue.adapters.kafka import EventProducer, read_topic
     from redblue.core.calendar import get_calendar
     from redblue.core.clock import clock_of
     from schemas.topics import BARS, DEADLETTER
@@ -235,7 +264,8 @@ def produce(args: argparse.Namespace, settings: Settings) -> int:
     arena, _ = _arena(args)
     calendar = get_calendar(arena.calendar)
     clock = clock_of(settings)
-    ensure_topics(settings, args.run)
+    prepare_if_admin(settings, args.run)
+    settings = settings.for_service("producer")
     published = Published.read_back(read_topic(settings, args.run, BARS), read_topic(settings, args.run, DEADLETTER))
     live = LiveProducer(_source(args.source, calendar), EventProducer(settings, args.run), arena.symbols, calendar,
                         clock, published)  # fmt: skip

@@ -30,11 +30,10 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from processors import app_id
 from processors.book import ModelBook, ModelSource
 from processors.pins import Pin, check_cutoffs, serve_from, walk_forward_cutoffs, write_pins
 from producers.replay import ReplayPlan, plan_replay, replay
-from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics
+from redblue.adapters.kafka import EventProducer
 from redblue.core import runs
 from redblue.core.arena import REPO_ROOT, Arena
 from redblue.core.bars import DATA_DIR, data_fingerprint
@@ -91,14 +90,18 @@ def default_run_id(req: SimulationRequest, pins: Sequence[Pin] = ()) -> str:
 
 
 def model_sources(settings: Settings, arena: Arena) -> dict[str, ModelSource]:
-    """Where the arena's trained models come from (the MLflow registry), if it has any."""
+    """Where the arena's trained models come from (the MLflow registry, read as ``settings``'
+    service), if it has any."""
     from redblue.core.model_names import KIND
 
     if not any(spec.kind == KIND for _, spec in arena.all_models()):
         return {}
     from redblue.adapters.mlflow.registry import RegistrySource
+    from redblue.stack.mlflow import store_files
 
-    return {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix)}
+    login = settings.mlflow_login()  # a service's read-only user (the admin's for the admin)
+    files = store_files(settings)  # this machine's stack server: its files are read directly
+    return {KIND: RegistrySource(settings.mlflow_uri, settings.registry_prefix, login=login, files=files)}
 
 
 def resolve_pins(settings: Settings, arena: Arena) -> list[Pin]:
@@ -110,7 +113,7 @@ def resolve_pins(settings: Settings, arena: Arena) -> list[Pin]:
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # the book logs every model it serves: the processor's log, not the console
     try:
-        book = ModelBook(arena, model_sources(settings, arena))
+        book = ModelBook(arena, model_sources(settings.for_service("processor"), arena))  # as it will serve
     finally:
         quiet.setLevel(level)
     return [
@@ -125,15 +128,6 @@ def resolve_pins(settings: Settings, arena: Arena) -> list[Pin]:
         )
         for m in book.models
     ]
-
-
-def reset_run(settings: Settings, run: str) -> None:
-    """Remove everything an earlier run with this id left: topics, consumer groups, Redis keys."""
-    groups = [app_id(run), f"redblue-trader-{run}", f"redblue-scorer-{run}", f"redblue-reader-{run}"]
-    delete_run(settings, run, extra_prefixes=(f"{app_id(run)}-",), groups=groups)
-    from redblue.adapters.redis_store import RedisStore
-
-    RedisStore(settings.redis_url, settings.redis_prefix, run).delete_run()
 
 
 @dataclass
@@ -235,10 +229,13 @@ def simulate(
         for symbol, span in plan.spans.items():
             say(f"  {symbol}: warm-up from {span.warmup_first}, targets {span.first_target} .. {span.last}")
     with running_pipeline(settings, run, req, plan, out_dir / "logs", pins) as pipeline:
-        replay(EventProducer(settings, run), plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
+        producer = EventProducer(settings.for_service("producer"), run)
+        replay(producer, plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
         pipeline.services.begin_shutdown()  # the services stop while the files are written
-        written = _outputs().write(settings, run, req.arena, plan, out_dir, end=req.end, served=pins)
+        written = _outputs().write(
+            settings.for_service("leaderboard"), run, req.arena, plan, out_dir, end=req.end, served=pins
+        )
         result = SimulationResult(run, out_dir, written.summary, written.report, time.monotonic() - began)
         pipeline.finished()
         if on_written is not None:
@@ -264,13 +261,11 @@ def walk_forward(
     same versions as retraining while the replay advances, since none sees past its cutoff.
     ``champion`` is never moved.
     """
-    from training.train import train_versions
-
     assert req.retrain_every is not None
     calendar = get_calendar(req.arena.calendar)
     cutoffs = walk_forward_cutoffs(plan.first_as_of, calendar.offset(plan.last_target, -1), req.retrain_every, calendar)
     say(f"walk-forward: training the team models up to {', '.join(map(str, cutoffs))}")
-    trained = train_versions(req.arena, settings, cutoffs, req.data_dir)
+    trained = _train_versions(settings, req, cutoffs)
     served = [_trained_pin(until, result, serve_from(until, plan.first_as_of, calendar)) for until, result in trained]
     replaced = {p.key for p in served}
     return [p for p in pins if p.key not in replaced] + served
@@ -280,7 +275,6 @@ def train_missing(
     settings: Settings, req: SimulationRequest, plan: ReplayPlan, pins: list[Pin], say: Print
 ) -> list[Pin]:
     """Train, up to the first as-of day, every team model without an eligible champion (``champion`` is not moved)."""
-    from training.train import train_versions
 
     kinds = {(team, spec.name): spec.kind for team, spec in req.arena.all_models()}
     missing = {
@@ -292,9 +286,20 @@ def train_missing(
     if not missing:
         return pins
     say(f"training {len(missing)} team model(s) without an eligible champion up to {plan.first_as_of}")
-    trained = train_versions(req.arena, settings, [plan.first_as_of], req.data_dir, keys=missing)
+    trained = _train_versions(settings, req, [plan.first_as_of], keys=missing)
     served = [_trained_pin(until, result, None) for until, result in trained]
     return [p for p in pins if p.key not in missing] + served
+
+
+def _train_versions(
+    settings: Settings, req: SimulationRequest, cutoffs: Sequence[date], keys: set[tuple[str, str, str]] | None = None
+) -> list[tuple[date, TrainResult]]:
+    """Versions trained up to each cutoff, each team as its own MLflow user (created if missing)."""
+    from redblue.app.provision import prepare_teams
+    from training.train import train_versions
+
+    prepare_teams(settings, req.arena.teams)
+    return train_versions(req.arena, settings, cutoffs, req.data_dir, keys=keys)
 
 
 def _trained_pin(until: date, result: TrainResult, start: date | None) -> Pin:
@@ -332,9 +337,11 @@ def running_pipeline(
     store: RedisStore | None = None
     try:
         pipeline.launch()  # the processor imports and loads its models while the run is reset
+        from redblue.app.provision import prepare_run, reset_run
+
         reset_run(settings, run)
-        ensure_topics(settings, run)
-        store = pipeline.store = RedisStore.from_settings(settings, run)
+        prepare_run(settings, run)  # topics and, with security, each service's rights on them
+        store = pipeline.store = RedisStore.from_settings(settings.for_service("admin"), run)
         runs.describe_simulation(store, req.arena, plan.first_target, plan.last_target, plan.days)
         pipeline.start()
         yield pipeline
@@ -374,7 +381,7 @@ class Pipeline:
             *(["--pins", str(self.pins)] if self.pins is not None else []),
         ]  # fmt: skip
         with self.log.open("wb") as handle:
-            env = {**os.environ, **as_env(self.settings)}
+            env = {**os.environ, **as_env(self.settings.for_service("processor"))}
             self.services.processor = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
             )
@@ -391,10 +398,11 @@ class Pipeline:
             processor.stdin.close()
         except BrokenPipeError:
             pass  # it exited already: services.check() reports it with its log
-        settings, run, stop, spans = self.settings, self.run, self.services.stop, self.plan.spans
-        trader = bootstrap_trader(run, self.req.arena)
-        self.services.spawn("trader", lambda: run_trader(settings, run, trader, stop, spans))
-        self.services.spawn("scorer", lambda: run_scorer(settings, run, self.req.arena, stop, spans=spans))
+        run, stop, spans = self.run, self.services.stop, self.plan.spans
+        trading, scoring = self.settings.for_service("trader"), self.settings.for_service("scorer")
+        trader = bootstrap_trader(run, self.req.arena, spans=spans)
+        self.services.spawn("trader", lambda: run_trader(trading, run, trader, stop, spans))
+        self.services.spawn("scorer", lambda: run_scorer(scoring, run, self.req.arena, stop, spans=spans))
 
     def wait_until_complete(self) -> None:
         """Poll the leaderboard's progress until the run is complete; fail after ``timeout`` without progress."""
@@ -405,7 +413,7 @@ class Pipeline:
         expected = steps.total
         show = _progress("pipeline (bars and equity marks through to the scorer)")
         last, since = -1, time.monotonic()
-        with RedisStore.from_settings(self.settings, self.run) as store:
+        with RedisStore.from_settings(self.settings.for_service("leaderboard"), self.run) as store:
             while True:
                 self.services.check(self.log)
                 done = steps.done(store)

@@ -56,3 +56,8 @@ def onnx_metadata(
 
 def experiment_name() -> str:
     return EXPERIMENT
+
+
+def training_experiment(team: str) -> str:
+    """The MLflow experiment of a team's training runs: ``redblue.<team>``, owned by the team's user."""
+    return f"{EXPERIMENT}.{team}"

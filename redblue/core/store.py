@@ -26,6 +26,10 @@ class StoreUnavailable(StoreError):
     """The leaderboard store cannot be reached (e.g. the stack is not running)."""
 
 
+class StoreRefused(StoreError):
+    """The store refused the login or the command (this service's user may not do that)."""
+
+
 class Series(NamedTuple):
     """One forecast series: a team's model on one symbol."""
 
@@ -156,6 +160,14 @@ class LeaderboardStore(Protocol):
         """The team's orders ordered by (as_of, symbol, client_order_id)."""
         ...
 
+    def set_halt(self, team: str, reason: str) -> None:
+        """Record that the trader stopped trading ``team`` and why (the latest reason wins)."""
+        ...
+
+    def halts(self) -> dict[str, str]:
+        """Each halted team's reason, by team."""
+        ...
+
     def set_close(self, symbol: str, day: date, close: float) -> None:
         """Record ``symbol``'s close on ``day`` (the price chart)."""
         ...
@@ -200,6 +212,7 @@ class InMemoryStore:
         self._latest: dict[Series, Forecast] = {}
         self._versions: dict[Series, dict[str, date]] = {}
         self._orders: dict[str, dict[str, Order]] = {}
+        self._halts: dict[str, str] = {}
         self._closes: dict[str, dict[date, float]] = {}
         self._meta: dict[str, str] = {}
 
@@ -207,7 +220,7 @@ class InMemoryStore:
     def written(self) -> bool:
         """Whether anything was written (a run is listed once it was, as in Redis)."""
         parts = (self._scored, self._fills, self._marks, self._equity, self._bars, self._ranks, self._latest)
-        return any(parts) or bool(self._orders or self._closes or self._meta)
+        return any(parts) or bool(self._orders or self._halts or self._closes or self._meta)
 
     def add_score(self, scored: ScoredForecast) -> bool:
         series = Series(scored.team, scored.model, scored.symbol)
@@ -322,6 +335,12 @@ class InMemoryStore:
 
     def orders(self, team: str) -> list[Order]:
         return sorted(self._orders.get(team, {}).values(), key=lambda o: (o.as_of, o.symbol, o.client_order_id))
+
+    def set_halt(self, team: str, reason: str) -> None:
+        self._halts[team] = reason
+
+    def halts(self) -> dict[str, str]:
+        return dict(sorted(self._halts.items()))
 
     def set_close(self, symbol: str, day: date, close: float) -> None:
         self._closes.setdefault(symbol, {})[day] = close

@@ -57,6 +57,8 @@ class Service:
     marker: str  # part of the process's command line, to tell our process from a reused pid
     answers: Callable[[], bool]
     start: Callable[[Out], None]
+    ready_timeout: float = READY_TIMEOUT
+    group: bool = False  # stop the whole process group (a server that runs its workers as children)
 
     @property
     def address(self) -> str:
@@ -115,6 +117,17 @@ def read_pid(pid_file: Path, marker: str) -> int | None:
     return None
 
 
+def command_line(pid_file: Path) -> list[str] | None:
+    """The command line of the live process in ``pid_file`` (from /proc), or None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        if pid <= 0 or not pid_alive(pid):
+            return None
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode().split("\0")
+    except (OSError, ValueError):
+        return None
+
+
 def _runs(pid: int, marker: str) -> bool:
     """False when /proc shows that ``pid`` runs a command line without ``marker`` (a reused pid)."""
     try:
@@ -124,11 +137,14 @@ def _runs(pid: int, marker: str) -> bool:
     return marker.encode() in cmdline
 
 
-def stop_pid(pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM ``pid``, wait up to ``timeout`` seconds, then SIGKILL."""
+def stop_pid(pid: int, timeout: float = STOP_TIMEOUT, group: bool = False) -> None:
+    """SIGTERM ``pid`` (with ``group``: its process group), wait up to ``timeout`` seconds, then SIGKILL."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         try:
-            os.kill(pid, sig)
+            if group:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + wait
@@ -139,16 +155,32 @@ def stop_pid(pid: int, timeout: float = STOP_TIMEOUT) -> None:
     raise StackError(f"process {pid} survived SIGKILL")
 
 
-def spawn_detached(cmd: list[str], output: Path, cwd: Path) -> int:
-    """Start ``cmd`` in its own session (it outlives us), output appended to ``output``; its pid."""
+def spawn_detached(cmd: list[str], output: Path, cwd: Path, env: dict[str, str] | None = None) -> int:
+    """Start ``cmd`` in its own session (it outlives us; its pid is its process group's id),
+    output appended to ``output``; its pid."""
     with output.open("ab") as sink:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,
+            env=env,
         )
     # Not ours to wait for (pid_alive reaps it if it dies while we run); this keeps Popen from
     # warning "subprocess is still running" when the object is collected.
     proc.returncode = 0
     return proc.pid
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds passwords)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -199,7 +231,7 @@ def service_down(service: Service, out: Out) -> None:
             out(f"{service.name}: not running")
         return
     out(f"{service.name}: stopping pid {pid}…")
-    stop_pid(pid)
+    stop_pid(pid, group=service.group)
     service.pid_file.unlink(missing_ok=True)
     out(f"{service.name}: stopped (data kept)")
 
@@ -229,7 +261,7 @@ def run_captured(cmd: list[str]) -> subprocess.CompletedProcess[str]:
 def wait_ready(service: Service, pid: int, extra_log: Path | None = None) -> None:
     """Wait until ``service`` answers; on death or timeout stop it and raise with the log's tail."""
     started = time.monotonic()
-    while time.monotonic() - started < READY_TIMEOUT:
+    while time.monotonic() - started < service.ready_timeout:
         if not pid_alive(pid):
             service.pid_file.unlink(missing_ok=True)
             raise StackError(
@@ -238,10 +270,10 @@ def wait_ready(service: Service, pid: int, extra_log: Path | None = None) -> Non
         if port_in_use(service.host, service.port) and service.answers():
             return
         time.sleep(0.3)
-    stop_pid(pid)
+    stop_pid(pid, group=service.group)
     service.pid_file.unlink(missing_ok=True)
     raise StackError(
-        f"{service.name}: not ready after {READY_TIMEOUT:.0f} s (stopped it again); see {service.log_file}\n"
+        f"{service.name}: not ready after {service.ready_timeout:.0f} s (stopped it again); see {service.log_file}\n"
         + _logs(service, extra_log)
     )
 

@@ -5,6 +5,7 @@ Files under the stack's directory: ``redis/dump.rdb``, ``redis.log``, ``redis.pi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -12,7 +13,8 @@ import time
 from urllib.parse import urlsplit
 
 from redblue.core.settings import Settings
-from redblue.stack.process import Out, Service, StackError, read_pid, run_captured, tail, wait_ready
+from redblue.stack.credentials import ensure_credentials
+from redblue.stack.process import Out, Service, StackError, read_pid, run_captured, tail, wait_ready, write_private
 
 
 def redis_address(url: str) -> tuple[str, int]:
@@ -22,13 +24,43 @@ def redis_address(url: str) -> tuple[str, int]:
 
 
 def redis_ping(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when a Redis at ``host:port`` answers PING (without a password)."""
+    """True when a Redis answers at ``host:port``: PONG, or "NOAUTH" from one that wants a login."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as conn:
             conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
+            return conn.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
+
+
+# the scorer's Lua scripts as redis-py runs them, and MULTI/EXEC (a revised score's sums)
+SCRIPTS = "+evalsha +eval +script|load +script|exists +multi +exec +discard"
+
+
+def render_acl(settings: Settings) -> str:
+    """The ACL file of the stack's Redis: the default user off, one user per service that uses Redis.
+
+    - ``admin``: everything (stack and run setup, resetting a run's keys);
+    - ``scorer``: reads and writes the leaderboard's keys (``<prefix>:*``), runs its Lua scripts;
+      no dangerous or keyless admin commands (FLUSHALL, CONFIG, KEYS, ...);
+    - ``leaderboard`` (the CLI, the web page): read commands on the leaderboard's keys only.
+    """
+    prefix = settings.redis_prefix
+    keys = f"~{_acl_glob(prefix)}:*"
+    rules = {
+        "admin": "~* &* +@all",
+        "scorer": f"{keys} resetchannels -@all +@read +@write +@connection {SCRIPTS} -@dangerous",
+        "leaderboard": f"%R{keys} resetchannels -@all +@read +@connection -@dangerous",
+    }
+    lines = ["user default off resetpass -@all"]  # an ACL file has no comments: redis.py writes it on every start
+    for user, rule in rules.items():
+        digest = hashlib.sha256(settings.stack_login("redis", user).password.get_secret_value().encode()).hexdigest()
+        lines.append(f"user {user} on resetpass #{digest} {rule}")
+    return "\n".join(lines) + "\n"
+
+
+def _acl_glob(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def redis_service(settings: Settings) -> Service:
@@ -68,12 +100,19 @@ def _require_redis_server(out: Out) -> str:
 
 
 def start_redis(settings: Settings, out: Out) -> None:
+    """Start the stack's Redis; with security on, with an ACL file of per-service users (default user off)."""
+    settings = ensure_credentials(settings, out)
     service = redis_service(settings)
     server = _require_redis_server(out)
     state = service.pid_file.parent
     state.mkdir(parents=True, exist_ok=True)
-    out(f"redis: starting on {service.address} (log: {service.log_file})")
     args = ["--port", str(service.port), "--bind", "127.0.0.1", "-::1", "--dir", str(state)]
+    if settings.security:
+        write_private(state / "users.acl", render_acl(settings))
+        args += ["--aclfile", str(state / "users.acl")]
+        out(f"redis: starting on {service.address}, users admin, scorer, leaderboard (log: {service.log_file})")
+    else:
+        out(f"redis: starting on {service.address} WITHOUT authentication (log: {service.log_file})")
     files = ["--pidfile", str(service.pid_file), "--logfile", str(service.log_file), "--daemonize", "yes"]
     done = run_captured([server, *args, *files])
     if done.returncode != 0:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from redblue.adapters.redis_store import RedisStore
-from redblue.app.simulate import reset_run
+from redblue.app.provision import reset_run
 from redblue.core.arena import DEFAULT_ARENA, load_arena
 from redblue.core.settings import Settings
 
@@ -20,7 +20,7 @@ from redblue.core.settings import Settings
 @pytest.fixture(scope="session", autouse=True)
 def _remove_test_runs(settings: Settings) -> Iterator[None]:
     yield
-    with RedisStore(settings.redis_url, settings.redis_prefix, "t-cleanup") as store:
+    with RedisStore.from_settings(settings, "t-cleanup") as store:
         runs = [r for r in store.list_runs() if r.startswith("t-")]
     for run in runs:
         reset_run(settings, run)

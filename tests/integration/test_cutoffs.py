@@ -16,7 +16,8 @@ from processors.pins import CutoffError
 from redblue.adapters.kafka import read_topic
 from redblue.adapters.mlflow.tracking import log_simulation
 from redblue.adapters.redis_store import RedisStore
-from redblue.app.simulate import SimulationRequest, default_run_id, reset_run, simulate
+from redblue.app.provision import reset_run
+from redblue.app.simulate import SimulationRequest, default_run_id, simulate
 from redblue.core.arena import load_arena
 from redblue.core.settings import Settings
 from schemas import Forecast

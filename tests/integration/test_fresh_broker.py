@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from redblue.adapters.kafka import EventProducer, Outgoing, consume, ensure_topics
+from redblue.adapters.kafka import EventProducer, Outgoing, client_config, consume, ensure_topics
 from redblue.app.simulate import SimulationRequest, simulate
+from redblue.core import credentials
 from redblue.core.arena import load_arena
 from redblue.core.settings import Settings
 from redblue.stack import kafka as stack_kafka
 from redblue.stack import process
+from redblue.stack.credentials import with_stack_credentials
 from schemas import Bar, Event, topic_name
 from schemas.topics import BARS
 from tests.factories import BASELINES, bar
@@ -47,11 +49,11 @@ def fresh_broker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     """A brand-new single-node Kafka for each test (its own empty data directory and ports), the jars shared."""
     home = tmp_path_factory.mktemp("fresh-home")
     (home / "kafka").symlink_to(stack_kafka.fetch_kafka(settings).parent.parent, target_is_directory=True)
-    port = _free_port_pair()  # its own data directory even when REDBLUE_STACK_DIR is set (as in CI)
-    fresh = Settings(
-        home=home, stack_dir=home / "stack", kafka_bootstrap=f"127.0.0.1:{port}", redis_url=settings.redis_url
-    )
+    kafka_passwords = {name: None for name in credentials.secret_fields() if name.startswith("kafka_")}
+    update = {"home": home, "stack_dir": home / "stack", "kafka_bootstrap": f"127.0.0.1:{_free_port_pair()}"}
+    fresh = settings.model_copy(update=update | kafka_passwords)  # Redis and MLflow stay the stack's
     stack_kafka.start_kafka(fresh, out=lambda _: None)
+    fresh = with_stack_credentials(fresh)  # the new broker's own (generated) Kafka passwords
     try:
         yield fresh
     finally:
@@ -59,7 +61,7 @@ def fresh_broker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def _committed(settings: Settings, group: str, topic: str, partitions: int) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
+    consumer = Consumer({**client_config(settings), "group.id": group})
     try:
         tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return sum(max(tp.offset, 0) for tp in tps)

@@ -9,8 +9,9 @@ import pytest
 
 from producers.live import LiveProducer
 from producers.published import Published
-from redblue.adapters.kafka import EventProducer, delete_run, ensure_topics, read_topic
+from redblue.adapters.kafka import EventProducer, read_topic
 from redblue.adapters.yfinance import YFinanceSource
+from redblue.app.provision import prepare_run, reset_run
 from redblue.core.bars import DATA_DIR, read_rows
 from redblue.core.calendar import get_calendar
 from redblue.core.retry import NO_WAIT
@@ -30,11 +31,12 @@ D1, D2 = date(2024, 3, 4), date(2024, 3, 5)
 @pytest.fixture
 def run(settings: Settings, run_id: str) -> Iterator[str]:
     yield run_id
-    delete_run(settings, run_id)
+    reset_run(settings, run_id)
 
 
 def test_a_new_run_is_read_back_empty_and_a_restart_resumes_from_its_topics(settings: Settings, run: str) -> None:
-    ensure_topics(settings, run)
+    prepare_run(settings, run)  # the admin's part; everything below runs as the producer, like `produce`
+    settings = settings.for_service("producer")
     # A topic created a moment ago may have no partition leader yet: reading it must wait, not fail.
     assert read_topic(settings, run, BARS) == [] and read_topic(settings, run, DEADLETTER) == []
 

@@ -25,7 +25,8 @@ import yaml
 
 from redblue.adapters.kafka import read_topic
 from redblue.adapters.mlflow.training import TrainingRuns
-from redblue.app.simulate import SimulationRequest, reset_run, simulate
+from redblue.app.provision import reset_run
+from redblue.app.simulate import SimulationRequest, simulate
 from redblue.core import model_names as names
 from redblue.core.arena import DEFAULT_ARENA, Arena, load_arena
 from redblue.core.bars import DATA_DIR

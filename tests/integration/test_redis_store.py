@@ -10,6 +10,7 @@ import pytest
 from consumers.leaderboard import Scoreboard, summary
 from redblue.adapters.redis_store import RedisStore
 from redblue.core.metrics import ErrorSums, NaiveScale, ScoredForecast
+from redblue.core.settings import Settings
 from redblue.core.store import InMemoryStore, LeaderboardStore, Series, StoreError, StoreUnavailable, sums_of
 from tests.unit.test_leaderboard import (
     ARENA,
@@ -32,7 +33,8 @@ def store(request: pytest.FixtureRequest, run_id: str) -> Iterator[LeaderboardSt
     if request.param == "memory":
         yield InMemoryStore()
         return
-    redis_store = RedisStore(request.getfixturevalue("redis_url"), "redblue-test", run_id)
+    login = request.getfixturevalue("settings").redis_login()
+    redis_store = RedisStore(request.getfixturevalue("redis_url"), "redblue-test", run_id, login=login)
     yield redis_store
     redis_store.delete_run()
     redis_store.close()
@@ -159,18 +161,20 @@ def test_batched_writes_give_the_same_summary_and_land_only_at_the_end(store: Le
 
 
 @pytest.mark.integration
-def test_delete_run_removes_every_key_of_the_run(redis_url: str, run_id: str) -> None:
+def test_delete_run_removes_every_key_of_the_run(settings: Settings, redis_url: str, run_id: str) -> None:
     import redis
 
+    login = settings.redis_login()
     with (
-        RedisStore(redis_url, "redblue-test", run_id) as doomed,
-        RedisStore(redis_url, "redblue-test", f"{run_id}-x") as kept,
+        RedisStore(redis_url, "redblue-test", run_id, login=login) as doomed,
+        RedisStore(redis_url, "redblue-test", f"{run_id}-x", login=login) as kept,
     ):
         play(interleave(simulated_streams(n_days=4), seed=1), doomed)
         kept.set_equity("red", D[0], 1000.0)
         assert {run_id, f"{run_id}-x"} <= set(doomed.list_runs())
         assert doomed.delete_run() > 0
-        client = redis.Redis.from_url(redis_url)
+        auth = {} if login is None else {"username": login.username, "password": login.password.get_secret_value()}
+        client = redis.Redis.from_url(redis_url, **auth)
         assert client.keys(f"redblue-test:{run_id}:*") == []
         assert kept.equity_history("red") == [(D[0], 1000.0)]
         assert run_id not in doomed.list_runs()

@@ -207,6 +207,10 @@ def test_a_local_store_is_read_without_mlflow_and_agrees_with_it(store: Store, t
     name = f"{PREFIX}.red.mlp.AAPL"
     assert local_store.alias_version(store.uri, name, "champion") == version == "2"
     assert local_store.alias_version(store.uri, name, "nope") is None
+    assert local_store.version_tags(store.uri, name, version) == dict(
+        mlflow.MlflowClient(store.uri, store.uri).get_model_version(name, version).tags
+    )
+    assert local_store.version_tags(store.uri, name, "9") is None
     quick = local_store.model_bytes(store.uri, name, version)
     assert quick is not None
     assert onnx.load_from_string(quick) == mlflow.onnx.load_model(f"models:/{name}/{version}")

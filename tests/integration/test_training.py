@@ -80,8 +80,8 @@ def client(settings: Settings) -> Any:
 
 def runs(settings: Settings) -> list[Any]:
     c = client(settings)
-    experiment = c.get_experiment_by_name(names.EXPERIMENT)
-    return list(c.search_runs([experiment.experiment_id]))
+    experiments = [c.get_experiment_by_name(names.training_experiment(team)) for team in ("blue", "red")]
+    return list(c.search_runs([e.experiment_id for e in experiments]))
 
 
 def test_one_run_per_model_with_params_and_per_epoch_metrics(store: tuple[Settings, list[TrainResult]]) -> None:

@@ -16,7 +16,8 @@ import pytest
 
 from processors.pins import CutoffError
 from redblue.adapters.kafka import read_topic
-from redblue.app.simulate import SimulationRequest, reset_run, simulate
+from redblue.app.provision import reset_run
+from redblue.app.simulate import SimulationRequest, simulate
 from redblue.core import model_names as names
 from redblue.core.arena import load_arena
 from redblue.core.calendar import get_calendar

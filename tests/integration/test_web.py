@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from consumers.leaderboard import Scoreboard
 from redblue.adapters.redis_store import RedisStore, RedisStores
 from redblue.app.cli import main
-from redblue.app.simulate import SimulationRequest, reset_run, simulate
+from redblue.app.provision import reset_run
+from redblue.app.simulate import SimulationRequest, simulate
 from redblue.app.web.app import create_app, running
 from redblue.core.arena import REPO_ROOT, load_arena
 from redblue.core.calendar import get_calendar
@@ -54,7 +56,8 @@ class Served:
 @pytest.fixture(scope="module")
 def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A 12-day simulation of AAPL and SAP under a fresh key prefix, served with a 0.3 s poll."""
-    mine = settings.model_copy(update={"redis_prefix": f"t-web-{uuid.uuid4().hex[:8]}"})
+    # a fresh prefix below the stack's: the services' Redis users may only touch keys under it
+    mine = settings.model_copy(update={"redis_prefix": f"{settings.redis_prefix}:t-web-{uuid.uuid4().hex[:8]}"})
     run = f"t-web-{uuid.uuid4().hex[:8]}"
     arena = load_arena(BASELINES).with_symbols(("AAPL", "SAP"))
     req = SimulationRequest(
@@ -62,7 +65,7 @@ def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         out=tmp_path_factory.mktemp("sim"), timeout=120,
     )  # fmt: skip
     simulate(mine, req)
-    stores = RedisStores.from_settings(mine)
+    stores = RedisStores.from_settings(mine.for_service("leaderboard"))  # as `serve` runs: Redis read-only
     try:
         with running(create_app(stores, poll_seconds=0.3)) as url:
             yield Served(mine, run, url)
@@ -220,7 +223,9 @@ def test_the_shared_report_opens_offline(
 ) -> None:
     target = tmp_path / "report.html"
     for name, value in served.settings.model_dump().items():
-        monkeypatch.setenv(f"REDBLUE_{name.upper()}", str(value))
+        if value is not None:
+            shown = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            monkeypatch.setenv(f"REDBLUE_{name.upper()}", shown)
     assert main(["report", "--run", served.run, "--html", str(target)]) == 0
     html = target.read_text()
     api = served.api(f"runs/{served.run}/leaderboard")

@@ -32,7 +32,9 @@ def test_every_service_is_there(services: dict[str, dict[str, Any]]) -> None:
 def test_host_ports_are_the_settings_defaults(services: dict[str, dict[str, Any]]) -> None:
     assert KAFKA_PORT in host_ports(services["kafka"])
     assert REDIS_PORT in host_ports(services["redis"])
-    assert f"localhost:{KAFKA_PORT}" in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert (
+        f"advertised.listeners=INTERNAL://kafka:9092,HOST://localhost:{KAFKA_PORT}" in services["kafka"]["command"][0]
+    )
 
 
 def test_redblue_variables_are_settings_fields(services: dict[str, dict[str, Any]]) -> None:
@@ -53,7 +55,7 @@ def test_our_services_reach_the_infrastructure_by_service_name(services: dict[st
         assert build_parser().parse_args(service["command"]).run == "live"
 
 
-@pytest.mark.parametrize("name", [*OURS, "web"])
+@pytest.mark.parametrize("name", [*OURS, "web", "setup", "mlflow"])
 def test_every_redblue_command_is_one_the_cli_accepts(services: dict[str, dict[str, Any]], name: str) -> None:
     """Parsed by the CLI's own parser (argparse exits on anything it does not accept)."""
     from redblue.app.cli import build_parser
@@ -64,9 +66,8 @@ def test_every_redblue_command_is_one_the_cli_accepts(services: dict[str, dict[s
         pytest.fail(
             f"docker-compose service {name!r} runs a command the CLI refuses: {services[name]['command']} ({exc})"
         )
-    assert args.command == {"producer": "produce", "processor": "process", "trader": "trade", "scorer": "score"}.get(
-        name, "serve"
-    )
+    commands = {"producer": "produce", "processor": "process", "trader": "trade", "scorer": "score"}
+    assert args.command == (commands | {"setup": "setup", "mlflow": "stack", "web": "serve"})[name]
 
 
 def test_kafka_image_is_the_stack_version(services: dict[str, dict[str, Any]]) -> None:
@@ -89,6 +90,33 @@ def test_the_web_service_reads_redis_only_with_the_clis_arguments(services: dict
     args = build_parser().parse_args(web["command"])
     assert (args.command, args.host, args.port) == ("serve", "0.0.0.0", 8080)
     assert host_ports(web) == {8080}
+
+
+def test_each_service_gets_only_its_own_passwords(services: dict[str, dict[str, Any]]) -> None:
+    from redblue.core import credentials
+
+    secret = set(credentials.secret_fields().values())
+    for name, service in services.items():
+        given = {var for var in service.get("environment", {}) if var in secret}
+        if name in ("setup", "mlflow") or name not in (*OURS, "web"):
+            continue
+        service_name = {"web": "leaderboard"}.get(name, name)
+        own = {f"REDBLUE_{f.upper()}" for f in credentials.own_secret_fields(service_name)}  # type: ignore[arg-type]
+        assert given <= own, f"{name} gets passwords that are not its own: {sorted(given - own)}"
+        assert "env_file" not in service or name == "trader", f"{name} reads a whole env file"
+
+
+def test_the_redis_users_are_the_local_stacks(services: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    """docker-compose's Redis users have the same rules as the local stack's ACL file."""
+    from redblue.stack import redis as stack_redis
+    from redblue.stack.credentials import ensure_credentials
+
+    local = stack_redis.render_acl(ensure_credentials(Settings(home=tmp_path, stack_dir=tmp_path), out=lambda _: None))
+    script = services["redis"]["command"][0]
+    for line in local.splitlines():
+        user = line.split()[1]
+        rule = line.split("#", 1)[1].split(" ", 1)[1] if "#" in line else line.split(" ", 3)[3]
+        assert rule in script, f"the compose Redis user {user} differs from the local stack's: {rule}"
 
 
 def test_compose_runs_the_supervisors_command_lines(services: dict[str, dict[str, Any]]) -> None:

@@ -174,3 +174,15 @@ def test_a_pin_with_an_error_serves_nothing(error: str) -> None:
         arena_with_trained_model(), {"ludwig": FakeRegistry()}, [Pin("red", "mlp", "AAPL", "", error=error)]
     )
     assert served(book)["red", "mlp", "AAPL"] == f"error: {error}"
+
+
+def test_pins_of_baselines_only_and_a_failing_first_load_in_the_background() -> None:
+    """A simulation of baselines pins nothing from a source: the book serves the baselines (an empty
+    pin list once crashed the loading thread, and the worker then forecast nothing, silently)."""
+    book = ModelBook(load_arena(BASELINES), {}, [], background=True)
+    assert book.ready.wait(10) and book.failure is None
+    assert len(book.models) == len(ModelBook(load_arena(BASELINES)).models) > 0
+    registry = FakeRegistry()
+    registry.version = None  # type: ignore[assignment,method-assign]  # not callable: the load fails
+    failing = ModelBook(arena_with_trained_model(), {"ludwig": registry}, background=True)
+    assert failing.ready.wait(10) and isinstance(failing.failure, TypeError)

@@ -20,7 +20,7 @@ SESSIONS = get_calendar().sessions(date(2024, 1, 2), date(2024, 3, 1))
 
 
 def run_agent(tmp_path: Path, messages: list[bytes]) -> dict[str, list[Any]]:
-    settings = Settings(home=tmp_path, stack_dir=tmp_path / "stack")
+    settings = Settings(home=tmp_path, stack_dir=tmp_path / "stack", security=False)
     app = create_app(settings, "t1", load_arena(BASELINES), Horizon())
     app.finalize()
     app.conf.store = "memory://"
@@ -108,7 +108,9 @@ def test_the_worker_does_not_turn_logging_down_to_debug(tmp_path: Path) -> None:
 
     from processors.app import build_worker
 
-    app = create_app(Settings(home=tmp_path), "t1", load_arena(BASELINES), Horizon())
+    app = create_app(
+        Settings(home=tmp_path, stack_dir=tmp_path / "stack", security=False), "t1", load_arena(BASELINES), Horizon()
+    )
     worker = build_worker(app, "warn")
     root = logging.getLogger()
     before = root.level

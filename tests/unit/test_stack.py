@@ -162,7 +162,7 @@ def fresh_settings(home: Path) -> Settings:
         stack_dir=home / "stack",  # never the stack of REDBLUE_STACK_DIR (CI's)
         kafka_bootstrap=f"127.0.0.1:{free_port()}",
         redis_url=f"redis://127.0.0.1:{free_port()}/0",
-        mlflow_tracking_uri="",
+        mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}",
     )
 
 
@@ -175,10 +175,11 @@ def test_status_and_down_on_a_fresh_home(tmp_path: Path) -> None:
         "mlflow": "stopped",
     }
     assert states["kafka"].log_file == tmp_path / "stack" / "kafka" / "logs" / "server.log"
-    assert states["mlflow"].address == f"sqlite:///{tmp_path / 'stack' / 'mlflow' / 'mlflow.db'}"
+    assert states["mlflow"].address == settings.mlflow_uri.removeprefix("http://")
+    assert states["mlflow"].log_file == tmp_path / "stack" / "mlflow" / "logs" / "server.log"
     said: list[str] = []
     stack.down(settings, out=said.append)
-    assert said[:2] == ["kafka: not running", "redis: not running"]
+    assert said == ["kafka: not running", "redis: not running", "mlflow: not running"]
 
 
 def test_up_refuses_a_port_taken_by_something_else(tmp_path: Path) -> None:

@@ -129,3 +129,26 @@ def test_an_order_held_when_the_trader_was_killed_is_decided_again_after_the_res
     after = feed_and_tick(restarted, SCRIPT, EVENINGS | {killed_after})
     assert restarted.halted == {}
     assert sorted(map(repr, before + after)) == sorted(map(repr, uninterrupted))
+
+
+def test_a_halted_team_is_told_to_the_board_and_to_season_status() -> None:
+    from consumers.leaderboard import Scoreboard
+    from consumers.trader import routed
+    from redblue.app.season.control import Account, SeasonStatus, render
+    from redblue.core.store import InMemoryStore
+    from schemas import TeamHalted
+    from schemas.topics import ORDERS
+
+    before = feed(Trader(RUN, ARENA, simulated(), clock), SCRIPT[:9])
+    gateways = simulated()
+    gateways["blue"] = ScriptedGateway([])
+    restarted = Trader(RUN, ARENA, gateways, clock)
+    restarted.resume(rebuild(as_topics(before)))
+    [out] = routed(restarted.halts())
+    assert (out.spec, out.key) == (ORDERS, "blue") and isinstance(out.event, TeamHalted)
+    assert rebuild([*as_topics(before), out.event]) == rebuild(as_topics(before)), "the rebuild ignores it"
+    store = InMemoryStore()
+    Scoreboard(store, ARENA).handle(out.event)
+    assert store.halts() == {"blue": restarted.halted["blue"]}
+    status = SeasonStatus("live", None, [], {}, {}, {}, [Account("blue", None, None, None, {}, store.halts()["blue"])])
+    assert f"HALTED, not traded: {restarted.halted['blue']}" in render(status, 0.0)

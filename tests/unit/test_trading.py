@@ -434,3 +434,26 @@ def test_the_ticker_sends_what_the_gateways_release_until_stopped() -> None:
     assert not thread.is_alive()
     (out,) = sent
     assert out.spec.suffix == "orders" and out.key == "AAPL" and out.event.status == "submitted"
+
+
+def test_with_spans_a_day_waits_only_for_the_symbols_taking_part_in_it() -> None:
+    """AMZN's data end on D2 and SAP's start on D3: D3 and D4 complete without AMZN, and D1 waits for
+    nobody but AAPL and AMZN (a day that waited for every arena symbol never came once one left)."""
+    from redblue.core.spans import Span
+
+    arena = ARENA.with_symbols(("AAPL", "AMZN", "SAP"))
+    spans = {
+        "AAPL": Span(D1, D1, D2, D5),
+        "AMZN": Span(D1, D1, D2, D2),
+        "SAP": Span(D3, D3, D4, D5),
+    }
+    trader = Trader(
+        RUN, arena, {t: SimulatedBroker(RUN, t, arena.costs, 10_000.0, clock) for t in arena.teams}, clock, spans
+    )
+    marked = lambda events: sorted({(e.symbol, e.as_of) for e in events if isinstance(e, PositionMark)})  # noqa: E731
+    assert marked(trader.on_bar_processed(processed(D1, 99.0, 100.0))) == []
+    assert marked(trader.on_bar_processed(processed(D1, 49.0, 50.0, symbol="AMZN"))) == [("AAPL", D1), ("AMZN", D1)]
+    trader.on_bar_processed(processed(D2, 100.0, 101.0))
+    assert marked(trader.on_bar_processed(processed(D2, 50.0, 51.0, symbol="AMZN"))) == [("AAPL", D2), ("AMZN", D2)]
+    assert marked(trader.on_bar_processed(processed(D3, 101.0, 102.0))) == []  # SAP takes part from D3
+    assert marked(trader.on_bar_processed(processed(D3, 20.0, 21.0, symbol="SAP"))) == [("AAPL", D3), ("SAP", D3)]

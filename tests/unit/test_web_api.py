@@ -144,6 +144,9 @@ def test_a_team_has_its_equity_curve_drawdown_orders_and_fills(client: TestClien
     assert [(p["date"], p["equity"]) for p in body["equity"]] == [(d.isoformat(), v) for d, v in curve]
     assert [p["drawdown"] for p in body["equity"]] == drawdowns(1000.0, [v for _, v in curve])
     assert body["values"]["max_drawdown"] == max(p["drawdown"] for p in body["equity"])
+    assert body["halted"] is None
+    store.set_halt("red", "its broker holds 3 AAPL, its topics say 0")
+    assert ok(client, f"/api/runs/{RUN}/teams/red")["halted"] == "its broker holds 3 AAPL, its topics say 0"
     fills = ok(client, f"/api/runs/{RUN}/teams/red/fills")["fills"]
     assert [f["client_order_id"] for f in fills] == [f.client_order_id for f in store.fills("red")] and fills
     orders = ok(client, f"/api/runs/{RUN}/teams/red/orders")["orders"]

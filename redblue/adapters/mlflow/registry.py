@@ -11,9 +11,9 @@ the version's tag) and the hash of its training data (the version's ``redblue.da
 
 MLflow's exceptions (a missing model or alias, an unreachable store, a broken artifact) become
 :class:`~redblue.core.forecaster.ModelError` with the registered name and what to do about it.
-For a local sqlite store the alias and the ONNX file are read directly first
-(:mod:`redblue.adapters.mlflow.local_store`), without importing MLflow; anything it cannot read is
-asked of MLflow.
+For a local sqlite store, or the files of the stack's own server on this machine (``files``), the
+alias and the ONNX file are read directly first (:mod:`redblue.adapters.mlflow.local_store`),
+without importing MLflow; anything it cannot read is asked of MLflow (logged in as ``login``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from redblue.adapters.mlflow import local_store
+from redblue.adapters.mlflow.auth import logged_in
 from redblue.adapters.onnx import OnnxForecaster
 from redblue.core.arena import ModelSpec
+from redblue.core.credentials import Login
 from redblue.core.forecaster import ModelError
 from redblue.core.model_names import CHAMPION, TAG_DATA_HASH, TAG_UNTIL, registry_name
 
@@ -49,10 +51,19 @@ class RegistrySource:
     download it again.
     """
 
-    def __init__(self, tracking_uri: str, prefix: str, alias: str = CHAMPION) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        prefix: str,
+        alias: str = CHAMPION,
+        login: Login | None = None,
+        files: local_store.StoreFiles | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri
+        self._files = files or local_store.StoreFiles(tracking_uri)  # read directly when they are here
         self.prefix = prefix
         self.alias = alias
+        self._login = login  # serving reads: the stack's read-only ``reader``
         self._client: Any = None
         self._lock = threading.Lock()
         self._fetched: dict[str, tuple[str, bytes]] = {}
@@ -64,11 +75,12 @@ class RegistrySource:
     def version(self, team: str, spec: ModelSpec, symbol: str) -> str:
         """The version number the alias points at now, e.g. ``"3"``."""
         name = self.name(team, spec, symbol)
-        quick = local_store.alias_version(self.tracking_uri, name, self.alias)
+        quick = local_store.alias_version(self._files.uri, name, self.alias)
         if quick is not None:
             return quick
         try:
-            found = self._registry().get_model_version_by_alias(name, self.alias)
+            with logged_in(self._login):
+                found = self._registry().get_model_version_by_alias(name, self.alias)
         except _mlflow().exceptions.MlflowException as err:
             raise self._translate(err, team, spec, name) from err
         except ModelError:
@@ -113,8 +125,12 @@ class RegistrySource:
 
     def _tags(self, name: str, version: str) -> dict[str, str]:
         """The registered version's tags."""
+        quick = local_store.version_tags(self._files.uri, name, version)
+        if quick is not None:
+            return quick
         try:
-            found = self._registry().get_model_version(name, version)
+            with logged_in(self._login):
+                found = self._registry().get_model_version(name, version)
         except Exception as err:  # MLflow and the store's driver errors alike
             raise ModelError(f"cannot read {name} version {version} from {self.tracking_uri}: {err}") from err
         return dict(found.tags or {})
@@ -124,14 +140,15 @@ class RegistrySource:
         cached = self._fetched.get(name)
         if cached is not None and cached[0] == version:
             return cached[1]
-        data = local_store.model_bytes(self.tracking_uri, name, version) or self._download(name, version)
+        files = self._files
+        data = local_store.model_bytes(files.uri, name, version, files.artifacts) or self._download(name, version)
         self._fetched[name] = (version, data)
         return data
 
     def _download(self, name: str, version: str) -> bytes:
         try:
-            uri = self._registry().get_model_version_download_uri(name, version)
-            with tempfile.TemporaryDirectory(prefix="redblue-model-") as tmp:
+            with logged_in(self._login), tempfile.TemporaryDirectory(prefix="redblue-model-") as tmp:
+                uri = self._registry().get_model_version_download_uri(name, version)
                 local = _mlflow().artifacts.download_artifacts(
                     artifact_uri=uri, dst_path=tmp, tracking_uri=self.tracking_uri
                 )

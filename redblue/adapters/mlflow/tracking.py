@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from redblue.adapters.mlflow.auth import AsUser
 from redblue.core.errors import RedblueError
 from redblue.core.settings import Settings
 
@@ -48,7 +49,7 @@ def log_simulation(settings: Settings, summary: dict[str, Any], out: Path) -> st
     from mlflow.exceptions import MlflowException
 
     try:
-        client = mlflow.MlflowClient(tracking_uri=settings.mlflow_uri)
+        client = AsUser(mlflow.MlflowClient(tracking_uri=settings.mlflow_uri), settings.mlflow_login())
         experiment = ensure_experiment(client, settings, SIMULATIONS)
         run = client.create_run(experiment, run_name=summary["run"], tags={"redblue.kind": "simulation"})
         run_id = str(run.info.run_id)

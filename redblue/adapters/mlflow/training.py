@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from redblue.adapters.mlflow.auth import AsUser, logged_in
 from redblue.adapters.mlflow.tracking import TrackingError, ensure_experiment
 from redblue.core import model_names as names
+from redblue.core.credentials import Login
 from redblue.core.settings import Settings
 
 
@@ -31,11 +33,14 @@ class RegisteredVersion:
 class TrainingRuns:
     """The training experiment of one tracking store: runs, their logs and the registry."""
 
-    def __init__(self, settings: Settings, experiment: str = names.EXPERIMENT) -> None:
+    def __init__(self, settings: Settings, experiment: str = names.EXPERIMENT, login: Login | None = None) -> None:
+        """``login``: the team's MLflow user (on the stack's server it may register and alias only
+        ``<prefix>.<team>.…`` models, and writes only to its own experiment)."""
         import mlflow
 
         self._uri = settings.mlflow_uri
-        self._client = mlflow.MlflowClient(tracking_uri=self._uri)
+        self._login = login
+        self._client = AsUser(mlflow.MlflowClient(tracking_uri=self._uri), login)
         self._experiment = ensure_experiment(self._client, settings, experiment)
 
     def champion(self, name: str) -> RegisteredVersion | None:
@@ -109,7 +114,7 @@ class TrainingRuns:
             outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,), names.OUTPUT_NAME)]),
         )
         try:
-            with _tracking_uri(self._uri), mlflow.start_run(run_id=run_id):
+            with logged_in(self._login), _tracking_uri(self._uri), mlflow.start_run(run_id=run_id):
                 info = mlflow.onnx.log_model(
                     proto,
                     name="onnx",

@@ -78,6 +78,7 @@ class Account:
     equity: float | None
     cash: float | None
     positions: dict[str, int]
+    halted: str = ""  # why the trader stopped trading the team ("" while it trades)
 
 
 @dataclass(frozen=True)
@@ -189,16 +190,17 @@ def _accounts(settings: Settings, run: str, arena: Arena) -> list[Account]:
     try:
         store = stores.open(run)
         accounts = []
+        halts = store.halts()
         for team in sorted(arena.teams):
             history = store.equity_history(team)
             if not history:
-                accounts.append(Account(team, None, None, None, {}))
+                accounts.append(Account(team, None, None, None, {}, halts.get(team, "")))
                 continue
             day, equity = history[-1]
             marks = store.marks(team, day, arena.symbols)
             cash = arena.strategy.initial_cash + sum(m.net_cash_flow for m in marks.values())
             positions = {s: m.quantity for s, m in marks.items() if m.quantity}
-            accounts.append(Account(team, day, equity, cash, positions))
+            accounts.append(Account(team, day, equity, cash, positions, halts.get(team, "")))
         return accounts
     except StoreError:
         return []
@@ -224,7 +226,9 @@ def render(st: SeasonStatus, now: float) -> str:
     for a in st.accounts:
         if a.day is None:
             lines.append(f"{a.team:<8} no marks yet")
-            continue
-        held = ", ".join(f"{s} {q}" for s, q in sorted(a.positions.items())) or "flat"
-        lines.append(f"{a.team:<8} {a.day}: equity {a.equity:,.2f} cash {a.cash:,.2f} positions {held}")
+        else:
+            held = ", ".join(f"{s} {q}" for s, q in sorted(a.positions.items())) or "flat"
+            lines.append(f"{a.team:<8} {a.day}: equity {a.equity:,.2f} cash {a.cash:,.2f} positions {held}")
+        if a.halted:
+            lines.append(f"{'':<8} HALTED, not traded: {a.halted}")
     return "\n".join(lines)

@@ -363,7 +363,8 @@ def _team(r: Run, team: str) -> str:
 
 
 def team_detail(stores: RunStores, run: str, team: str) -> JSON:
-    """A team's trading metrics and its equity curve with the drawdown at each close."""
+    """A team's trading metrics, its equity curve with the drawdown at each close, and ``halted``:
+    why the trader stopped trading it (``null`` while it trades)."""
     _check(team, NAME, "team")
     r = open_run(stores, run)
     _team(r, team)
@@ -375,6 +376,7 @@ def team_detail(stores: RunStores, run: str, team: str) -> JSON:
         "team": team,
         "trading_model": r.arena.teams[team].trading_model,
         "initial_cash": r.arena.strategy.initial_cash,
+        "halted": r.store.halts().get(team),
         "values": _values(None, metrics),
         "equity": [
             {"date": d.isoformat(), "equity": v, "drawdown": fall} for (d, v), fall in zip(curve, falls, strict=True)

@@ -144,7 +144,7 @@ async function drawTeams() {
   const teams = state.detail.arena.teams.map((t) => t.team);
   const details = await Promise.all(teams.map((t) => api(`runs/${state.run}/teams/${t}`)));
   const equity = details.map((d) => ({
-    name: d.team, x: d.equity.map((p) => p.date), y: d.equity.map((p) => p.equity), mode: "lines",
+    name: d.halted ? `${d.team} (HALTED: ${d.halted})` : d.team, x: d.equity.map((p) => p.date), y: d.equity.map((p) => p.equity), mode: "lines",
     line: { color: colourOf(d.team), width: 2 },
   }));
   const drawdown = details.map((d) => ({
