@@ -64,6 +64,7 @@ from redblue.app.provision import reset_run
 from redblue.app.season import control
 from redblue.app.season.services import SeasonSpec
 from redblue.app.season.supervisor import SeasonFiles
+from redblue.core import credentials
 from redblue.core.arena import DEFAULT_ARENA, load_arena
 from redblue.core.bars import DATA_DIR, Row, read_rows
 from redblue.core.calendar import TradingCalendar, get_calendar
@@ -168,7 +169,7 @@ class Rehearsal:
                 )
                 for team in sorted(self.arena.teams)
             }
-            env = {**as_env(self.settings), "REDBLUE_CLOCK_FILE": str(self.clock_file)}
+            env = {**as_env(self.settings), **_passwords(self.settings), "REDBLUE_CLOCK_FILE": str(self.clock_file)}
             env |= {"REDBLUE_TRADER_TICK_SECONDS": str(TICK), "REDBLUE_STALL_SECONDS": str(STALL)}
             env |= {"REDBLUE_ALPACA_KEY": data.key, "REDBLUE_ALPACA_SECRET": data.secret}
             env |= {"REDBLUE_ALPACA_URL_OVERRIDE": data.url}
@@ -462,6 +463,14 @@ def recovery_table(kills: list[Kill]) -> str:
         shown = f"{times[len(times) // 2]:.1f} / {times[-1]:.1f}" if times else "never"
         lines.append(f"{name:<10} {len(ks):>5} {shown:>28}")
     return "\n".join(lines)
+
+
+def _passwords(settings: Settings) -> dict[str, str]:
+    """Every password these settings know, as variables: the season's services (each its own
+    user) inherit them from the supervisor. ``as_env`` alone blanks all but the caller's, and a
+    rehearsal's broker may be one of its own, whose passwords are not in the stack's file."""
+    found = {name: getattr(settings, name) for name in credentials.secret_fields()}
+    return {f"REDBLUE_{name.upper()}": value.get_secret_value() for name, value in found.items() if value is not None}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -734,7 +734,7 @@ def group_progress(
     ``specs`` topics: a group behind whose committed total does not move is stalled."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **client_config(settings),  # this service's login (with security)
             "group.id": group,
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 10,

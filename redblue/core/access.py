@@ -65,8 +65,9 @@ TOPIC_RIGHTS: dict[Service, tuple[tuple[TopicSpec, ...], tuple[TopicSpec, ...]]]
     "producer": ((BARS, DEADLETTER), (BARS, DEADLETTER)),
     # reads bars, writes forecasts and markers (and dead letters)
     "processor": ((BARS,), (FORECASTS, DEADLETTER)),
-    # reads forecasts (the bar_processed markers carry each bar), writes orders, fills and marks
-    "trader": ((FORECASTS,), (ORDERS, FILLS, DEADLETTER)),
+    # reads forecasts (the bar_processed markers carry each bar), writes orders, fills and marks,
+    # and reads its own orders and fills back to rebuild its positions after a restart
+    "trader": ((FORECASTS, ORDERS, FILLS), (ORDERS, FILLS, DEADLETTER)),
     # reads forecasts, orders and fills; its only write is a dead letter for a message it cannot decode
     "scorer": ((FORECASTS, ORDERS, FILLS), (DEADLETTER,)),
     # reads everything of a run (reports, the web page), writes nothing
@@ -92,7 +93,8 @@ def run_grants(prefix: str, run: str) -> list[Grant]:
     # whole-topic reads assign partitions and never commit, but librdkafka still looks up the
     # group's coordinator, which needs DESCRIBE on the group
     grants += [
-        Grant(s, "group", reader_group(run), "literal", "DESCRIBE") for s in ("producer", "scorer", "leaderboard")
+        Grant(s, "group", reader_group(run), "literal", "DESCRIBE")
+        for s in ("producer", "trader", "scorer", "leaderboard")
     ]
     internal = f"{processor_app_id(run)}-"
     grants += [Grant("processor", "topic", internal, "prefixed", op) for op in ("CREATE", "READ", "WRITE", "DESCRIBE")]

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -44,20 +45,27 @@ def _free_port_pair() -> int:
     raise RuntimeError("no free pair of ports")
 
 
-@pytest.fixture
-def fresh_broker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A brand-new single-node Kafka for each test (its own empty data directory and ports), the jars shared."""
-    home = tmp_path_factory.mktemp("fresh-home")
+@contextmanager
+def brand_new_broker(settings: Settings, home: Path, **update: object) -> Iterator[Settings]:
+    """A brand-new single-node Kafka (its own empty data directory and ports, the jars shared) with
+    its own generated Kafka passwords; Redis and MLflow stay the stack's. ``update``: more settings."""
     (home / "kafka").symlink_to(stack_kafka.fetch_kafka(settings).parent.parent, target_is_directory=True)
     kafka_passwords = {name: None for name in credentials.secret_fields() if name.startswith("kafka_")}
-    update = {"home": home, "stack_dir": home / "stack", "kafka_bootstrap": f"127.0.0.1:{_free_port_pair()}"}
-    fresh = settings.model_copy(update=update | kafka_passwords)  # Redis and MLflow stay the stack's
+    where = {"home": home, "stack_dir": home / "stack", "kafka_bootstrap": f"127.0.0.1:{_free_port_pair()}"}
+    fresh = settings.model_copy(update=where | kafka_passwords | update)
     stack_kafka.start_kafka(fresh, out=lambda _: None)
     fresh = with_stack_credentials(fresh)  # the new broker's own (generated) Kafka passwords
     try:
         yield fresh
     finally:
         stack_kafka.stop_kafka(fresh, out=lambda _: None)
+
+
+@pytest.fixture
+def fresh_broker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A brand-new single-node Kafka for each test."""
+    with brand_new_broker(settings, tmp_path_factory.mktemp("fresh-home")) as fresh:
+        yield fresh
 
 
 def _committed(settings: Settings, group: str, topic: str, partitions: int) -> int:

@@ -21,9 +21,8 @@ from datetime import date
 import pytest
 
 from redblue.core.settings import Settings
-from redblue.stack import kafka as stack_kafka
 from scripts.rehearse import BASELINES, Chaos, against_clean_replay, differences, rehearse
-from tests.integration.test_fresh_broker import _free_port_pair
+from tests.integration.test_fresh_broker import brand_new_broker
 
 pytestmark = pytest.mark.integration
 START, DAYS = date(2024, 1, 2), 6
@@ -32,17 +31,8 @@ START, DAYS = date(2024, 1, 2), 6
 @pytest.fixture
 def own_broker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("rehearsal-home")
-    (home / "kafka").symlink_to(stack_kafka.fetch_kafka(settings).parent.parent, target_is_directory=True)
-    port = _free_port_pair()
-    own = settings.model_copy(
-        update={"home": home, "stack_dir": home / "stack", "kafka_bootstrap": f"127.0.0.1:{port}",
-                "topic_prefix": f"t{uuid.uuid4().hex[:6]}"}
-    )  # fmt: skip
-    stack_kafka.start_kafka(own, out=lambda _: None)
-    try:
+    with brand_new_broker(settings, home, topic_prefix=f"t{uuid.uuid4().hex[:6]}") as own:
         yield own
-    finally:
-        stack_kafka.stop_kafka(own, out=lambda _: None)
 
 
 def test_a_season_under_kills_a_broker_restart_and_a_redis_wipe_ends_as_the_calm_one(

@@ -138,8 +138,9 @@ def test_the_policy_follows_what_the_consumers_read() -> None:
     """A consumer that starts reading another topic must get the right: this fails first."""
     from consumers.scorer import TOPICS as SCORED
     from redblue.core.access import TOPIC_RIGHTS
-    from schemas.topics import DEADLETTER, FORECASTS
+    from schemas.topics import DEADLETTER, FILLS, FORECASTS, ORDERS
 
     assert set(SCORED) <= set(TOPIC_RIGHTS["scorer"][0])
     assert FORECASTS in TOPIC_RIGHTS["trader"][0]
     assert DEADLETTER in TOPIC_RIGHTS["producer"][0]  # the live producer reads back what it dead-lettered
+    assert {ORDERS, FILLS} <= set(TOPIC_RIGHTS["trader"][0])  # a restarted trader rebuilds from its own output
