@@ -134,19 +134,25 @@ def _predict(model: ServedModel, windows: list[Sequence[Bar]]) -> list[float | s
     """
     if model.forecaster is None:
         return [model.error] * len(windows)
-    forecaster, until = model.forecaster, model.trained_until
-    if until is not None and any(until > w[-1].date for w in windows):  # a version that has seen the answer
-        late = f"version {forecaster.version} was trained on data up to {until}: it cannot forecast as of {{}}"
-        early = [i for i, w in enumerate(windows) if until > w[-1].date]
-        rest = iter(_predict(model, [w for w in windows if until <= w[-1].date]))
-        return [late.format(w[-1].date) if i in early else next(rest) for i, w in enumerate(windows)]
-    ready = [w for w in windows if len(w) >= forecaster.min_history]
+    forecaster = model.forecaster
+    refused = [_seen_the_answer(forecaster.version, model.trained_until, w[-1].date) for w in windows]
+    ready = [w for w, why in zip(windows, refused, strict=True) if not why and len(w) >= forecaster.min_history]
     try:
         predicted: list[float | str] = [_checked(p) for p in predict_many(forecaster, ready)]
     except Exception:  # a broken model must not stop the others: find the window(s) it fails on
         predicted = [_predict_one(forecaster, w) for w in ready]
     found = iter(predicted)
-    return [next(found) if len(w) >= forecaster.min_history else "" for w in windows]
+    return [
+        why or (next(found) if len(w) >= forecaster.min_history else "")
+        for w, why in zip(windows, refused, strict=True)
+    ]
+
+
+def _seen_the_answer(version: str, until: date | None, as_of: date) -> str:
+    """Why a version trained on data up to ``until`` may not forecast as of ``as_of`` ("" if it may)."""
+    if until is None or until <= as_of:
+        return ""
+    return f"version {version} was trained on data up to {until}: it cannot forecast as of {as_of}"
 
 
 def _predict_one(forecaster: Forecaster, window: Sequence[Bar]) -> float | str:

@@ -198,3 +198,31 @@ def test_a_revision_replaces_the_session_in_the_window() -> None:
     assert revise(window, revision) == [window[0], new, window[2]]
     older = BarRevision(bar=bar("AAPL", SESSIONS[5], 1.0), previous=bar("AAPL", SESSIONS[5], 2.0), produced_at=T0)
     assert revise(window, older) == window  # not in the window: nothing to change
+
+
+@dataclass
+class _TrainedUntil:
+    """A fitted model (a :class:`~redblue.core.forecaster.Trained`): persistence trained up to ``trained_until``."""
+
+    trained_until: date
+    data_hash: str | None = None
+    version: str = "7"
+    min_history: int = 1
+
+    def predict(self, window: list) -> float:
+        return float(window[-1].close)
+
+
+def test_a_version_never_forecasts_as_of_a_day_its_training_data_holds() -> None:
+    history = series(n=12)
+    cutoff = history[8].date
+    model = served("red", "mlp", _TrainedUntil(trained_until=cutoff))
+    made = {b.date: step("r", history[:i], b, [model], size=60, calendar=CAL, horizon=Horizon(), now=T0)
+            for i, b in enumerate(history)}  # fmt: skip
+    for day, result in made.items():
+        forecasts = [e for e in result.events if isinstance(e, Forecast)]
+        [marker] = [e for e in result.events if isinstance(e, BarProcessed)]
+        if day < cutoff:
+            assert forecasts == [] and marker.failed == ("red/mlp",), day
+        else:
+            assert [f.model_trained_until for f in forecasts] == [cutoff] and marker.failed == (), day
