@@ -37,7 +37,7 @@ from redblue.core.metrics import (
 )
 from redblue.core.spans import Spans
 from redblue.core.store import LeaderboardStore, Series, rank_score, sums_of
-from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark, TeamHalted
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark, TeamState
 
 RANKED_METRICS = (*FORECAST_METRICS, *TRADING_METRICS)
 
@@ -161,8 +161,8 @@ class Scoreboard:
             self.on_position_mark(event)
         elif isinstance(event, Order):
             self.on_order(event)
-        elif isinstance(event, TeamHalted):
-            self._store.set_halt(event.team, event.reason)
+        elif isinstance(event, TeamState):
+            self._store.set_halt(event.team, event.halted)
 
     def on_forecast(self, forecast: Forecast) -> ScoredForecast | None:
         """Hold ``forecast`` until its target bar; score it now if that bar was already seen."""

@@ -20,7 +20,7 @@ from redblue.core.runs import note_arena
 from redblue.core.settings import Settings
 from redblue.core.spans import Span, Spans
 from redblue.core.store import LeaderboardStore
-from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark, TeamHalted
+from schemas import BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark, TeamState
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
 TOPICS = (FORECASTS, ORDERS, FILLS)
@@ -53,7 +53,7 @@ def run_scorer(
         run,
         group=scorer_group(run),
         specs=list(TOPICS),
-        expect=(Forecast, BarProcessed, BarRevision, Order, Fill, PositionMark, TeamHalted),
+        expect=(Forecast, BarProcessed, BarRevision, Order, Fill, PositionMark, TeamState),
         handle=handle,
         stop=stop,
         stage="scorer",

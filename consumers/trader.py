@@ -28,7 +28,7 @@ from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
 from redblue.core.settings import Settings
 from redblue.core.spans import Spans
-from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark, TeamHalted
+from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark, TeamState
 from schemas.topics import FILLS, FORECASTS, ORDERS
 
 GatewayFactory = Callable[[str], BrokerGateway]
@@ -82,7 +82,7 @@ def routed(events: Sequence[Event], spans: Spans | None = None) -> list[Outgoing
     for event in events:
         if isinstance(event, PositionMark) and spans is not None and not _marked(spans, event):
             continue
-        if isinstance(event, TeamHalted):
+        if isinstance(event, TeamState):
             out.append(Outgoing(ORDERS, event.team, event))
             continue
         spec = ORDERS if isinstance(event, Order) else FILLS
@@ -146,7 +146,7 @@ def run_trader(
             producer.send(out)
         producer.flush()
 
-    send(routed(trader.halts()))  # the board and ``season status`` say which teams are halted, and why
+    send(routed(trader.states()))  # the board and ``season status`` say which teams are halted, and why
 
     done = threading.Event()  # not ``stop``: a failing consumer must not stop other services sharing it
     tick = threading.Thread(target=ticker, args=(trader, send, lock, done, tick_seconds), daemon=True)

@@ -32,7 +32,7 @@ from consumers.strategy import client_order_id, decide
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerError, BrokerGateway, OrderRequest, Rejection, Side, SubmitResult
 from redblue.core.spans import Spans
-from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark, TeamHalted
+from schemas import Bar, BarProcessed, Event, Fill, Forecast, Order, PositionMark, TeamState
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,11 @@ class Trader:
                 self.halted[team] = why
                 log.error("team %s is not traded any more: %s", team, why)
 
-    def halts(self) -> list[TeamHalted]:
-        """A ``team_halted`` event per team that is not traded, saying why (for the board and status)."""
+    def states(self) -> list[TeamState]:
+        """A ``team_state`` per team: why it is not traded, or "" (for the board and ``season status``)."""
         return [
-            TeamHalted(run=self._run, team=t, reason=why, produced_at=self._clock())
-            for t, why in sorted(self.halted.items())
+            TeamState(run=self._run, team=team, halted=self.halted.get(team, ""), produced_at=self._clock())
+            for team in sorted(self._gateways)
         ]
 
     def on_forecast(self, f: Forecast) -> list[Event]:

@@ -18,7 +18,7 @@ from schemas.events import (
     Order,
     PositionMark,
     SchemaError,
-    TeamHalted,
+    TeamState,
 )
 from schemas.topics import TOPICS, TopicSpec, topic_name
 from schemas.wire import decode, decode_all, encode, encode_many
@@ -35,7 +35,7 @@ __all__ = [
     "Order",
     "PositionMark",
     "SchemaError",
-    "TeamHalted",
+    "TeamState",
     "TopicSpec",
     "decode",
     "decode_all",

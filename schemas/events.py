@@ -226,18 +226,19 @@ class PositionMark(Event):
         return self.quantity * self.close
 
 
-class TeamHalted(Event):
-    """The trader stopped trading ``team`` of ``run`` (it fails closed) and says why.
+class TeamState(Event):
+    """Whether the trader trades ``team`` of ``run``: ``halted`` says why it does not ("" while it does).
 
-    Written when a restarted trader's reconciliation with the team's broker fails (positions,
-    orders or cash disagree, or the broker cannot be asked); the team stays halted until an
-    operator has looked (the trader halts it again on every start while they disagree).
+    Written for every team each time the trader starts. A team is halted (the trader fails
+    closed) when its reconciliation with the team's broker fails (positions, orders or cash
+    disagree, or the broker cannot be asked); once an operator has mended the account, the next
+    start's state clears it.
     """
 
-    TYPE: ClassVar[str] = "team_halted"
+    TYPE: ClassVar[str] = "team_state"
     run: Name
     team: Name
-    reason: Annotated[str, Field(min_length=1)]
+    halted: str = ""
 
 
 class DeadLetter(Event):
@@ -282,7 +283,7 @@ class DeadLetter(Event):
 
 
 EVENTS: tuple[type[Event], ...] = (
-    Bar, BarRevision, Forecast, BarProcessed, Order, Fill, PositionMark, TeamHalted, DeadLetter,
+    Bar, BarRevision, Forecast, BarProcessed, Order, Fill, PositionMark, TeamState, DeadLetter,
 )  # fmt: skip
 REGISTRY: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENTS}
 

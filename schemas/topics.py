@@ -31,8 +31,8 @@ BARS = TopicSpec("bars", 3, "symbol", ("bar", "bar_revision"))
 # made from bar D before it sees bar D's marker, which is what makes replays deterministic.
 # It forwards each ``bar_revision`` here too, in its place among the markers.
 FORECASTS = TopicSpec("forecasts", 3, "symbol", ("forecast", "bar_processed", "bar_revision"))
-# A ``team_halted`` (the trader stopped trading a team, and why) is keyed by the team.
-ORDERS = TopicSpec("orders", 3, "symbol", ("order", "team_halted"))
+# A ``team_state`` (whether the trader trades a team, and if not why) is keyed by the team.
+ORDERS = TopicSpec("orders", 3, "symbol", ("order", "team_state"))
 # Fills of (team, symbol) up to day D are followed by that day's ``position_mark``.
 FILLS = TopicSpec("fills", 3, "symbol", ("fill", "position_mark"))
 DEADLETTER = TopicSpec("deadletter", 1, "source topic", ("dead_letter",))

@@ -459,7 +459,10 @@ class RedisStore:
     @_translated
     def set_halt(self, team: str, reason: str) -> None:
         self._register()
-        self._writer.hset(f"{self._p}:halts", team, reason)
+        if reason:
+            self._writer.hset(f"{self._p}:halts", team, reason)
+        else:
+            self._writer.hdel(f"{self._p}:halts", team)
 
     @_translated
     def halts(self) -> dict[str, str]:

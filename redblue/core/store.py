@@ -161,7 +161,7 @@ class LeaderboardStore(Protocol):
         ...
 
     def set_halt(self, team: str, reason: str) -> None:
-        """Record that the trader stopped trading ``team`` and why (the latest reason wins)."""
+        """Record why the trader does not trade ``team`` (the latest state wins; "" clears it)."""
         ...
 
     def halts(self) -> dict[str, str]:
@@ -337,7 +337,10 @@ class InMemoryStore:
         return sorted(self._orders.get(team, {}).values(), key=lambda o: (o.as_of, o.symbol, o.client_order_id))
 
     def set_halt(self, team: str, reason: str) -> None:
-        self._halts[team] = reason
+        if reason:
+            self._halts[team] = reason
+        else:
+            self._halts.pop(team, None)
 
     def halts(self) -> dict[str, str]:
         return dict(sorted(self._halts.items()))

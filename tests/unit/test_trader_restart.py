@@ -74,12 +74,18 @@ def test_a_trader_killed_mid_run_and_rebuilt_from_its_topics_equals_an_uninterru
     assert before + after == uninterrupted
 
 
-def test_a_team_whose_gateway_cannot_reconcile_is_not_traded_after_a_restart() -> None:
+def restarted_with_blue_unreconcilable() -> tuple[list[Event], Trader]:
+    """What a trader wrote before a kill, and the trader restarted with blue's gateway unable to reconcile."""
     before = feed(Trader(RUN, ARENA, simulated(), clock), SCRIPT[:9])
     gateways = simulated()
     gateways["blue"] = ScriptedGateway([])
     restarted = Trader(RUN, ARENA, gateways, clock)
     restarted.resume(rebuild(as_topics(before)))
+    return before, restarted
+
+
+def test_a_team_whose_gateway_cannot_reconcile_is_not_traded_after_a_restart() -> None:
+    _, restarted = restarted_with_blue_unreconcilable()
     assert set(restarted.halted) == {"blue"} and "cannot reconcile" in restarted.halted["blue"]
     after = feed(restarted, SCRIPT)
     assert {e.team for e in after if isinstance(e, Order | Fill | PositionMark)} == {"red"}
@@ -136,19 +142,22 @@ def test_a_halted_team_is_told_to_the_board_and_to_season_status() -> None:
     from consumers.trader import routed
     from redblue.app.season.control import Account, SeasonStatus, render
     from redblue.core.store import InMemoryStore
-    from schemas import TeamHalted
+    from schemas import TeamState
     from schemas.topics import ORDERS
 
-    before = feed(Trader(RUN, ARENA, simulated(), clock), SCRIPT[:9])
-    gateways = simulated()
-    gateways["blue"] = ScriptedGateway([])
-    restarted = Trader(RUN, ARENA, gateways, clock)
-    restarted.resume(rebuild(as_topics(before)))
-    [out] = routed(restarted.halts())
-    assert (out.spec, out.key) == (ORDERS, "blue") and isinstance(out.event, TeamHalted)
-    assert rebuild([*as_topics(before), out.event]) == rebuild(as_topics(before)), "the rebuild ignores it"
+    before, restarted = restarted_with_blue_unreconcilable()
+    blue, red = routed(restarted.states())
+    assert (blue.spec, blue.key, red.key) == (ORDERS, "blue", "red") and isinstance(blue.event, TeamState)
+    assert rebuild([*as_topics(before), blue.event]) == rebuild(as_topics(before)), "the rebuild ignores it"
     store = InMemoryStore()
-    Scoreboard(store, ARENA).handle(out.event)
+    board = Scoreboard(store, ARENA)
+    board.handle(blue.event)
+    board.handle(red.event)
     assert store.halts() == {"blue": restarted.halted["blue"]}
     status = SeasonStatus("live", None, [], {}, {}, {}, [Account("blue", None, None, None, {}, store.halts()["blue"])])
     assert f"HALTED, not traded: {restarted.halted['blue']}" in render(status, 0.0)
+    mended = Trader(RUN, ARENA, simulated(), clock)  # the account mended, the trader started again
+    mended.resume(rebuild(as_topics(before)))
+    for state in mended.states():
+        board.handle(state)
+    assert store.halts() == {}, "a start that reconciles clears the halt"
