@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from redblue.core.broker import OrderRequest, TeamHistory
-from schemas import Fill, Order, PositionMark
+from schemas import Fill, Order, PositionMark, TeamState
 
 
 @dataclass
@@ -26,6 +26,7 @@ class TraderHistory:
     teams: dict[str, TeamHistory] = field(default_factory=dict)
     last_bar: dict[str, date] = field(default_factory=dict)
     ordered: set[str] = field(default_factory=set)  # every client_order_id with an order event, any status
+    halted: dict[str, str] = field(default_factory=dict)  # team -> the halt last written ("" or absent: trades)
 
     def team(self, name: str) -> TeamHistory:
         return self.teams.setdefault(name, TeamHistory())
@@ -47,6 +48,8 @@ def rebuild(events: Iterable[object]) -> TraderHistory:
         if isinstance(event, Order):
             history.ordered.add(event.client_order_id)
             _order(history.team(event.team), event)
+        elif isinstance(event, TeamState):  # keyed by team: its latest state comes last
+            history.halted[event.team] = event.halted
         elif isinstance(event, Fill):
             _fill(history.team(event.team), event)
         elif isinstance(event, PositionMark):

@@ -74,6 +74,7 @@ class Trader:
         self._last_bar: dict[str, date] = {}
         self._waiting: dict[date, dict[str, Bar]] = {}  # bars whose day is not complete yet
         self.halted: dict[str, str] = {}  # team -> why it is not traded (a failed reconciliation)
+        self._told: dict[str, str] = {}  # team -> the halt last written to the orders topic
         self._resumed: dict[str, date] = {}  # the last bar per symbol before a restart
         self._ordered: set[str] = set()  # client_order_ids with an order event before a restart
         self._redecided: set[tuple[str, str, date]] = set()
@@ -86,6 +87,7 @@ class Trader:
         """
         self._last_bar = dict(history.last_bar)
         self._resumed, self._ordered = dict(history.last_bar), set(history.ordered)
+        self._told = dict(history.halted)
         for team in sorted(self._gateways):
             past = history.teams.get(team)
             if past is None:
@@ -103,10 +105,11 @@ class Trader:
                 log.error("team %s is not traded any more: %s", team, why)
 
     def states(self) -> list[TeamState]:
-        """A ``team_state`` per team: why it is not traded, or "" (for the board and ``season status``)."""
+        """A ``team_state`` per team whose state differs from the last one written (for the board and
+        ``season status``): why it is not traded now, or "" once it trades again."""
+        changed = [t for t in sorted(self._gateways) if self.halted.get(t, "") != self._told.get(t, "")]
         return [
-            TeamState(run=self._run, team=team, halted=self.halted.get(team, ""), produced_at=self._clock())
-            for team in sorted(self._gateways)
+            TeamState(run=self._run, team=t, halted=self.halted.get(t, ""), produced_at=self._clock()) for t in changed
         ]
 
     def on_forecast(self, f: Forecast) -> list[Event]:
