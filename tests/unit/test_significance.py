@@ -116,3 +116,38 @@ def test_the_board_names_the_distinguishable_models() -> None:
 def test_the_board_says_so_when_only_worse_models_are_distinguishable() -> None:
     lines = verdicts([standing("baseline/trend", 0.001, mean=+0.5), standing("red/a", 0.6)])
     assert lines[0].endswith("baseline/trend worse (p = 0.0010); no other model is. No model beats persistence.")
+
+
+@pytest.mark.parametrize("lags", [0, 1, 3])
+def test_dm_variance_is_statsmodels_hac(lags: int) -> None:
+    """The written-out Newey-West variance of the mean is statsmodels' OLS-on-a-constant HAC."""
+    import numpy as np
+    from statsmodels.regression.linear_model import OLS
+
+    from consumers.significance import hac_variance_of_mean
+
+    rnd = random.Random(lags)
+    d = np.array([rnd.gauss(0.1, 1.0) + (0.5 * i % 3) for i in range(57)])
+    fit = OLS(d, np.ones(len(d))).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": False})
+    assert hac_variance_of_mean(d, lags) == pytest.approx(float(fit.bse[0]) ** 2, rel=1e-12)
+
+
+def test_dm_pvalue_is_scipy_student_t() -> None:
+    from scipy import stats
+
+    rnd = random.Random(5)
+    for n in (3, 4, 17, 180):
+        test = diebold_mariano([rnd.gauss(0.2, 1.0) for _ in range(n)])
+        assert test is not None
+        assert test.pvalue == pytest.approx(float(2 * stats.t.sf(abs(test.statistic), df=n - 1)), rel=1e-10)
+
+
+def test_direction_pvalue_is_scipy_binomtest() -> None:
+    from scipy.stats import binomtest
+
+    from consumers.significance import binomial_pvalue
+
+    for trials in (1, 2, 7, 30, 101, 180):
+        for hits in range(trials + 1):
+            expected = binomtest(hits, trials, 0.5).pvalue
+            assert binomial_pvalue(hits, trials) == pytest.approx(expected, rel=1e-9, abs=1e-15), (hits, trials)
