@@ -20,7 +20,6 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from redblue.core.access import reader_group
 from redblue.core.clock import Clock, utc_now
 from redblue.core.errors import RedblueError
-from redblue.core.retry import Backoff, retrying
 from redblue.core.settings import Settings
 from schemas import TOPICS, DeadLetter, Event, SchemaError, TopicSpec, decode_all, encode, topic_name
 from schemas.topics import DEADLETTER
@@ -296,8 +295,6 @@ class Received:
     key: bytes | None
     value: bytes | None
 
-
-_LEADER_ELECTION = Backoff(attempts=8, first=0.25, most=2.0)  # about 8 s for a new topic's leaders
 
 # Errors a consumer meets on a fresh or busy broker and recovers from by itself: a topic whose
 # metadata has not propagated yet, a group coordinator being elected (the first group on a new
@@ -635,16 +632,16 @@ def read_topics(
         }
     )
     try:
-        ends: dict[tuple[str, int], tuple[int, int]] = {}
+        partitions: list[TopicPartition] = []
         for name in names:
             meta = consumer.list_topics(name, timeout=10).topics[name]
             if meta.error is not None and meta.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
                 raise KafkaUnavailable(f"cannot read {name} as the {settings.service} service: {meta.error.str()}")
-            for p in meta.partitions:
-                ends[(name, p)] = _watermarks(consumer, TopicPartition(name, p))
-        wanted = {tp: hi for tp, (lo, hi) in ends.items() if hi > lo}
-        consumer.assign([TopicPartition(name, p, ends[(name, p)][0]) for name, p in wanted])
-        read = _drain(consumer, wanted, timeout)
+            partitions += [TopicPartition(name, p, OFFSET_BEGINNING) for p in meta.partitions]
+        # no watermark requests (two round trips a partition): each partition is read from its
+        # beginning until the consumer says it reached the end (a partition EOF event)
+        consumer.assign(partitions)
+        read = _drain(consumer, {(tp.topic, tp.partition) for tp in partitions}, timeout)
     finally:
         consumer.close()
     return {
@@ -653,42 +650,29 @@ def read_topics(
     }
 
 
-def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
-    """A partition's (low, high) offsets; a topic created a moment ago may have no leader yet: retried."""
-
-    def transient(err: BaseException) -> bool:
-        return isinstance(err, KafkaException) and isinstance(err.args[0], KafkaError) and is_transient(err.args[0])
-
-    offsets: tuple[int, int] = retrying(
-        lambda: consumer.get_watermark_offsets(partition, timeout=10), transient, _LEADER_ELECTION
-    )
-    return offsets
-
-
-def _drain(consumer: Consumer, ends: dict[tuple[str, int], int], timeout: float) -> dict[tuple[str, int], list[Any]]:
-    by_partition: dict[tuple[str, int], list[Any]] = {tp: [] for tp in ends}
+def _drain(consumer: Consumer, partitions: set[tuple[str, int]], timeout: float) -> dict[tuple[str, int], list[Any]]:
+    """Each partition's events until its end (as of when the consumer reached it)."""
+    by_partition: dict[tuple[str, int], list[Any]] = {tp: [] for tp in partitions}
     done: set[tuple[str, int]] = set()
     deadline = utc_now().timestamp() + timeout
-    while len(done) < len(ends):
+    while len(done) < len(partitions):
         if utc_now().timestamp() > deadline:
-            raise KafkaUnavailable(f"timed out reading topics; partitions done {sorted(done)} of {sorted(ends)}")
+            raise KafkaUnavailable(f"timed out reading topics; partitions done {sorted(done)} of {sorted(partitions)}")
         for raw in consumer.consume(num_messages=1000, timeout=0.5):
             error = raw.error()
             if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                where = (raw.topic() or "", raw.partition() or 0)
-                if where in ends:
-                    done.add(where)
+                done.add((raw.topic() or "", raw.partition() or 0))
                 continue
             msg = _received(raw, "reader")
             if msg is None:
                 continue
             tp = (msg.topic, msg.partition)
+            if tp in done:
+                continue  # appended after the end this read stops at
             try:
                 by_partition[tp].extend(decode_all(msg.value))
             except SchemaError as err:
                 by_partition[tp].append(err)
-            if msg.offset + 1 >= ends[tp]:
-                done.add(tp)
     return by_partition
 
 
@@ -760,7 +744,7 @@ def group_progress(
         if not starts:
             return committed, 0
         consumer.assign(starts)
-        return committed, sum(len(events) for events in _drain(consumer, ends, timeout).values())
+        return committed, sum(len(events) for events in _drain(consumer, set(ends), timeout).values())
     except KafkaException as err:
         raise KafkaUnavailable(f"cannot read the progress of consumer group {group}: {err}") from err
     finally:
