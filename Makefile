@@ -5,6 +5,9 @@ SHELL := /bin/bash
 RB := bin/redblue
 VENV = $(shell scripts/bootstrap.sh)
 export PYTHONPATH := $(CURDIR)
+# bytecode cached outside the clone, as bin/redblue does (every start would compile again otherwise)
+export PYTHONPYCACHEPREFIX ?= $(or $(REDBLUE_HOME),$(HOME)/.cache/redblue)/pycache
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test setup up down status lint unit integration bench serve browser
 
