@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redblue.core.arena import DEFAULT_ARENA, Arena, load_arena
 from redblue.core.bars import DATA_DIR
@@ -96,19 +96,62 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         train_missing=args.train_missing,
     )
 
+    logging = None if args.no_mlflow else _Logging(settings)
+
     def report(result: SimulationResult) -> None:
         print(result.report)
         print(f"\nrun {result.run} took {result.seconds:.1f}s; files in {result.out}", flush=True)
+        if logging is not None:
+            logging.start(result)  # while the services stop
 
     result = run_simulation(settings, req, say=lambda text: print(text, file=sys.stderr), on_written=report)
-    if not args.no_mlflow:
-        from redblue.adapters.mlflow.tracking import SIMULATIONS, log_simulation
+    if logging is not None:
+        from redblue.adapters.mlflow.tracking import SIMULATIONS
 
-        mlflow_run = log_simulation(settings.for_service("admin"), result.summary, result.out)
-        print(f"logged to MLflow: experiment {SIMULATIONS}, run {mlflow_run} ({settings.mlflow_uri})")
+        print(f"logged to MLflow: experiment {SIMULATIONS}, run {logging.result()} ({settings.mlflow_uri})")
     print(f"query it again: bin/redblue leaderboard --run {result.run} --by mase")
     print(f"see it on the web: bin/redblue serve, then open http://127.0.0.1:8080/?run={result.run}")
     return 0
+
+
+class _Logging:
+    """A simulation's MLflow logging, off the critical path: MLflow (2-4 s to import) is imported
+    while the simulation runs, the run logged while its services stop; errors reach the caller."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings.for_service("admin")
+        self._imported = threading.Thread(target=_import_tracking, name="import-mlflow", daemon=True)
+        self._imported.start()
+        self._thread: threading.Thread | None = None
+        self._outcome: list[str | BaseException] = []
+
+    def start(self, result: Any) -> None:
+        def log() -> None:
+            from redblue.adapters.mlflow.tracking import log_simulation
+
+            self._imported.join()
+            try:
+                self._outcome.append(log_simulation(self._settings, result.summary, result.out))
+            except BaseException as err:  # re-raised by result()
+                self._outcome.append(err)
+
+        self._thread = threading.Thread(target=log, name="log-mlflow", daemon=True)
+        self._thread.start()
+
+    def result(self) -> str:
+        """The MLflow run id, once logged (raises what the logging raised)."""
+        assert self._thread is not None, "start() was not called: the simulation wrote no result"
+        self._thread.join()
+        outcome = self._outcome[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+
+def _import_tracking() -> None:
+    from redblue.adapters.mlflow.tracking import preload
+
+    preload()
 
 
 def leaderboard(args: argparse.Namespace, settings: Settings) -> int:

@@ -36,3 +36,29 @@ def test_a_small_simulation_is_one_request() -> None:
     client = _Client()
     log_batches(client, "r1", {"run": "x", "days": "5"}, {"red.pnl": 1.5})
     assert len(client.calls) == 1
+
+
+def test_the_commands_logging_thread_returns_the_run_id_or_raises_the_error(monkeypatch: Any) -> None:
+    """The simulate command logs while its services stop; what the logging says reaches the caller."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from redblue.adapters.mlflow import tracking
+    from redblue.app.commands import _Logging
+    from redblue.core.settings import Settings
+
+    result = SimpleNamespace(summary={"run": "x"}, out="/nowhere")
+    monkeypatch.setattr(tracking, "log_simulation", lambda settings, summary, out: f"id-of-{summary['run']}")
+    logging = _Logging(Settings())
+    logging.start(result)
+    assert logging.result() == "id-of-x"
+
+    def refuse(*_: Any) -> str:
+        raise tracking.TrackingError("could not log the simulation to MLflow at http://x: refused")
+
+    monkeypatch.setattr(tracking, "log_simulation", refuse)
+    failing = _Logging(Settings())
+    failing.start(result)
+    with pytest.raises(tracking.TrackingError, match="refused"):
+        failing.result()

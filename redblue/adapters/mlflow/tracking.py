@@ -44,6 +44,12 @@ def init_store(uri: str, artifacts: Path, experiment: str) -> None:
         raise TrackingError(f"cannot initialise the MLflow store at {uri}: {err}") from err
 
 
+def preload() -> None:
+    """Import what :func:`log_simulation` needs (e.g. in a thread while the simulation runs)."""
+    import mlflow  # noqa: F401
+    from mlflow.entities import Metric  # noqa: F401
+
+
 def log_simulation(settings: Settings, summary: dict[str, Any], out: Path) -> str:
     """Log one simulation (parameters, every metric of its summary, its files); return the MLflow run id."""
     import mlflow
