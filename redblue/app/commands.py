@@ -258,9 +258,10 @@ def trade(args: argparse.Namespace, settings: Settings) -> int:
     from redblue.core.clock import clock_of
 
     arena, _ = _arena(args)
-    prepare_if_admin(settings, args.run)
     clock = clock_of(settings)
-    trader = bootstrap_trader(args.run, arena, clock=clock, gateways=live_gateways(args.run, arena, settings, clock))
+    gateways = live_gateways(args.run, arena, settings, clock)  # refuses a real-money account before Kafka is touched
+    prepare_if_admin(settings, args.run)
+    trader = bootstrap_trader(args.run, arena, clock=clock, gateways=gateways)
     stats = run_trader(
         settings.for_service("trader"), args.run, trader, _until_signalled(), tick_seconds=settings.trader_tick_seconds
     )
