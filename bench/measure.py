@@ -98,14 +98,15 @@ class TopicStats:
     payloads: list[tuple[bytes | None, bytes]]  # (key, value) of every message in partition order
 
 
-def topic_stats(bootstrap: str, topic: str) -> TopicStats:
+def topic_stats(config: dict[str, str], topic: str) -> TopicStats:
+    """``topic``'s messages and their time span, read with the client settings ``config``."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     from schemas import decode_all
 
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **config,
             "group.id": f"bench-{os.getpid()}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,  # transaction markers take offsets no message is read at

@@ -26,14 +26,17 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 Payload = tuple[bytes | None, bytes]
 
 
-def _producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+Config = dict[str, str]  # client settings: the servers and, on a secured stack, the login
 
 
-def _consumer(bootstrap: str, topics: list[str]) -> Consumer:
+def _producer(config: Config) -> Producer:
+    return Producer({**config, "enable.idempotence": True, "linger.ms": 5})
+
+
+def _consumer(config: Config, topics: list[str]) -> Consumer:
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **config,
             "group.id": f"raw-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 50,
@@ -54,9 +57,9 @@ def _send(producer: Producer, topic: str, payloads: Sequence[Payload]) -> None:
         producer.poll(0)
 
 
-def relay(bootstrap: str, source: list[str], target: str, outputs: Sequence[Payload], inputs: int) -> None:
+def relay(config: Config, source: list[str], target: str, outputs: Sequence[Payload], inputs: int) -> None:
     """Consume ``inputs`` messages from ``source``; after the i-th, produce its share of ``outputs``."""
-    consumer, producer = _consumer(bootstrap, source), _producer(bootstrap)
+    consumer, producer = _consumer(config, source), _producer(config)
     seen = sent = 0
     while seen < inputs:
         for msg in consumer.consume(1000, timeout=0.2):
@@ -70,39 +73,39 @@ def relay(bootstrap: str, source: list[str], target: str, outputs: Sequence[Payl
     consumer.close()
 
 
-def drain(bootstrap: str, source: list[str], inputs: int) -> None:
-    consumer = _consumer(bootstrap, source)
+def drain(config: Config, source: list[str], inputs: int) -> None:
+    consumer = _consumer(config, source)
     seen = 0
     while seen < inputs:
         seen += sum(1 for msg in consumer.consume(1000, timeout=0.2) if msg.error() is None)
     consumer.close()
 
 
-def run(bootstrap: str, bars: list[Payload], forecasts: list[Payload], trades: list[Payload]) -> float:
+def run(config: Config, bars: list[Payload], forecasts: list[Payload], trades: list[Payload]) -> float:
     """Seconds to move the messages through the four stages (the stage-2 process start included)."""
     name = uuid.uuid4().hex[:8]
     topics = {t: f"raw-{name}-{t}" for t in ("bars", "forecasts", "trades")}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(config)
     for future in admin.create_topics(
         [NewTopic(t, num_partitions=3, replication_factor=1) for t in topics.values()]
     ).values():
         future.result(timeout=30)
     with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as handle:
-        pickle.dump((forecasts, len(bars)), handle)
+        pickle.dump((config, forecasts, len(bars)), handle)  # a 0600 file, removed below
     try:
         began = time.perf_counter()
         stage2 = subprocess.Popen(
-            [sys.executable, __file__, "stage2", bootstrap, topics["bars"], topics["forecasts"], handle.name]
+            [sys.executable, __file__, "stage2", topics["bars"], topics["forecasts"], handle.name]
         )
         stage3 = threading.Thread(
-            target=relay, args=(bootstrap, [topics["forecasts"]], topics["trades"], trades, len(forecasts))
+            target=relay, args=(config, [topics["forecasts"]], topics["trades"], trades, len(forecasts))
         )
         stage4 = threading.Thread(
-            target=drain, args=(bootstrap, [topics["forecasts"], topics["trades"]], len(forecasts) + len(trades))
+            target=drain, args=(config, [topics["forecasts"], topics["trades"]], len(forecasts) + len(trades))
         )
         stage3.start()
         stage4.start()
-        producer = _producer(bootstrap)
+        producer = _producer(config)
         _send(producer, topics["bars"], bars)
         producer.flush(30)
         stage4.join()
@@ -116,6 +119,6 @@ def run(bootstrap: str, bars: list[Payload], forecasts: list[Payload], trades: l
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["stage2"]:
-    _, _, server, bars_topic, forecasts_topic, path = sys.argv
-    outputs, inputs = pickle.loads(Path(path).read_bytes())
-    relay(server, [bars_topic], forecasts_topic, outputs, inputs)
+    _, _, bars_topic, forecasts_topic, path = sys.argv
+    config, outputs, inputs = pickle.loads(Path(path).read_bytes())
+    relay(config, [bars_topic], forecasts_topic, outputs, inputs)

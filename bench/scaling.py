@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import measure  # noqa: E402
 
+from redblue.adapters.kafka import client_config  # noqa: E402
 from redblue.core.settings import Settings  # noqa: E402
 from schemas import decode_all  # noqa: E402
 
@@ -108,8 +109,9 @@ def simulate(folder: Path, models: int, uri: str) -> dict[str, Any]:
     if done.returncode:
         sys.exit(f"{models} models failed:\n" + "\n".join(line for _, line in done.lines[-30:]))
     settings = Settings()
-    forecasts = measure.topic_stats(settings.kafka_bootstrap, f"{settings.topic_prefix}.{run}.forecasts")
-    fills = measure.topic_stats(settings.kafka_bootstrap, f"{settings.topic_prefix}.{run}.fills")
+    config = client_config(settings.for_service("admin"))
+    forecasts = measure.topic_stats(config, f"{settings.topic_prefix}.{run}.forecasts")
+    fills = measure.topic_stats(config, f"{settings.topic_prefix}.{run}.fills")
     log = (folder / run / "logs" / "processor.log").read_text()
     stamps = [time.mktime(time.strptime(s[:19], "%Y-%m-%d %H:%M:%S")) + int(s[20:23]) / 1000
               for s in re.findall(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})[^\n]*serving t0", log)]  # fmt: skip

@@ -31,6 +31,7 @@ import measure  # noqa: E402
 import raw_pipeline  # noqa: E402
 
 from producers.replay import plan_replay  # noqa: E402
+from redblue.adapters.kafka import client_config  # noqa: E402
 from redblue.core.arena import load_arena  # noqa: E402
 from redblue.core.bars import DATA_DIR  # noqa: E402
 from redblue.core.calendar import get_calendar  # noqa: E402
@@ -51,7 +52,7 @@ def simulate(run: str, out: Path, *args: str) -> dict[str, Any]:
         sys.exit(f"{' '.join(cmd)} failed:\n" + "\n".join(line for _, line in done.lines[-30:]))
     took = float(re.search(r"took ([0-9.]+)s", "\n".join(line for _, line in done.lines)).group(1))  # type: ignore[union-attr]
     settings = Settings()
-    topics = {t: measure.topic_stats(settings.kafka_bootstrap, f"{settings.topic_prefix}.{run}.{t}")
+    topics = {t: measure.topic_stats(client_config(settings.for_service("admin")), f"{settings.topic_prefix}.{run}.{t}")
               for t in ("bars", "forecasts", "orders", "fills")}  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     trader_last = max(topics["orders"].last_ts, topics["fills"].last_ts)
@@ -97,12 +98,12 @@ def single_events(payloads: list[tuple[bytes | None, bytes]]) -> list[tuple[byte
     return [(key, encode(e, revalidate=False)) for key, value in payloads for e in decode_all(value)]
 
 
-def raw(bootstrap: str, result: dict[str, Any], singles: bool) -> tuple[float, int]:
+def raw(config: dict[str, str], result: dict[str, Any], singles: bool) -> tuple[float, int]:
     topics = result["topics"]
     pick = single_events if singles else list
     bars, forecasts = pick(topics["bars"].payloads), pick(topics["forecasts"].payloads)
     trades = pick(topics["orders"].payloads) + pick(topics["fills"].payloads)
-    seconds = raw_pipeline.run(bootstrap, bars, forecasts, trades)
+    seconds = raw_pipeline.run(config, bars, forecasts, trades)
     return seconds, len(bars) + len(forecasts) + len(trades)
 
 
@@ -147,8 +148,8 @@ def main() -> None:
         five = simulate("bench-drift", work / "five", "--arena", str(DRIFT), "--symbols", ",".join(FIVE),
                         "--start", "1999-04-01", "--days", "1000")  # fmt: skip
         bt = backtrader(plan.spans, arena)
-        batched_s, batched_n = raw(settings.kafka_bootstrap, five, singles=False)
-        single_s, single_n = raw(settings.kafka_bootstrap, five, singles=True)
+        batched_s, batched_n = raw(client_config(settings.for_service("admin")), five, singles=False)
+        single_s, single_n = raw(client_config(settings.for_service("admin")), five, singles=True)
         seven = simulate("bench-drift7", work / "seven", "--arena", str(DRIFT), "--symbols", ",".join(SEVEN),
                          "--start", "1999-04-01", "--end", "2025-09-29")  # fmt: skip
         reference = simulate("bench-reference", work / "reference", "--start", "2024-01-02", "--days", "180")
