@@ -21,7 +21,8 @@ although the client never heard so) or ``"echo"`` (a 500 whose body echoes the r
 headers, key and secret included, as a misbehaving proxy might). ``fail(..., since=moment)``
 keeps the answers for the first requests at or after that moment of the clock (a rehearsal
 scripts a step's trouble before it moves the clock there). :attr:`AlpacaStandIn.served` counts the
-scripted answers given, :attr:`AlpacaStandIn.busy` the requests being answered right now.
+scripted answers given, :attr:`AlpacaStandIn.answered` the requests answered by route and clock
+time, :attr:`AlpacaStandIn.busy` the requests being answered right now.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class AlpacaStandIn:
         self.faults: dict[str, list[tuple[Answer, datetime | None]]] = {}
         self.served: Counter[str] = Counter()  # "bars 503", "orders slow": scripted answers given
         self.busy = 0  # requests being answered (a slow answer keeps its request busy)
+        self.answered: Counter[tuple[str, datetime]] = Counter()  # (route, the clock's time): requests answered
         self.server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
         self.server.expect_request(re.compile(r"^/.*$")).respond_with_handler(self._serve)
 
@@ -189,6 +191,7 @@ class AlpacaStandIn:
             route = _ROUTES.get((method, path))
             if route is None:
                 return 404, {"code": 40410000, "message": "endpoint not found"}
+            self.answered[(route, self.now)] += 1
             handler: Callable[[dict[str, list[str]], Any], tuple[int, Any]] = getattr(self, f"_{route}")
             return handler(query, body)
 

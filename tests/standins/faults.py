@@ -10,13 +10,15 @@ sessions (placed at the same fractions of the season as in the 63-session test):
   the next morning, still before the next open's order window closes;
 - **a missed session** (``missed``): skipped until 17:00 the next day, after that day's close:
   the symbol pauses (no two-day return), the session is backfilled before the next day's bar, and
-  its orders miss their open (rejected "missed the opg window");
-- **the data API**: a 429, 503 burst on every 7th day (the 4th, 11th, ...), a slow answer (a
-  client timeout) every 11th (the 6th, 17th, ...), and a lasting outage (503 on every attempt of
-  one poll; the next poll recovers) on one day;
+  that day's orders (of every symbol: the trader decides a day's orders once every symbol's bar
+  of it is in) miss their open (rejected "missed the opg window");
+- **the data API**: a burst of a 429 and a secret-echoing 500 on every 7th day (the 4th, 11th,
+  ...), a slow answer (a client timeout) every 11th (the 6th, 17th, ...), and a lasting outage
+  (503 on every attempt of one poll; the next poll recovers) on one day;
 - **one team's trading API** (``troubled``): on the burst days 503, 429 and a secret-echoing 500
   on its order POSTs; on the slow days a POST whose answer comes too late (the order is taken,
-  confirmed on the retry) and a 503, an echo and a 429 on its order lookups. Partial intraday bars
+  confirmed on the retry) and a 503, an echo and a 429 on its order lookups (a day's trouble waits
+  for the team's next request of its kind, and replaces what is left of an earlier day's). Partial intraday bars
   and bars without the closing auction are what the market stand-in shows at those times anyway
   (:class:`~tests.standins.market.Timeline`).
 
@@ -24,9 +26,10 @@ Every burst is shorter than the clients' retries (4 data attempts, 5 trading att
 is lost: what the faults may change is only
 
 - the forecasts made *from* a first print (as of a revised session): they saw the 1 % off close;
-- the orders of a symbol from a revised or missed session on, for each team, until both runs hold
-  the same position in it again (:meth:`FaultPlan.disrupted`): a first print can change a
-  forecast's direction and so an order, and the missed session's orders are rejected.
+- the orders of a symbol from a revised session on (of every symbol from the missed session on),
+  for each team, until both runs hold the same position in it again (:meth:`FaultPlan.disrupted`):
+  a first print can change a forecast's direction or an order's size (whole shares at the decision
+  close), and the missed session's orders are rejected.
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from redblue.core.bars import Row
 from redblue.core.calendar import TradingCalendar
 from schemas import Bar, BarRevision, Event, Forecast, Order, PositionMark
-from tests.standins.alpaca import AlpacaStandIn
+from tests.standins.alpaca import AlpacaStandIn, Answer
 from tests.standins.clock import ny
 from tests.standins.market import Timeline
 
@@ -90,18 +94,21 @@ class FaultPlan:
         market.skip(*self.missed, until=ny(calendar.offset(self.missed[1], 1), MISSED_UNTIL))
 
     def trouble(self, n: int, data: AlpacaStandIn, team: AlpacaStandIn, since: datetime | None = None) -> None:
-        """Script day ``n``'s trouble (taken by the day's first requests of each route, at or after ``since``)."""
-        data.faults.clear()
-        team.faults.clear()
+        """Script day ``n``'s trouble (taken by the next requests of each route at or after ``since``; a team
+        without orders that day meets its order trouble on a later day)."""
+        trouble: dict[tuple[AlpacaStandIn, str], list[Answer]] = {}
         if n % 7 == 3:
-            data.fail("bars", 429, 503, since=since)  # a burst, ridden out by the retries
-            team.fail("orders", 503, 429, "echo", since=since)  # the echo carries the key and secret in its body
+            trouble[(data, "bars")] = [429, "echo"]  # a burst, ridden out by the retries
+            trouble[(team, "orders")] = [503, 429, "echo"]  # the echo carries the key and secret in its body
         if n % 11 == 5:
-            data.fail("bars", "slow", since=since)
-            team.fail("orders", "slow", since=since)  # the order is taken, the answer is lost: confirmed on the retry
-            team.fail("order", 503, "echo", 429, since=since)
+            trouble[(data, "bars")] = [*trouble.get((data, "bars"), []), "slow"]
+            trouble[(team, "orders")] = [*trouble.get((team, "orders"), []), "slow"]  # taken, the answer lost
+            trouble[(team, "order")] = [503, "echo", 429]
         if n == self.outage:
-            data.fail("bars", *[503] * 4, since=since)  # a lasting outage: one poll reports it, the next recovers
+            trouble[(data, "bars")] = [*trouble.get((data, "bars"), []), *[503] * 4]  # one poll fails, the next not
+        for (standin, route), answers in trouble.items():  # a day's trouble replaces what is left of an earlier one
+            standin.faults.pop(route, None)
+            standin.fail(route, *answers, since=since)
 
     # -- what the trouble may change -------------------------------------------------------------
 
@@ -112,10 +119,12 @@ class FaultPlan:
     def disrupted(
         self, ours: dict[tuple[str, str, date], int], theirs: dict[tuple[str, str, date], int], teams: Iterable[str]
     ) -> set[tuple[str, str, date]]:
-        """The (team, symbol, as-of day)s whose decisions the faults may change: from a revised or
-        missed session until both runs (their :func:`holdings`) hold the same position again."""
+        """The (team, symbol, as-of day)s whose decisions the faults may change: from a revised session
+        (of its symbol) or the missed session (of every symbol: the trader decides a day's orders once
+        every symbol's bar of it is in) until both runs (their :func:`holdings`) hold the same position again."""
         days: set[tuple[str, str, date]] = set()
-        for symbol, start in sorted(self.revised | {self.missed}):
+        symbols = {symbol for _, symbol, _ in ours}
+        for symbol, start in sorted(self.revised | {(s, self.missed[1]) for s in symbols}):
             for team in teams:
                 for day in (d for d in self.season if d >= start):
                     if day > start and ours.get((team, symbol, day)) == theirs.get((team, symbol, day)):
@@ -166,7 +175,7 @@ def holdings(events: Iterable[Event]) -> dict[tuple[str, str, date], int]:
     return {(m.team, m.symbol, m.as_of): m.quantity for m in events if isinstance(m, PositionMark)}
 
 
-def values(bar: Bar) -> tuple[float, ...]:
+def values(bar: Bar | Row) -> tuple[float, ...]:
     return (bar.open, bar.high, bar.low, bar.close, float(bar.volume))
 
 
