@@ -198,6 +198,7 @@ def _figures(
         "data API scripted answers": dict(faults.data.served),
         f"{faults.plan.troubled}'s trading API scripted answers": dict(faults.troubled.served),
         "retries logged": text.count("trying again"),
+        "client timeouts logged": text.count("timed out ("),
         "polls that failed (vendor unreachable)": text.count("nothing sent: Alpaca unreachable"),
         "symbol pauses (symbol, session)": sorted(paused),
         "bar_revision events": [f"{r.bar.symbol} {r.bar.date}: {', '.join(r.changed)}" for r in revisions],
