@@ -304,7 +304,8 @@ class Rehearsal:
         if lags is None or any(lags.values()):
             return False
         try:
-            topics = read_topics(self.settings, self.run, [BARS, FILLS, ORDERS], timeout=10.0)
+            specs = [BARS, FILLS, ORDERS] if self.faults is not None else [BARS, FILLS]
+            topics = read_topics(self.settings, self.run, specs, timeout=10.0)
         except KafkaUnavailable:
             return False
         bars = {(b.symbol, b.date) for b in topics[BARS] if isinstance(b, Bar)}

@@ -199,7 +199,9 @@ def _figures(
         f"{faults.plan.troubled}'s trading API scripted answers": dict(faults.troubled.served),
         "retries logged": text.count("trying again"),
         "client timeouts logged": text.count("timed out ("),
-        "polls that failed (vendor unreachable)": text.count("nothing sent: Alpaca unreachable"),
+        "outages reported (a poll, or its re-asking for a missing session, failed)": sum(
+            "Alpaca unreachable" in line and "trying again" not in line for line in text.splitlines()
+        ),
         "symbol pauses (symbol, session)": sorted(paused),
         "bar_revision events": [f"{r.bar.symbol} {r.bar.date}: {', '.join(r.changed)}" for r in revisions],
         "forecasts made from a first print": sum(faults.plan.from_first_print(f) for f in forecasts),

@@ -44,7 +44,8 @@ def test_a_season_through_misbehaving_vendors_ends_as_the_clean_replay_apart_fro
     assert data == {"bars 429": 1, "bars echo": 1, "bars slow": 1, "bars 503": 4}
     red = figures["red's trading API scripted answers"]  # the lookups' 503, echo, 429; the POSTs' trouble
     assert {"order 503": 1, "order echo": 1, "order 429": 1}.items() <= red.items() and len(red) >= 4
-    assert figures["retries logged"] >= 7 and figures["polls that failed (vendor unreachable)"] == 1
+    assert figures["retries logged"] >= 7
+    assert figures["outages reported (a poll, or its re-asking for a missing session, failed)"] >= 1
     assert figures["client timeouts logged"] >= 1  # the slow answer outlasted the clients' REDBLUE_*_ALPACA_TIMEOUT
     paused = {(s, date.fromisoformat(d)) for s, d in figures["symbol pauses (symbol, session)"]}
     assert {PLAN.late, PLAN.missed} <= paused
