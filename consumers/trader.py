@@ -55,7 +55,7 @@ def live_gateways(run: str, arena: Arena, settings: Settings, clock: Clock = utc
             gateways[team] = AlpacaBroker(
                 run, team, creds.key, creds.secret, clock=clock, calendar=get_calendar(arena.calendar),
                 paper=creds.paper, allow_real_money=team.lower() in settings.real_money_teams,
-                url_override=creds.url_override,
+                url_override=creds.url_override, timeout=creds.timeout,
             )  # fmt: skip
     return gateways
 

@@ -29,6 +29,9 @@ the run's Redis keys once and kills the scorer (which rebuilds the leaderboard f
 ``--compare-calm`` also runs the same season undisturbed first and compares orders, fills,
 marks, equity and the leaderboard; ``--compare-simulate`` compares forecasts and orders with
 ``redblue simulate`` of the same days (see :func:`against_simulation` for what may differ).
+``--vendor-faults`` serves the season through misbehaving vendors (partial bars, late revisions,
+missing sessions, 429/503 bursts, timeouts, a secret-echoing error; :mod:`scripts.vendor_faults`)
+and judges it against the clean replay and for leaked secrets.
 
 Only for a stack of your own (``REDBLUE_STACK_DIR``, ``REDBLUE_KAFKA_BOOTSTRAP``,
 ``REDBLUE_REDIS_URL``): the broker restart stops that stack's Kafka.
@@ -71,10 +74,13 @@ from redblue.core.calendar import TradingCalendar, get_calendar
 from redblue.core.clock import FileClock, set_clock_file
 from redblue.core.settings import Settings, as_env
 from redblue.stack.kafka import start_kafka, stop_kafka
-from schemas import Bar, Fill, Forecast, Order, PositionMark
+from schemas import Bar, BarRevision, Event, Fill, Forecast, Order, PositionMark
 from schemas.topics import BARS, FILLS, FORECASTS, ORDERS
-from tests.standins.alpaca import AlpacaStandIn
+from scripts.vendor_faults import OFFERED, VendorFaults, Verdict, verdict
+from tests.leaks import files_under
+from tests.standins.alpaca import EMBARGO, AlpacaStandIn
 from tests.standins.clock import ny
+from tests.standins.faults import credentials as standin_credentials
 from tests.standins.market import Timeline
 
 BASELINES = DEFAULT_ARENA.parent / "baselines.yaml"
@@ -125,13 +131,21 @@ class Outcome:
     submitted_events: int  # order events saying "submitted" or "duplicate"
     restarts: dict[str, int]
     seconds: float
+    verdict: Verdict | None = None  # with vendor faults: what they did, and the checks
 
 
 class Rehearsal:
     """One season of ``days`` sessions from ``start`` through the real services and the stand-ins."""
 
     def __init__(
-        self, settings: Settings, run: str, arena_path: Path, start: date, days: int, say: Callable[[str], None] = print
+        self,
+        settings: Settings,
+        run: str,
+        arena_path: Path,
+        start: date,
+        days: int,
+        say: Callable[[str], None] = print,
+        faults: bool = False,
     ) -> None:
         self.settings, self.run, self.say = settings, run, say
         self.arena = load_arena(arena_path)
@@ -145,6 +159,10 @@ class Rehearsal:
         self.files = SeasonFiles.of(settings.stack_home, run)
         self.standins: dict[str, AlpacaStandIn] = {}
         self.kills: list[Kill] = []
+        teams = sorted(self.arena.teams)
+        self.faults = VendorFaults.of(self.season, self.arena.symbols, teams, self.calendar) if faults else None
+        self.market: Timeline | None = None
+        self.moment = ny(self.warmup[-1], 20)  # where the driver set the clock
 
     # -- setting up ---------------------------------------------------------------------------
 
@@ -159,15 +177,15 @@ class Rehearsal:
         set_clock_file(self.clock_file, ny(self.warmup[-1], 20))
         clock = FileClock(self.clock_file)
         rows = self.rows()
-        market = Timeline(rows, self.calendar)
+        market = self.market = Timeline(rows, self.calendar)
         with ExitStack() as stack:
-            data = stack.enter_context(AlpacaStandIn(clock, key="PKDATA", secret="data-secret", timeline=market))
+            key, secret = standin_credentials("data")
+            data = stack.enter_context(AlpacaStandIn(clock, key=key, secret=secret, timeline=market))
             data.page_size = 1000
+            keys = {team: standin_credentials(team) for team in sorted(self.arena.teams)}
             self.standins = {
-                team: stack.enter_context(
-                    AlpacaStandIn(clock, key=f"PK{team.upper()}", secret=f"{team}-secret", timeline=market)
-                )
-                for team in sorted(self.arena.teams)
+                team: stack.enter_context(AlpacaStandIn(clock, key=key, secret=secret, timeline=market))
+                for team, (key, secret) in keys.items()
             }
             env = {**as_env(self.settings), **_passwords(self.settings), "REDBLUE_CLOCK_FILE": str(self.clock_file)}
             env |= {"REDBLUE_TRADER_TICK_SECONDS": str(TICK), "REDBLUE_STALL_SECONDS": str(STALL)}
@@ -177,6 +195,9 @@ class Rehearsal:
                 prefix = f"REDBLUE_{team.upper()}_ALPACA_"
                 env |= {f"{prefix}KEY": standin.key, f"{prefix}SECRET": standin.secret}
                 env |= {f"{prefix}URL_OVERRIDE": standin.url}
+            if self.faults is not None:
+                self.faults.serve(market, data, self.standins)
+                env |= self.faults.env(self.standins)
             arena_file = self._alpaca_arena()
             reset_run(self.settings, self.run)
             ensure_topics(self.settings, self.run)
@@ -212,6 +233,7 @@ class Rehearsal:
         """The clock's moves: (what, when, session)."""
         out = [("warm-up", ny(self.warmup[-1], 20), self.warmup[-1])]
         for day in self.season:
+            out += self.faults.steps(day) if self.faults is not None else []
             out.append(("close", self.calendar.close_time(day) + SETTLE + timedelta(minutes=1), day))
             out.append(("evening", ny(day, 19, 2), day))
         return out
@@ -221,7 +243,10 @@ class Rehearsal:
         plan = chaos.plan(len(steps))
         rng = random.Random(chaos.seed + 1)
         for n, (what, moment, day) in enumerate(steps):
+            if self.faults is not None:
+                self.faults.before(what, moment, day)
             set_clock_file(self.clock_file, moment)
+            self.moment = moment
             action = plan.get(n)
             if action is not None:
                 time.sleep(rng.uniform(0.0, 0.8))  # somewhere in the middle of the services' work
@@ -271,19 +296,27 @@ class Rehearsal:
             return None
 
     def _done(self, what: str, day: date) -> bool:
+        if what in OFFERED:  # the vendor offered the producer a bar it must not publish (judged at the end)
+            assert self.faults is not None
+            return self.faults.offered(self.moment)
         lags = self._lags()
         self._note_recoveries(lags)
         if lags is None or any(lags.values()):
             return False
         try:
-            topics = read_topics(self.settings, self.run, [BARS, FILLS], timeout=10.0)
+            specs = [BARS, FILLS, ORDERS] if self.faults is not None else [BARS, FILLS]
+            topics = read_topics(self.settings, self.run, specs, timeout=10.0)
         except KafkaUnavailable:
             return False
         bars = {(b.symbol, b.date) for b in topics[BARS] if isinstance(b, Bar)}
-        if any((s, day) not in bars for s in self.arena.symbols):
+        due = self._due()
+        if not due <= bars:
             return False
         marks = {(m.team, m.symbol, m.as_of) for m in topics[FILLS] if isinstance(m, PositionMark)}
-        if any((t, s, day) not in marks for t in self.arena.teams for s in self.arena.symbols):
+        complete = {d for _, d in due if all((s, d) in due for s in self.arena.symbols)}  # the trader marks those
+        if any((t, s, d) not in marks for t in self.arena.teams for s in self.arena.symbols for d in complete):
+            return False
+        if self.faults is not None and not self._answered(topics[BARS], topics[ORDERS], due):
             return False
         if what != "close":  # the held orders are sent by the ticker: let it tick a few times
             trader = self._state("trader")
@@ -294,6 +327,30 @@ class Rehearsal:
             lags = self._lags()
             return again is not None and again.pid == trader.pid and lags is not None and not any(lags.values())
         return True
+
+    def _due(self) -> set[tuple[str, date]]:
+        """The (symbol, session)s that must be on the bars topic now: closed (plus the source's settle
+        delay), each symbol's sessions up to the first one the vendor still withholds."""
+        assert self.market is not None
+        due = set()
+        shown_at = self.moment - EMBARGO
+        for symbol in self.arena.symbols:
+            for day in [self.warmup[-1], *self.season]:
+                if self.calendar.close_time(day) + SETTLE > self.moment or self.market.hidden(symbol, day, shown_at):
+                    break
+                due.add((symbol, day))
+        return due
+
+    def _answered(self, bars: list[Event], orders: list[Event], due: set[tuple[str, date]]) -> bool:
+        """Every revision the vendor shows by now is on the bars topic, no stand-in is still answering,
+        and every order POSTed to a stand-in has its order event (the trader is not between retries)."""
+        assert self.market is not None
+        revised = {(e.bar.symbol, e.bar.date) for e in bars if isinstance(e, BarRevision)}
+        fixed = {k for k, first in self.market.revisions().items() if first.until <= self.moment - EMBARGO}
+        if not (fixed & due) <= revised or any(s.busy for s in self.standins.values()):
+            return False
+        posted = {p["client_order_id"] for s in self.standins.values() for p in s.posted}
+        return posted <= {o.client_order_id for o in orders if isinstance(o, Order)}
 
     def _state(self, name: str) -> Any:
         return next((s for s in self.files.read_states() if s.name == name), None)
@@ -353,6 +410,8 @@ class CleanReplay:
 
     forecasts: list[tuple[Any, ...]]
     orders: list[tuple[Any, ...]]
+    forecast_events: list[Forecast]
+    trading: list[Event]  # the orders, fills and marks
 
 
 def clean_replay(rehearsal: Rehearsal) -> CleanReplay:
@@ -368,7 +427,8 @@ def clean_replay(rehearsal: Rehearsal) -> CleanReplay:
     trader = Trader("clean", arena, simulated_gateways("clean", arena, lambda: moment), lambda: moment)
     models = ModelBook(arena).models
     windows: dict[str, list[Bar]] = {}
-    forecasts, orders = [], []
+    forecasts: list[Forecast] = []
+    trading: list[Event] = []
     days = set(rehearsal.warmup) | set(season)
     for row in sorted((r for r in rehearsal.rows() if r.date in days), key=lambda r: (r.date, r.symbol)):
         fields = to_bar_fields(row, calendar, "replay")
@@ -378,11 +438,12 @@ def clean_replay(rehearsal: Rehearsal) -> CleanReplay:
         windows[row.symbol] = done.window
         for out in done.events:
             if isinstance(out, Forecast):
-                forecasts.append(brief(out))
+                forecasts.append(out)
                 trader.on_forecast(out)
             elif isinstance(out, BarProcessed):
-                orders += [order_key(e) for e in trader.on_bar_processed(out) if isinstance(e, Order)]
-    return CleanReplay(sorted(forecasts), sorted(orders))
+                trading += trader.on_bar_processed(out)
+    orders = sorted(order_key(e) for e in trading if isinstance(e, Order))
+    return CleanReplay(sorted(brief(f) for f in forecasts), orders, forecasts, trading)
 
 
 def order_key(o: Order) -> tuple[Any, ...]:
@@ -413,15 +474,36 @@ def _free_port() -> int:
 
 
 def rehearse(
-    settings: Settings, run: str, arena: Path, start: date, days: int, chaos: Chaos, say: Callable[[str], None] = print
+    settings: Settings,
+    run: str,
+    arena: Path,
+    start: date,
+    days: int,
+    chaos: Chaos,
+    say: Callable[[str], None] = print,
+    faults: bool = False,
 ) -> tuple[Outcome, list[Kill]]:
-    """Run one rehearsal (with ``chaos``); its outcome and the kills."""
+    """Run one rehearsal (with ``chaos``, through misbehaving vendors if ``faults``); its outcome and the kills."""
     began = time.monotonic()
-    rehearsal = Rehearsal(settings, run, arena, start, days, say)
+    rehearsal = Rehearsal(settings, run, arena, start, days, say, faults)
     with rehearsal.running():
         rehearsal.drive(chaos)
         outcome = rehearsal.outcome(began)
+    if rehearsal.faults is not None:  # after ``season down``: the services' logs are complete
+        outcome.verdict = judged(rehearsal)
     return outcome, rehearsal.kills
+
+
+def judged(rehearsal: Rehearsal) -> Verdict:
+    """A rehearsal through vendor faults against the clean replay of its sessions, and scanned for secrets."""
+    assert rehearsal.faults is not None
+    settings, run = rehearsal.settings, rehearsal.run
+    topics = read_topics(settings, run, [BARS, FORECASTS, ORDERS, FILLS])
+    clean = clean_replay(Rehearsal(settings, "clean", rehearsal.arena_path, rehearsal.season[0], len(rehearsal.season)))
+    logs = [*files_under(rehearsal.files.root), *files_under(rehearsal.root)]
+    return verdict(settings, run, rehearsal.faults, {t.suffix: topics[t] for t in topics},
+                   (clean.forecast_events, clean.trading), rehearsal.arena.symbols, sorted(rehearsal.arena.teams),
+                   logs)  # fmt: skip
 
 
 def against_clean_replay(settings: Settings, outcome: Outcome, arena: Path, start: date, days: int) -> dict[str, bool]:
@@ -465,6 +547,13 @@ def recovery_table(kills: list[Kill]) -> str:
     return "\n".join(lines)
 
 
+def verdict_text(v: Verdict) -> str:
+    lines = ["through the vendor faults:", *(f"  {name}: {value}" for name, value in v.figures.items())]
+    lines += ["what differs from the clean replay:", *(f"  {d}" for d in v.differed)]
+    lines += ["checks:", *(f"  {'ok  ' if good else 'FAIL'} {name}" for name, good in v.checks.items())]
+    return "\n".join(lines)
+
+
 def _passwords(settings: Settings) -> dict[str, str]:
     """Every password these settings know, as variables: the season's services (each its own
     user) inherit them from the supervisor. ``as_env`` alone blanks all but the caller's, and a
@@ -484,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-flush", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--compare-calm", action="store_true", help="also run the season undisturbed and compare")
+    parser.add_argument(
+        "--vendor-faults", action="store_true", help="serve the season through misbehaving vendors and judge it"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stand-ins' request lines
     settings = Settings()
@@ -495,17 +587,21 @@ def main(argv: list[str] | None = None) -> int:
         calm, _ = rehearse(settings, f"{args.run}-calm", args.arena, args.start, args.days, Chaos())
         print(f"  {calm.seconds:.0f} s, {len(calm.orders)} orders, {len(calm.trades)} fills and marks")
     print(f"rehearsal {args.run}: {args.days} sessions, {args.kills} kills, broker restart {args.broker_restart}, "
-          f"Redis flush {args.redis_flush}")  # fmt: skip
-    storm, kills = rehearse(settings, args.run, args.arena, args.start, args.days, chaos)
+          f"Redis flush {args.redis_flush}, vendor faults {args.vendor_faults}")  # fmt: skip
+    storm, kills = rehearse(settings, args.run, args.arena, args.start, args.days, chaos, faults=args.vendor_faults)
     print(f"  {storm.seconds:.0f} s, {len(storm.orders)} orders, {len(storm.trades)} fills and marks")
     print(recovery_table(kills))
     print(f"restarts seen by the supervisor: {storm.restarts}")
     print(f"accepted by the Alpaca stand-ins: {storm.accepted}; order events submitted: {storm.submitted_events}")
     print(f"client_order_ids POSTed more than once (refused after the first): {doubled(storm) or 'none'}")
     ok = storm.accepted == storm.submitted_events
-    clean = against_clean_replay(settings, storm, args.arena, args.start, args.days)
-    print(f"against the clean replay: {clean}")
-    ok = ok and all(clean.values())
+    if storm.verdict is not None:
+        print(verdict_text(storm.verdict))
+        ok = ok and all(storm.verdict.checks.values())
+    else:
+        clean = against_clean_replay(settings, storm, args.arena, args.start, args.days)
+        print(f"against the clean replay: {clean}")
+        ok = ok and all(clean.values())
     if calm is not None:
         same = differences(calm, storm)
         print(f"equal to the calm rehearsal: {same}")

@@ -345,7 +345,9 @@ def _source(name: str, calendar: TradingCalendar) -> BarSource:
     from redblue.core.settings import alpaca_credentials
 
     creds = alpaca_credentials("REDBLUE_ALPACA_")
-    return AlpacaBarSource(creds.key, creds.secret, url_override=creds.url_override, calendar=calendar)
+    return AlpacaBarSource(
+        creds.key, creds.secret, url_override=creds.url_override, calendar=calendar, timeout=creds.timeout
+    )
 
 
 def season(args: argparse.Namespace, settings: Settings) -> int:

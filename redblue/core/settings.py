@@ -166,7 +166,8 @@ class Settings(BaseSettings):
 
 
 class AlpacaCredentials(BaseSettings):
-    """An Alpaca account: ``<PREFIX>KEY``, ``<PREFIX>SECRET`` (and optionally ``PAPER``, ``URL_OVERRIDE``).
+    """An Alpaca account: ``<PREFIX>KEY``, ``<PREFIX>SECRET`` (and optionally ``PAPER``, ``URL_OVERRIDE``,
+    ``TIMEOUT``: seconds to wait for each of its answers before retrying).
 
     The key and secret are ``SecretStr``: their ``repr`` and ``str`` are ``**********``.
     """
@@ -177,6 +178,7 @@ class AlpacaCredentials(BaseSettings):
     secret: SecretStr
     paper: bool = True
     url_override: str | None = None
+    timeout: float = Field(10.0, gt=0)
 
 
 def alpaca_credentials(prefix: str) -> AlpacaCredentials:

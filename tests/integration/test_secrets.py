@@ -12,50 +12,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
-from redblue.adapters.kafka import client_config
 from redblue.adapters.mlflow.auth import AsUser
 from redblue.adapters.mlflow.tracking import SIMULATIONS
-from redblue.core import credentials
 from redblue.core.arena import REPO_ROOT
 from redblue.core.settings import Settings
 from schemas import TOPICS, decode_all, topic_name
 from tests.factories import BASELINES
+from tests.leaks import files_under, leaks, raw_messages, stack_secrets
 
 pytestmark = pytest.mark.integration
 
 
-def secrets(settings: Settings) -> dict[str, str]:
-    """Every password this stack knows: its credentials file and the passwords in ``settings``."""
-    found = {k: v for k, v in credentials.read_file(settings.credentials_file).items() if v}
-    for field in credentials.secret_fields():
-        value = getattr(settings, field)
-        if value is not None and value.get_secret_value():
-            found[field] = value.get_secret_value()
-    assert found, "no credentials: these checks need the secured stack"
-    return found
-
-
-def leaks(text: bytes | str, known: dict[str, str]) -> list[str]:
-    data = text.encode() if isinstance(text, str) else text
-    return [name for name, value in known.items() if value.encode() in data]
-
-
-def files_under(root: Path) -> Iterator[Path]:
-    if root.is_file():
-        yield root
-    elif root.is_dir():
-        yield from (p for p in root.rglob("*") if p.is_file())
-
-
 def test_no_secret_is_printed_logged_sent_or_stored(settings: Settings, run_id: str, tmp_path: Path) -> None:
-    known = secrets(settings)
+    known = stack_secrets(settings)
+    assert known, "no credentials: these checks need the secured stack"
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "redblue", "-v", "simulate", "--arena", str(BASELINES), "--symbols", "SAP",
            "--start", "2024-06-03", "--days", "5", "--run-id", run_id, "--out", str(out)]  # fmt: skip
@@ -97,30 +72,6 @@ def test_no_secret_is_printed_logged_sent_or_stored(settings: Settings, run_id: 
     for path in [store / "mlflow.db", *files_under(store / "artifacts")]:  # the store's files, if local
         if path.is_file():
             assert leaks(path.read_bytes(), known) == [], f"MLflow's store {path} holds a password"
-
-
-def raw_messages(settings: Settings, topic: str) -> list[tuple[bytes, bytes]]:
-    """Every message of ``topic`` as (key, value) bytes (the admin reads everything)."""
-    consumer = Consumer({**client_config(settings), "group.id": f"secrets-scan-{topic}", "enable.auto.commit": False})
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        values: list[tuple[bytes, bytes]] = []
-        for partition in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, partition, low)])
-            while len(values) < 10_000:
-                msg = consumer.poll(5.0)
-                if msg is None:
-                    break
-                if msg.error() is None:
-                    values.append((msg.key() or b"", msg.value() or b""))
-                    if msg.offset() + 1 >= high:
-                        break
-        return values
-    finally:
-        consumer.close()
 
 
 def mlflow_download(settings: Settings, run_id: str, into: Path) -> Path:

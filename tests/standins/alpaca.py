@@ -18,7 +18,11 @@ Faults are scripted per route (``orders``, ``order``, ``account``, ``positions``
 an HTTP status (e.g. 429, 503), ``(status, message)``, ``"slow"`` (the request is handled, but
 the answer comes after ``slow_seconds``: a client timeout, and for a POST an order that exists
 although the client never heard so) or ``"echo"`` (a 500 whose body echoes the request's
-headers, key and secret included, as a misbehaving proxy might).
+headers, key and secret included, as a misbehaving proxy might). ``fail(..., since=moment)``
+keeps the answers for the first requests at or after that moment of the clock (a rehearsal
+scripts a step's trouble before it moves the clock there). :attr:`AlpacaStandIn.served` counts the
+scripted answers given, :attr:`AlpacaStandIn.answered` the requests answered by route and clock
+time, :attr:`AlpacaStandIn.busy` the requests being answered right now.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import re
 import threading
 import time as wall
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -76,7 +81,10 @@ class AlpacaStandIn:
         self.posted: list[dict[str, Any]] = []
         self.bars: dict[str, list[dict[str, Any]]] = {}
         self.page_size = 2
-        self.faults: dict[str, list[Answer]] = {}
+        self.faults: dict[str, list[tuple[Answer, datetime | None]]] = {}
+        self.served: Counter[str] = Counter()  # "bars 503", "orders slow": scripted answers given
+        self.busy = 0  # requests being answered (a slow answer keeps its request busy)
+        self.answered: Counter[tuple[str, datetime]] = Counter()  # (route, the clock's time): requests answered
         self.server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
         self.server.expect_request(re.compile(r"^/.*$")).respond_with_handler(self._serve)
 
@@ -110,14 +118,14 @@ class AlpacaStandIn:
 
     # -- scripting ------------------------------------------------------------------------------
 
-    def fail(self, route: str, *answers: Answer) -> None:
-        """Answer the next requests of ``route`` with ``answers`` (then normally again)."""
-        self.faults.setdefault(route, []).extend(answers)
+    def fail(self, route: str, *answers: Answer, since: datetime | None = None) -> None:
+        """Answer the next requests of ``route`` (those at or after ``since``) with ``answers``, then normally."""
+        self.faults.setdefault(route, []).extend((answer, since) for answer in answers)
 
     @property
     def refuse(self) -> tuple[int, str] | None:
         queue = self.faults.get("orders")
-        return queue[0] if queue and isinstance(queue[0], tuple) else None
+        return queue[0][0] if queue and isinstance(queue[0][0], tuple) else None
 
     @refuse.setter
     def refuse(self, answer: tuple[int, str]) -> None:
@@ -135,6 +143,15 @@ class AlpacaStandIn:
     # -- serving --------------------------------------------------------------------------------
 
     def _serve(self, request: Request) -> Response:
+        with self.lock:
+            self.busy += 1
+        try:
+            return self._handle(request)
+        finally:
+            with self.lock:
+                self.busy -= 1
+
+    def _handle(self, request: Request) -> Response:
         if (request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY")) != (
             self.key,
             self.secret,
@@ -161,7 +178,11 @@ class AlpacaStandIn:
     def _fault(self, route: str | None) -> Answer | None:
         with self.lock:
             queue = self.faults.get(route or "", [])
-            return queue.pop(0) if queue else None
+            if not queue or (queue[0][1] is not None and self.now < queue[0][1]):
+                return None
+            answer, _ = queue.pop(0)
+            self.served[f"{route} {answer[0] if isinstance(answer, tuple) else answer}"] += 1
+            return answer
 
     def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         with self.lock:
@@ -170,6 +191,7 @@ class AlpacaStandIn:
             route = _ROUTES.get((method, path))
             if route is None:
                 return 404, {"code": 40410000, "message": "endpoint not found"}
+            self.answered[(route, self.now)] += 1
             handler: Callable[[dict[str, list[str]], Any], tuple[int, Any]] = getattr(self, f"_{route}")
             return handler(query, body)
 

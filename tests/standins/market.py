@@ -12,10 +12,15 @@ For each (symbol, session) at a moment ``now``, a vendor shows:
 - a **skipped** session is absent until its ``until`` (or for ever).
 
 The calendar (holidays, early closes, DST) decides opens and closes, as for the real thing.
+:attr:`Timeline.shown` counts what was shown, by kind (``partial``, ``before auction``, ``first
+print``, ``final``, ``withheld``: a skipped session asked for), and :attr:`Timeline.last_shown`
+says at which (vendor) time each kind was last shown.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -43,6 +48,9 @@ class Timeline:
         self._final: dict[tuple[str, date], Row] = {(r.symbol, r.date): r for r in rows}
         self._first: dict[tuple[str, date], FirstPrint] = {}
         self._skipped: dict[tuple[str, date], datetime | None] = {}
+        self.shown: Counter[str] = Counter()
+        self.last_shown: dict[str, datetime] = {}
+        self._lock = threading.Lock()
 
     # -- scripting the vendor's faults ---------------------------------------------------------
 
@@ -73,16 +81,26 @@ class Timeline:
 
     def at(self, symbol: str, day: date, now: datetime) -> Row | None:
         """The row of ``symbol``'s session ``day`` a vendor shows at ``now`` (None: none)."""
+        kind, row = self._showing(symbol, day, now)
+        if kind is not None:
+            with self._lock:
+                self.shown[kind] += 1
+                self.last_shown[kind] = max(now, self.last_shown.get(kind, now))
+        return row
+
+    def _showing(self, symbol: str, day: date, now: datetime) -> tuple[str | None, Row | None]:
         final = self._final.get((symbol, day))
-        if final is None or now < self.calendar.open_time(day) or self._hidden(symbol, day, now):
-            return None
+        if final is None or now < self.calendar.open_time(day):
+            return None, None
+        if self.hidden(symbol, day, now):
+            return "withheld", None
         close = self.calendar.close_time(day)
         if now < close:
-            return _partial(final)
+            return "partial", _partial(final)
         if now < close + self.auction_lag:
-            return _before_auction(final)
+            return "before auction", _before_auction(final)
         first = self._first.get((symbol, day))
-        return first.row if first is not None and now < first.until else final
+        return ("first print", first.row) if first is not None and now < first.until else ("final", final)
 
     def rows(self, symbols: Sequence[str], start: date, end: date, now: datetime) -> list[Row]:
         """Every row of ``symbols`` from ``start`` to ``end`` as shown at ``now``, by (symbol, date)."""
@@ -94,7 +112,8 @@ class Timeline:
                     found.append(row)
         return found
 
-    def _hidden(self, symbol: str, day: date, now: datetime) -> bool:
+    def hidden(self, symbol: str, day: date, now: datetime) -> bool:
+        """Whether a skipped session is still left out at ``now``."""
         if (symbol, day) not in self._skipped:
             return False
         until = self._skipped[(symbol, day)]

@@ -7,11 +7,8 @@ baselines arena, and the trader sends each team's orders to its own Alpaca accou
 red's answers 429/503 bursts, slow and secret-echoing errors, blue's is clean). The clean replay
 feeds the bundled bars at the same times, to fault-free accounts.
 
-What the faults are allowed to change, and nothing else (checked below):
-
-- a revised bar: the forecasts made *from* it (as of that day) saw the first print;
-- a session served only after its target's order window (AMZN, ``MISSED``): its trades miss
-  (rejected "missed the opg window"), so that symbol's position, and its orders, may differ after.
+The fault plan and what the faults are allowed to change (and nothing else) are shared with the
+rehearsal through the real services: :mod:`tests.standins.faults`.
 """
 
 from __future__ import annotations
@@ -38,11 +35,12 @@ from redblue.core.bars import DATA_DIR, Row, read_rows, to_bar_fields
 from redblue.core.broker import BrokerGateway
 from redblue.core.calendar import get_calendar
 from redblue.core.retry import NO_WAIT
-from schemas import Bar, BarProcessed, BarRevision, Event, Fill, Forecast, Order, PositionMark, encode
+from schemas import Bar, BarProcessed, BarRevision, Event, Fill, Forecast, Order, encode
 from tests.factories import BASELINES
 from tests.standins.alpaca import AlpacaStandIn
 from tests.standins.bus import Sink
 from tests.standins.clock import ReplayClock, ny
+from tests.standins.faults import FaultPlan, credentials, effective, holdings, values
 from tests.standins.market import Timeline
 from tests.standins.yahoo import ScriptedYahoo
 
@@ -52,13 +50,14 @@ RUN = "season"
 SEASON = CAL.sessions(date(2024, 1, 2), date(2024, 4, 2))  # 63 sessions
 WARMUP = CAL.sessions(CAL.offset(SEASON[0], -ARENA.window), CAL.offset(SEASON[0], -1))
 FAST = replace(BROKER_BACKOFF, sleep=lambda _: None)
-DATA_KEY, DATA_SECRET = "PKDATA0001", "data-secret-0001"
-RED_KEY, RED_SECRET = "PKRED00001", "red-secret-00001"
-BLUE_KEY, BLUE_SECRET = "PKBLUE0001", "blue-secret-0001"
+DATA_KEY, DATA_SECRET = credentials("data")
+RED_KEY, RED_SECRET = credentials("red")
+BLUE_KEY, BLUE_SECRET = credentials("blue")
 
-REVISED = {("AAPL", SEASON[10]), ("SAP", SEASON[30]), ("AMZN", SEASON[47])}  # first print 1 % off, fixed overnight
-LATE = ("SAP", SEASON[17])  # the vendor skips it until 08:00 the next day: published at 09:00, still in time
-MISSED = ("AMZN", SEASON[38])  # skipped until 17:00 the next day, after that day's bar: a gap, and a missed open
+PLAN = FaultPlan.spread(SEASON, ARENA.symbols, troubled="red")
+REVISED = PLAN.revised  # AAPL, SAP, AMZN: first print 1 % off, fixed overnight
+LATE = PLAN.late  # SAP: the vendor skips it until 08:00 the next day: published at 09:00, still in time
+MISSED = PLAN.missed  # AMZN: skipped until 17:00 the next day, after that day's bar: a gap, and a missed open
 
 
 def rows() -> list[Row]:
@@ -166,10 +165,7 @@ def live_season(truth: list[Row]) -> Season:
     """The live run: the producer through the misbehaving data API, red's account misbehaving too."""
     clock = ReplayClock(ny(WARMUP[-1], 20))
     market = Timeline(truth, CAL)
-    for symbol, day in REVISED:
-        market.first_print(symbol, day, until=ny(CAL.offset(day, 1), 8))
-    market.skip(*LATE, until=ny(CAL.offset(LATE[1], 1), 8))
-    market.skip(*MISSED, until=ny(CAL.offset(MISSED[1], 1), 17))
+    PLAN.script(market, CAL)
     with AlpacaStandIn(clock, key=DATA_KEY, secret=DATA_SECRET, timeline=market, slow_seconds=0.4) as data:
         data.page_size = 1000
         with accounts(clock, market) as (red, blue):
@@ -185,7 +181,7 @@ def live_season(truth: list[Row]) -> Season:
             producer = LiveProducer(source, sink, ARENA.symbols, CAL, clock, published)
             season = Season(pipeline)
             for n, day in enumerate(SEASON):
-                _faults(n, data, red)
+                PLAN.trouble(n, data, red)
                 for moment in times(day):
                     clock.set(moment)
                     seen = len(sink.sent)
@@ -196,21 +192,6 @@ def live_season(truth: list[Row]) -> Season:
                         pipeline.take(out.event)
                     pipeline.tick()
     return season
-
-
-def _faults(n: int, data: AlpacaStandIn, red: AlpacaStandIn) -> None:
-    """The day's scripted trouble (taken by the day's first requests of each route)."""
-    data.faults.clear()
-    red.faults.clear()
-    if n % 7 == 3:
-        data.fail("bars", 429, 503)  # a burst, ridden out by the retries
-        red.fail("orders", 503, 429, "echo")  # the echo carries red's key and secret in its body
-    if n % 11 == 5:
-        data.fail("bars", "slow")
-        red.fail("orders", "slow")  # the order is taken, the answer is lost: confirmed on the retry
-        red.fail("order", 503, "echo", 429)
-    if n == 25:
-        data.fail("bars", *[503] * 4)  # a lasting outage: one poll reports it, the next one recovers
 
 
 # -- the checks -------------------------------------------------------------------------------
@@ -235,18 +216,6 @@ def seasons() -> Iterator[tuple[Season, Season, list[str]]]:
         root.removeHandler(handler)
         root.setLevel(level)
     yield clean, live, records
-
-
-def effective(published: list[Bar | BarRevision]) -> dict[tuple[str, date], tuple[float, ...]]:
-    newest: dict[tuple[str, date], tuple[float, ...]] = {}
-    for event in published:
-        bar = event.bar if isinstance(event, BarRevision) else event
-        newest[(bar.symbol, bar.date)] = (bar.open, bar.high, bar.low, bar.close, float(bar.volume))
-    return newest
-
-
-def values(bar: Bar) -> tuple[float, ...]:
-    return (bar.open, bar.high, bar.low, bar.close, float(bar.volume))
 
 
 def test_the_live_producer_publishes_the_replays_bars_each_once_in_order(seasons: Any) -> None:
@@ -281,41 +250,12 @@ def test_gaps_and_outages_were_reported_not_papered_over(seasons: Any) -> None:
     assert all(p.rejected == [] for _, p in live.polls)  # missing data is never dead-lettered
 
 
-def brief(f: Forecast) -> tuple[Any, ...]:
-    return (f.team, f.model, f.symbol, f.as_of, f.target, f.predicted_close, f.last_close)
-
-
 def test_the_same_forecasts_except_those_made_from_a_first_print(seasons: Any) -> None:
     clean, live, _ = seasons
-    made, expected = [brief(f) for f in live.pipeline.forecasts], [brief(f) for f in clean.pipeline.forecasts]
-    from_first_print = {b for b in made if (b[2], b[3]) in REVISED}
-    assert len(from_first_print) == 3 * len(REVISED)  # persistence, drift and trend of each revised day
-    assert sorted(set(made) - from_first_print) == sorted(
-        set(expected) - {b for b in expected if (b[2], b[3]) in REVISED}
-    )
+    made, expected = live.pipeline.forecasts, clean.pipeline.forecasts
+    assert PLAN.same_forecasts(made, expected)
+    assert len([f for f in made if PLAN.from_first_print(f)]) == 3 * len(REVISED)  # every model, each revised day
     assert len(made) == len(expected)
-
-
-def order_key(o: Order) -> tuple[Any, ...]:
-    return (o.team, o.symbol, o.side, o.quantity, o.as_of, o.target, o.status)
-
-
-def holdings(season: Season) -> dict[tuple[str, str, date], int]:
-    return {(m.team, m.symbol, m.as_of): m.quantity for m in season.pipeline.trading if isinstance(m, PositionMark)}
-
-
-def disrupted(clean: Season, live: Season) -> set[tuple[str, str, date]]:
-    """The (team, symbol, as-of day)s whose decisions the faults may change: from a revised or missed
-    session until both runs hold the same position in that symbol again."""
-    ours, theirs = holdings(live), holdings(clean)
-    days: set[tuple[str, str, date]] = set()
-    for symbol, start in sorted(REVISED | {MISSED}):
-        for team in ARENA.teams:
-            for day in (d for d in SEASON if d >= start):
-                if day > start and ours[(team, symbol, day)] == theirs[(team, symbol, day)]:
-                    break
-                days.add((team, symbol, day))
-    return days
 
 
 def test_the_same_orders_fills_and_positions_apart_from_what_revisions_and_the_missed_open_change(
@@ -324,20 +264,15 @@ def test_the_same_orders_fills_and_positions_apart_from_what_revisions_and_the_m
     clean, live, _ = seasons
     live_orders = [o for o in live.pipeline.trading if isinstance(o, Order)]
     clean_orders = [o for o in clean.pipeline.trading if isinstance(o, Order)]
-    changed = disrupted(clean, live)
-
-    def kept(orders: list[Order]) -> list[tuple[Any, ...]]:
-        return sorted(order_key(o) for o in orders if (o.team, o.symbol, o.as_of) not in changed)
-
-    assert kept(live_orders) == kept(clean_orders)  # red's 429/503/slow/echo trouble changed none
-    assert len(kept(clean_orders)) > 0.8 * len(clean_orders)
+    same, changed = PLAN.same_orders(live.pipeline.trading, clean.pipeline.trading, ARENA.teams)
+    assert same  # red's 429/503/slow/echo trouble changed none
+    assert len([o for o in clean_orders if (o.team, o.symbol, o.as_of) not in changed]) > 0.8 * len(clean_orders)
     assert all(o.status == "submitted" for o in clean_orders)
     (late,) = [o for o in live_orders if (o.symbol, o.as_of) == LATE]  # decided at 09:00, sent at once
     assert (late.status, late.produced_at) == ("submitted", ny(CAL.offset(LATE[1], 1), 9))
     missed = [o for o in live_orders if (o.symbol, o.as_of) == MISSED]
     assert missed and all(o.status == "rejected" and o.reason.startswith("missed the opg window") for o in missed)
-    held = {k: v for k, v in holdings(live).items() if k not in changed}
-    assert held == {k: v for k, v in holdings(clean).items() if k not in changed}
+    assert holdings(live.pipeline.trading).keys() == holdings(clean.pipeline.trading).keys()
     fills = {e.client_order_id: (e.price, e.date) for e in live.pipeline.trading if isinstance(e, Fill)}
     clean_fills = {e.client_order_id: (e.price, e.date) for e in clean.pipeline.trading if isinstance(e, Fill)}
     both = fills.keys() & clean_fills.keys()
