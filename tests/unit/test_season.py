@@ -179,3 +179,23 @@ def test_a_service_is_ready_only_when_its_own_process_says_so(tmp_path: Path) ->
         stop.set()
         thread.join(timeout=30)
     assert all(s.ready_at is None for s in _states(files).values())  # stopped: nobody is ready
+
+
+def test_status_shows_readiness_and_each_processor_workers_partitions() -> None:
+    from redblue.app.season.control import SeasonStatus, render
+
+    services = [
+        ServiceState("trader", "running", 11, started_at=100.0, ready_at=114.0),
+        ServiceState("processor", "running", 12, started_at=100.0, ready_at=130.0),
+        ServiceState("processor-2", "running", 13, started_at=150.0),
+        ServiceState("scorer", "restarting", None, restarts=1),
+    ]
+    text = render(SeasonStatus("s1", 5, services, {}, {}, {}, [], shares={12: [0, 2], 99: [1]}), now=160.0)
+    rows = {line.split()[0]: line for line in text.splitlines() if line.split() and line.split()[0] in _NAMES}
+    assert rows["trader"].endswith("after 14s")
+    assert rows["processor"].endswith("after 30s; bars partitions 0,2")
+    assert rows["processor-2"].endswith("not yet; bars partitions none (not in the group)")
+    assert rows["scorer"].split()[1:3] == ["restarting", "-"] and rows["scorer"].endswith("-")
+
+
+_NAMES = {"trader", "processor", "processor-2", "scorer"}
