@@ -768,8 +768,8 @@ def group_members(settings: Settings, group: str, timeout: float = 10.0) -> list
     admin = admin_client(settings)
     try:
         described = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result(timeout=timeout)
-    except KafkaException as err:
-        raise KafkaUnavailable(f"cannot describe consumer group {group}: {err}") from err
+    except (KafkaException, TimeoutError) as err:  # the future times out while the broker is away
+        raise KafkaUnavailable(f"cannot describe consumer group {group}: {err!r}") from err
     return [GroupMember(m.member_id, m.client_id, _held(m.assignment.topic_partitions)) for m in described.members]
 
 

@@ -199,3 +199,25 @@ def test_status_shows_readiness_and_each_processor_workers_partitions() -> None:
 
 
 _NAMES = {"trader", "processor", "processor-2", "scorer"}
+
+
+def test_a_watchdog_that_cannot_look_does_not_take_the_season_down(tmp_path: Path) -> None:
+    """E.g. describing the processor's group times out while the broker restarts (seen in the
+    60-session rehearsal: the supervisor died and stopped every service)."""
+
+    def blind(_name: str, _pid: int) -> Progress:
+        raise TimeoutError()
+
+    files = SeasonFiles(tmp_path / "season")
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    supervisor = Supervisor({"a": sleep}, files, tmp_path, watchdog=Watchdog(blind, stall_after=0.1, every=0.05))
+    stop = threading.Event()
+    thread = threading.Thread(target=supervisor.run, args=(stop,))
+    thread.start()
+    try:
+        _until(lambda: "watchdog could not look: TimeoutError()" in files.log("a").read_text())
+        time.sleep(0.3)
+        assert thread.is_alive() and _states(files)["a"].state == "running"
+    finally:
+        stop.set()
+        thread.join(timeout=30)

@@ -218,7 +218,11 @@ class Supervisor:
         for child in self._children:
             if child.proc is None or child.state.state != "running":
                 continue
-            seen = dog.progress(child.state.name, child.proc.pid)
+            try:
+                seen = dog.progress(child.state.name, child.proc.pid)
+            except Exception as err:  # the watchdog's look must never take the supervisor (and the season) down
+                self._note(child.state.name, f"watchdog could not look: {err!r}")
+                continue
             if seen is None:
                 continue
             committed, behind = seen.committed, seen.behind
@@ -230,11 +234,14 @@ class Supervisor:
                 child.committed, child.still_since = committed, now
                 continue
             if child.progressed and now - child.still_since >= dog.stall_after:
-                with self._files.log(child.state.name).open("ab") as sink:
-                    note = f"{behind} events behind, nothing committed for {now - child.still_since:.0f} s"
-                    sink.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} stalled ({note}): killed\n".encode())
+                note = f"{behind} events behind, nothing committed for {now - child.still_since:.0f} s"
+                self._note(child.state.name, f"stalled ({note}): killed")
                 child.proc.kill()
                 child.committed = -1
+
+    def _note(self, service: str, text: str) -> None:
+        with self._files.log(service).open("ab") as sink:
+            sink.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n".encode())
 
     def _start(self, child: _Child, now: float) -> None:
         log, ready = self._files.log(child.state.name), self._files.ready(child.state.name)
