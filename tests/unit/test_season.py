@@ -215,7 +215,9 @@ def test_a_watchdog_that_cannot_look_does_not_take_the_season_down(tmp_path: Pat
     thread = threading.Thread(target=supervisor.run, args=(stop,))
     thread.start()
     try:
-        _until(lambda: "watchdog could not look: TimeoutError()" in files.log("a").read_text())
+        _until(
+            lambda: files.log("a").exists() and "watchdog could not look: TimeoutError()" in files.log("a").read_text()
+        )
         time.sleep(0.3)
         assert thread.is_alive() and _states(files)["a"].state == "running"
     finally:
