@@ -16,6 +16,7 @@ from redblue.adapters.kafka import ConsumerStats, Outgoing, consume, read_topics
 from redblue.adapters.redis_store import RedisStore
 from redblue.core.access import scorer_group
 from redblue.core.arena import Arena
+from redblue.core.readiness import announce_ready
 from redblue.core.runs import note_arena
 from redblue.core.settings import Settings
 from redblue.core.spans import Span, Spans
@@ -59,6 +60,7 @@ def run_scorer(
         stage="scorer",
         batch=board.batch,  # one Redis transaction per consumed batch
         from_start=True,  # pending forecasts live in memory: a restarted scorer re-reads (idempotently)
+        on_ready=lambda: announce_ready(settings.ready_file),  # re-read to the end: the board is whole again
     )
 
 

@@ -26,6 +26,7 @@ from redblue.core.access import trader_group
 from redblue.core.arena import Arena
 from redblue.core.broker import BrokerGateway
 from redblue.core.clock import Clock, utc_now
+from redblue.core.readiness import announce_ready
 from redblue.core.settings import Settings
 from redblue.core.spans import Spans
 from schemas import BarProcessed, BarRevision, Event, Forecast, Order, PositionMark, TeamState
@@ -163,6 +164,7 @@ def run_trader(
             stage="trader",
             from_start=True,  # pending forecasts live in memory; what was already processed is skipped
             transactional_id=trader_group(run),  # a bar's fills, marks and orders: all or none
+            on_ready=lambda: announce_ready(settings.ready_file),  # rebuilt, reconciled, forecasts re-read
         )
     finally:
         done.set()

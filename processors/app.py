@@ -21,7 +21,7 @@ from typing import Any
 import faust
 from faust.streams import _current_event  # what Faust sets while a stream iterates one event
 
-from processors import app_id
+from processors import app_id, worker_client_id
 from processors.book import ModelBook, ModelSource
 from processors.forecasting import Horizon, revise, step_many
 from processors.pins import Pin
@@ -30,6 +30,7 @@ from redblue.adapters.kafka import Received, dead_letter
 from redblue.core.arena import Arena
 from redblue.core.calendar import get_calendar
 from redblue.core.clock import clock_of
+from redblue.core.readiness import announce_ready
 from redblue.core.settings import Settings
 from schemas import Bar, BarRevision, Event, SchemaError, decode_all, encode, topic_name
 from schemas.topics import BARS, DEADLETTER, FORECASTS
@@ -53,6 +54,7 @@ BATCH_SIZE = 2000  # messages (a replay's message holds many bars)
 BATCH_WAIT = 0.05
 STEP_SIZE = 1000  # bars stepped, and their results sent, at a time: the next stage starts early
 PRODUCER_LINGER = 0.005  # seconds the producer waits to fill a request
+READY_EVERY = 0.5  # seconds between the worker's looks at whether it is ready (once)
 
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
@@ -85,6 +87,9 @@ def create_app(
         app_id(run),
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=broker_credentials(settings),
+        broker_client_id=worker_client_id(os.getpid()),  # which member of the group is which process
+        broker_session_timeout=settings.processor_session_seconds,  # a killed worker's partitions move after it
+        broker_heartbeat_interval=min(3.0, settings.processor_session_seconds / 3),
         store="memory://",
         topic_partitions=BARS.partitions,
         web_enabled=False,
@@ -109,6 +114,15 @@ def create_app(
     async def refresh_models() -> None:
         if book.ready.is_set():
             await asyncio.get_running_loop().run_in_executor(None, book.refresh)
+
+    said: list[bool] = []
+
+    @app.timer(interval=READY_EVERY)  # type: ignore[untyped-decorator]
+    async def say_ready() -> None:
+        """Ready once the models are loaded and the group's first assignment is recovered."""
+        if not said and book.ready.is_set() and book.failure is None and app.tables.actives_ready:
+            announce_ready(settings.ready_file)
+            said.append(True)
 
     return app
 

@@ -65,7 +65,7 @@ from redblue.adapters.redis_store import RedisStore
 from redblue.app.outputs import leaderboard_text
 from redblue.app.provision import reset_run
 from redblue.app.season import control
-from redblue.app.season.services import SeasonSpec
+from redblue.app.season.services import SeasonSpec, service_args
 from redblue.app.season.supervisor import SeasonFiles
 from redblue.core import credentials
 from redblue.core.arena import DEFAULT_ARENA, load_arena
@@ -86,8 +86,13 @@ from tests.standins.market import Timeline
 BASELINES = DEFAULT_ARENA.parent / "baselines.yaml"
 TICK = 0.2  # the trader's ticker (REDBLUE_TRADER_TICK_SECONDS) in a rehearsal
 POLL = 0.2  # the producer's polls
-KILLABLE = ("web", "scorer", "trader", "processor", "producer")
 STALL = 60.0  # the supervisor's watchdog (REDBLUE_STALL_SECONDS) in a rehearsal
+SESSION = 10.0  # a killed processor worker leaves its group after this (REDBLUE_PROCESSOR_SESSION_SECONDS)
+
+
+def killable(processors: int = 1) -> tuple[str, ...]:
+    """The season's services (every processor worker among them)."""
+    return tuple(service_args(SeasonSpec("any", processors=processors)))
 
 
 @dataclass
@@ -131,7 +136,16 @@ class Outcome:
     submitted_events: int  # order events saying "submitted" or "duplicate"
     restarts: dict[str, int]
     seconds: float
+    shares: list[dict[int, list[int]]]  # the processor workers' bars partitions (pid -> partitions), as seen
     verdict: Verdict | None = None  # with vendor faults: what they did, and the checks
+
+
+def repeated(outcome: Outcome) -> dict[tuple[Any, ...], int]:
+    """Forecasts (team, model, symbol, as of) that came with more than one value (none may)."""
+    values: dict[tuple[Any, ...], set[Any]] = {}
+    for f in outcome.forecasts:
+        values.setdefault(f[:4], set()).add(f[4:])
+    return {key: len(v) for key, v in values.items() if len(v) > 1}
 
 
 class Rehearsal:
@@ -146,8 +160,9 @@ class Rehearsal:
         days: int,
         say: Callable[[str], None] = print,
         faults: bool = False,
+        processors: int = 1,
     ) -> None:
-        self.settings, self.run, self.say = settings, run, say
+        self.settings, self.run, self.say, self.processors = settings, run, say, processors
         self.arena = load_arena(arena_path)
         self.arena_path = arena_path
         self.calendar: TradingCalendar = get_calendar(self.arena.calendar)
@@ -163,6 +178,7 @@ class Rehearsal:
         self.faults = VendorFaults.of(self.season, self.arena.symbols, teams, self.calendar) if faults else None
         self.market: Timeline | None = None
         self.moment = ny(self.warmup[-1], 20)  # where the driver set the clock
+        self.shares: list[dict[int, list[int]]] = []
 
     # -- setting up ---------------------------------------------------------------------------
 
@@ -189,6 +205,7 @@ class Rehearsal:
             }
             env = {**as_env(self.settings), **_passwords(self.settings), "REDBLUE_CLOCK_FILE": str(self.clock_file)}
             env |= {"REDBLUE_TRADER_TICK_SECONDS": str(TICK), "REDBLUE_STALL_SECONDS": str(STALL)}
+            env |= {"REDBLUE_PROCESSOR_SESSION_SECONDS": str(SESSION)}
             env |= {"REDBLUE_ALPACA_KEY": data.key, "REDBLUE_ALPACA_SECRET": data.secret}
             env |= {"REDBLUE_ALPACA_URL_OVERRIDE": data.url}
             for team, standin in self.standins.items():
@@ -208,7 +225,7 @@ class Rehearsal:
             os.environ.update(env)  # the supervisor and its services inherit these
             try:
                 spec = SeasonSpec(self.run, arena=arena_file, source="alpaca", port=_free_port(),
-                                  first_target=self.season[0], interval=POLL)  # fmt: skip
+                                  first_target=self.season[0], interval=POLL, processors=self.processors)  # fmt: skip
                 control.up(self.settings, spec)
             finally:
                 os.environ.clear()
@@ -301,7 +318,8 @@ class Rehearsal:
             return self.faults.offered(self.moment)
         lags = self._lags()
         self._note_recoveries(lags)
-        if lags is None or any(lags.values()):
+        self._note_shares()
+        if lags is None or any(lags.values()) or not self._all_ready():
             return False
         try:
             specs = [BARS, FILLS, ORDERS] if self.faults is not None else [BARS, FILLS]
@@ -318,10 +336,8 @@ class Rehearsal:
             return False
         if self.faults is not None and not self._answered(topics[BARS], topics[ORDERS], due):
             return False
-        if what != "close":  # the held orders are sent by the ticker: let it tick a few times
+        if what != "close":  # the held orders are sent by the ticker of a ready trader: let it tick a few times
             trader = self._state("trader")
-            if trader is None or trader.state != "running" or time.time() - (trader.started_at or 0) < 1.0:
-                return False
             time.sleep(4 * TICK)
             again = self._state("trader")
             lags = self._lags()
@@ -352,6 +368,19 @@ class Rehearsal:
         posted = {p["client_order_id"] for s in self.standins.values() for p in s.posted}
         return posted <= {o.client_order_id for o in orders if isinstance(o, Order)}
 
+    def _all_ready(self) -> bool:
+        """Every service runs and its current process said it is ready (rebuilt, reconciled, caught up)."""
+        states = self.files.read_states()
+        return bool(states) and all(s.state == "running" and s.ready_at is not None for s in states)
+
+    def _note_shares(self) -> None:
+        """With several processor workers: which bars partitions each holds now (when that changed)."""
+        if self.processors < 2:
+            return
+        shares = control.processor_shares(self.settings, self.run)
+        if isinstance(shares, dict) and (not self.shares or shares != self.shares[-1]):
+            self.shares.append(shares)
+
     def _state(self, name: str) -> Any:
         return next((s for s in self.files.read_states() if s.name == name), None)
 
@@ -362,7 +391,7 @@ class Rehearsal:
             if kill.recovered is not None:
                 continue
             st = states.get(kill.service)
-            if st is None or st.state != "running" or st.pid in (None, kill.pid):
+            if st is None or st.state != "running" or st.pid in (None, kill.pid) or st.ready_at is None:
                 continue
             if kill.service in lags_of and (lags is None or lags[kill.service]):
                 continue
@@ -400,6 +429,7 @@ class Rehearsal:
             submitted_events=sum(o.status in ("submitted", "duplicate") for o in orders),
             restarts={s.name: s.restarts for s in self.files.read_states()},
             seconds=time.monotonic() - began,
+            shares=list(self.shares),
         )
 
 
@@ -482,10 +512,12 @@ def rehearse(
     chaos: Chaos,
     say: Callable[[str], None] = print,
     faults: bool = False,
+    processors: int = 1,
 ) -> tuple[Outcome, list[Kill]]:
-    """Run one rehearsal (with ``chaos``, through misbehaving vendors if ``faults``); its outcome and the kills."""
+    """Run one rehearsal (with ``chaos``, ``processors`` processor workers, through misbehaving vendors
+    if ``faults``); its outcome and the kills."""
     began = time.monotonic()
-    rehearsal = Rehearsal(settings, run, arena, start, days, say, faults)
+    rehearsal = Rehearsal(settings, run, arena, start, days, say, faults, processors)
     with rehearsal.running():
         rehearsal.drive(chaos)
         outcome = rehearsal.outcome(began)
@@ -576,25 +608,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vendor-faults", action="store_true", help="serve the season through misbehaving vendors and judge it"
     )
+    parser.add_argument("--processors", type=int, default=1, help="processor workers (the calm run has one)")
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the stand-ins' request lines
     settings = Settings()
-    order = tuple(random.Random(args.seed).sample(KILLABLE, len(KILLABLE)))  # every service in turn
+    services = killable(args.processors)
+    order = tuple(random.Random(args.seed).sample(services, len(services)))  # every service in turn
     chaos = Chaos(args.kills, args.broker_restart, args.redis_flush, args.seed, victims=order)
     calm = None
     if args.compare_calm:
         print(f"calm rehearsal of {args.days} sessions from {args.start}")
         calm, _ = rehearse(settings, f"{args.run}-calm", args.arena, args.start, args.days, Chaos())
         print(f"  {calm.seconds:.0f} s, {len(calm.orders)} orders, {len(calm.trades)} fills and marks")
-    print(f"rehearsal {args.run}: {args.days} sessions, {args.kills} kills, broker restart {args.broker_restart}, "
-          f"Redis flush {args.redis_flush}, vendor faults {args.vendor_faults}")  # fmt: skip
-    storm, kills = rehearse(settings, args.run, args.arena, args.start, args.days, chaos, faults=args.vendor_faults)
+    print(f"rehearsal {args.run}: {args.days} sessions, {args.processors} processor worker(s), {args.kills} kills, "
+          f"broker restart {args.broker_restart}, Redis flush {args.redis_flush}, "
+          f"vendor faults {args.vendor_faults}")  # fmt: skip
+    storm, kills = rehearse(settings, args.run, args.arena, args.start, args.days, chaos, faults=args.vendor_faults,
+                            processors=args.processors)  # fmt: skip
     print(f"  {storm.seconds:.0f} s, {len(storm.orders)} orders, {len(storm.trades)} fills and marks")
     print(recovery_table(kills))
     print(f"restarts seen by the supervisor: {storm.restarts}")
     print(f"accepted by the Alpaca stand-ins: {storm.accepted}; order events submitted: {storm.submitted_events}")
     print(f"client_order_ids POSTed more than once (refused after the first): {doubled(storm) or 'none'}")
-    ok = storm.accepted == storm.submitted_events
+    counts = Counter(f[:4] for f in storm.forecasts)
+    print(f"forecasts: {len(counts)} (team, model, symbol, as of), {len(storm.forecasts)} sent "
+          f"({sum(n - 1 for n in counts.values())} re-sent); with two values: {repeated(storm) or 'none'}")  # fmt: skip
+    if args.processors > 1:
+        print("processor workers' bars partitions, as they changed: " + "; ".join(map(str, storm.shares)))
+    ok = storm.accepted == storm.submitted_events and not repeated(storm)
     if storm.verdict is not None:
         print(verdict_text(storm.verdict))
         ok = ok and all(storm.verdict.checks.values())

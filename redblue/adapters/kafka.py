@@ -463,6 +463,7 @@ def consume(
     from_start: bool = False,
     batch: Callable[[], AbstractContextManager[object]] = nullcontext,
     transactional_id: str | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> ConsumerStats:
     """Consume ``specs`` until ``stop`` is set: decode, handle, produce the results, commit.
 
@@ -476,7 +477,8 @@ def consume(
     were validated when it built them and are not validated again. ``batch`` wraps the handling
     of each batch of consumed messages (e.g. to write a projection's changes in one round trip).
     With ``from_start`` every start re-reads the topics from their beginning, for a projection
-    that keeps working state in memory and must rebuild it after a restart.
+    that keeps working state in memory and must rebuild it after a restart. ``on_ready`` is
+    called once, when the loop has handled everything its topics held (see :func:`_caught_up`).
     """
     producer = EventProducer(settings, run, transactional_id)
     failed: list[KafkaError] = []
@@ -499,6 +501,9 @@ def consume(
             messages = consumer.consume(num_messages=1000, timeout=0.2)
             if not messages:
                 commits.settle()
+                if on_ready is not None and _caught_up(consumer, from_start):
+                    on_ready()
+                    on_ready = None
                 continue
             for msg in messages:
                 received = _received(msg, stage)
@@ -562,6 +567,27 @@ class _Work:
         else:
             self._commits.after(self._offsets)
         self._unit, self._offsets, self._events = [], {}, 0
+
+
+def _caught_up(consumer: Consumer, from_start: bool, timeout: float = 5.0) -> bool:
+    """Whether the consumer has partitions and has read each to its end (as of now): its position,
+    or where it starts when it has read nothing there (the beginning with ``from_start``, else the
+    committed offset), is at the high watermark. (A read_committed consumer's position passes the
+    transaction markers at a partition's end.)"""
+    try:
+        assigned = consumer.assignment()
+        if not assigned:
+            return False
+        positions = consumer.position(assigned)
+        committed = [None] * len(assigned) if from_start else consumer.committed(assigned, timeout=timeout)
+        for at, done in zip(positions, committed, strict=True):
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(at.topic, at.partition), timeout=timeout)
+            start = at.offset if at.offset >= 0 else done.offset if done is not None and done.offset >= 0 else lo
+            if start < hi:
+                return False
+        return True
+    except KafkaException:
+        return False
 
 
 def _rewind(consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -711,11 +737,42 @@ def group_backlog(settings: Settings, run: str, group: str, specs: Sequence[Topi
     return group_progress(settings, run, group, specs, timeout)[1]
 
 
+@dataclass(frozen=True)
+class GroupMember:
+    """One member of a consumer group as the group coordinator describes it."""
+
+    member_id: str
+    client_id: str
+    partitions: frozenset[tuple[str, int]]  # (topic, partition) assigned to it
+
+
+def group_members(settings: Settings, group: str, timeout: float = 10.0) -> list[GroupMember]:
+    """The members of consumer ``group`` and the partitions each was assigned ([] when it has
+    none, e.g. while it rebalances)."""
+    admin = admin_client(settings)
+    try:
+        described = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result(timeout=timeout)
+    except (KafkaException, TimeoutError) as err:  # the future times out while the broker is away
+        raise KafkaUnavailable(f"cannot describe consumer group {group}: {err!r}") from err
+    return [GroupMember(m.member_id, m.client_id, _held(m.assignment.topic_partitions)) for m in described.members]
+
+
+def _held(partitions: Iterable[TopicPartition]) -> frozenset[tuple[str, int]]:
+    return frozenset((tp.topic, tp.partition) for tp in partitions)
+
+
 def group_progress(
-    settings: Settings, run: str, group: str, specs: Sequence[TopicSpec], timeout: float = 10.0
+    settings: Settings,
+    run: str,
+    group: str,
+    specs: Sequence[TopicSpec],
+    timeout: float = 10.0,
+    only: Iterable[tuple[str, int]] | None = None,
 ) -> tuple[int, int]:
     """(offsets committed in total, events not committed yet) of consumer ``group`` on the run's
-    ``specs`` topics: a group behind whose committed total does not move is stalled."""
+    ``specs`` topics (``only`` those (topic, partition) if given: e.g. one member's share):
+    a group behind whose committed total does not move is stalled."""
+    kept = None if only is None else set(only)
     consumer = Consumer(
         {
             **client_config(settings),  # this service's login (with security)
@@ -730,7 +787,7 @@ def group_progress(
         for name in (topic_name(settings.topic_prefix, run, spec) for spec in specs):
             meta = consumer.list_topics(name, timeout=timeout).topics.get(name)
             if meta is not None and meta.error is None:
-                partitions += [TopicPartition(name, p) for p in meta.partitions]
+                partitions += [TopicPartition(name, p) for p in meta.partitions if kept is None or (name, p) in kept]
         ends: dict[tuple[str, int], int] = {}
         starts = []
         committed = 0

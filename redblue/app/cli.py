@@ -22,6 +22,12 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return int(text)
+
+
 def _symbols(text: str) -> tuple[str, ...]:
     return tuple(s.strip().upper() for s in text.split(",") if s.strip())
 
@@ -106,6 +112,9 @@ def _season_args(season: argparse.ArgumentParser) -> None:
     season.add_argument("--port", type=int, default=8080, help="the web page's port (default 8080)")
     season.add_argument("--first-target", type=_date, default=None, help="the first session forecast (and traded)")
     season.add_argument("--interval", type=float, default=None, help="seconds between the producer's polls")
+    season.add_argument(
+        "--processors", type=_positive, default=1, help="processor workers sharing the bars' partitions (default 1)"
+    )
 
 
 def _simulate_args(sim: argparse.ArgumentParser) -> None:

@@ -303,6 +303,7 @@ def produce(args: argparse.Namespace, settings: Settings) -> int:
     from redblue.adapters.kafka import EventProducer, read_topic
     from redblue.core.calendar import get_calendar
     from redblue.core.clock import clock_of
+    from redblue.core.readiness import announce_ready
     from schemas.topics import BARS, DEADLETTER
 
     arena, _ = _arena(args)
@@ -314,8 +315,13 @@ def produce(args: argparse.Namespace, settings: Settings) -> int:
     live = LiveProducer(_source(args.source, calendar), EventProducer(settings, args.run), arena.symbols, calendar,
                         clock, published)  # fmt: skip
 
+    said: list[bool] = []
+
     def report(poll: Poll) -> None:
         print(f"{clock():%Y-%m-%d %H:%M}Z {poll_text(poll)}", flush=True)
+        if not poll.error and not said:  # read back what it had published, and polled: ready
+            announce_ready(settings.ready_file)
+            said.append(True)
 
     if args.once:
         poll = live.poll()
@@ -356,7 +362,7 @@ def season(args: argparse.Namespace, settings: Settings) -> int:
 
     spec = SeasonSpec(
         args.season, arena=args.arena, source=args.source, port=args.port, first_target=args.first_target,
-        interval=args.interval,
+        interval=args.interval, processors=args.processors,
     )  # fmt: skip
     if args.action == "up":
         pid = control.up(settings, spec)

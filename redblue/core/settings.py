@@ -59,9 +59,13 @@ class Settings(BaseSettings):
     registry_prefix: str = "redblue"  # registered model names: {prefix}.{team}.{model}.{symbol}
     model_refresh_seconds: float = 10.0  # how often the processor checks for moved aliases
     stall_seconds: float = 120.0  # a season's consumer behind without committing this long is restarted
+    processor_session_seconds: float = 60.0  # a processor worker silent this long leaves its group (Faust's default)
     trader_tick_seconds: float = 30.0  # how often the trader sends the orders its gateways held
     clock_file: Path | None = Field(
         None, description="a replayed market clock (rehearsals): the services' 'now' is the ISO time in this file"
+    )
+    ready_file: Path | None = Field(
+        None, description="where the service says it is ready (pid and time; set by the season supervisor)"
     )
     service: Service = Field("admin", description="whose credentials this process uses (each command sets its own)")
     security: bool = Field(True, description="false: the local stack and every client without authentication")

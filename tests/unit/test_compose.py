@@ -129,3 +129,18 @@ def test_compose_runs_the_supervisors_command_lines(services: dict[str, dict[str
     assert set(supervised) == {*OURS, "web"}
     for name, args in supervised.items():
         assert build_parser().parse_args(services[name]["command"]) == build_parser().parse_args(args), name
+
+
+def test_compose_scales_the_processor_as_the_supervisor_runs_several(services: dict[str, dict[str, Any]]) -> None:
+    """``season up --processors 2`` runs processor and processor-2 with compose's processor command;
+    compose runs more by ``--scale processor=2``, which a fixed container name or host port forbids."""
+    from redblue.app.cli import build_parser
+    from redblue.app.season.services import SeasonSpec, kind_of, service_args
+
+    supervised = service_args(SeasonSpec("live", source="yfinance", host="0.0.0.0", port=8080, processors=2))
+    workers = [name for name in supervised if kind_of(name) == "processor"]
+    assert workers == ["processor", "processor-2"]
+    compose = build_parser().parse_args(services["processor"]["command"])
+    assert all(build_parser().parse_args(supervised[name]) == compose for name in workers)
+    assert not {"container_name", "ports"} & set(services["processor"])
+    assert services["processor"].get("deploy", {}).get("replicas", 1) == SeasonSpec("live").processors

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from redblue.app.season.services import SeasonSpec, service_args
-from redblue.app.season.supervisor import SeasonFiles, ServiceState
+from redblue.app.season.services import SeasonSpec, kind_of, service_args
+from redblue.app.season.supervisor import Progress, SeasonFiles, ServiceState
 from redblue.core.arena import Arena
 from redblue.core.errors import RedblueError
 from redblue.core.settings import Settings
@@ -48,6 +48,7 @@ def up(settings: Settings, spec: SeasonSpec, wait: float = 10.0) -> int:
     cmd += ["--arena", str(spec.arena.resolve())] if spec.arena is not None else []
     cmd += ["--first-target", str(spec.first_target)] if spec.first_target is not None else []
     cmd += ["--interval", str(spec.interval)] if spec.interval is not None else []
+    cmd += ["--processors", str(spec.processors)]
     pid = spawn_detached(cmd, files.supervisor_log, REPO)
     files.pid_file.write_text(f"{pid}\n")
     deadline = time.monotonic() + wait
@@ -90,6 +91,7 @@ class SeasonStatus:
     last_bars: dict[str, date]
     next_bars: dict[str, tuple[date, datetime] | None]  # symbol -> next session and when it closes
     accounts: list[Account]
+    shares: dict[int, list[int]] | str = ""  # processor worker pid -> its bars partitions (or why unknown)
 
 
 def status(settings: Settings, season: str, arena: Arena) -> SeasonStatus:
@@ -99,6 +101,7 @@ def status(settings: Settings, season: str, arena: Arena) -> SeasonStatus:
         season=season,
         supervisor_pid=read_pid(files.pid_file, MARKER),
         services=files.read_states(),
+        shares=processor_shares(settings, season),
         lag=_lags(settings, season),
         last_bars=last,
         next_bars=_next_bars(arena, last),
@@ -118,23 +121,64 @@ def consumer_groups(run: str) -> dict[str, tuple[str, list[TopicSpec]]]:
     }
 
 
-def progress_of(settings: Settings, run: str) -> Callable[[str], tuple[int, int] | None]:
-    """For the supervisor's watchdog: a service's (offsets committed, events behind); None if not
-    a consumer or Kafka cannot say now."""
-    from redblue.adapters.kafka import KafkaUnavailable, group_progress
+def progress_of(settings: Settings, run: str) -> Callable[[str, int], Progress | None]:
+    """For the supervisor's watchdog: how far the service (process ``pid``) is; None if it is not
+    a consumer or Kafka cannot say now.
+
+    A processor worker is judged on its share of the group's partitions; one that is not in the
+    group while others are is not judged (they hold the partitions); when the group has no member
+    at all, each worker is judged on the whole group (a lone worker that dropped out of it)."""
+    from processors import worker_pid
+    from redblue.adapters.kafka import KafkaUnavailable, group_members, group_progress
 
     groups = consumer_groups(run)
 
-    def progress(service: str) -> tuple[int, int] | None:
-        if service not in groups:
+    def progress(service: str, pid: int) -> Progress | None:
+        kind = kind_of(service)
+        if kind not in groups:
             return None
-        group, specs = groups[service]
+        group, specs = groups[kind]
         try:
-            return group_progress(settings, run, group, specs, timeout=5.0)
+            if kind != "processor":
+                return Progress(*group_progress(settings, run, group, specs, timeout=5.0))
+            members = group_members(settings, group, timeout=5.0)
+            mine = [m for m in members if worker_pid(m.client_id) == pid]
+            if not mine:
+                return None if members else Progress(*group_progress(settings, run, group, specs, timeout=5.0))
+            share = frozenset(_read_by(mine[0].partitions, settings, run, specs))
+            return Progress(*group_progress(settings, run, group, specs, timeout=5.0, only=share), share=share)
         except KafkaUnavailable:
             return None
 
     return progress
+
+
+def _read_by(
+    assigned: frozenset[tuple[str, int]], settings: Settings, run: str, specs: list[TopicSpec]
+) -> set[tuple[str, int]]:
+    """The partitions of ``specs`` (the run's topics) among ``assigned`` (a Faust worker also
+    holds its tables' changelog partitions)."""
+    from schemas import topic_name
+
+    names = {topic_name(settings.topic_prefix, run, spec) for spec in specs}
+    return {(topic, p) for topic, p in assigned if topic in names}
+
+
+def processor_shares(settings: Settings, run: str) -> dict[int, list[int]] | str:
+    """Each processor worker's (pid) partitions of the bars topic, as its consumer group says."""
+    from processors import worker_pid
+    from redblue.adapters.kafka import KafkaUnavailable, group_members
+
+    group, specs = consumer_groups(run)["processor"]
+    try:
+        members = group_members(settings, group, timeout=5.0)
+    except KafkaUnavailable as err:
+        return f"unknown ({err})"
+    return {
+        pid: sorted(p for _, p in _read_by(m.partitions, settings, run, specs))
+        for m in members
+        if (pid := worker_pid(m.client_id)) is not None
+    }
 
 
 def _lags(settings: Settings, run: str) -> dict[str, int | str]:
@@ -208,13 +252,26 @@ def _accounts(settings: Settings, run: str, arena: Arena) -> list[Account]:
         stores.close()
 
 
+def _share_text(shares: dict[int, list[int]] | str, pid: int | None) -> str:
+    if isinstance(shares, str):
+        return shares
+    held = shares.get(pid or -1)
+    return "none (not in the group)" if held is None else ",".join(map(str, held)) or "none"
+
+
 def render(st: SeasonStatus, now: float) -> str:
     """``season status`` as text."""
     sup = f"supervisor pid {st.supervisor_pid}" if st.supervisor_pid else "supervisor NOT running"
-    lines = [f"season {st.season}: {sup}", "", f"{'service':<10} {'state':<11} {'pid':>7} {'restarts':>8}  uptime"]
+    head = f"{'service':<12} {'state':<11} {'pid':>7} {'restarts':>8} {'uptime':>7}  ready"
+    lines = [f"season {st.season}: {sup}", "", head]
     for s in st.services:
-        up_for = f"{now - s.started_at:.0f}s" if s.started_at and s.state in ("running", "starting") else "-"
-        lines.append(f"{s.name:<10} {s.state:<11} {s.pid or '-':>7} {s.restarts:>8}  {up_for}")
+        started = s.started_at if s.state in ("running", "starting") else None
+        up_for = f"{now - started:.0f}s" if started else "-"
+        ready = "-" if not started else "not yet" if s.ready_at is None else f"after {s.ready_at - started:.0f}s"
+        row = f"{s.name:<12} {s.state:<11} {s.pid or '-':>7} {s.restarts:>8} {up_for:>7}  {ready}"
+        if kind_of(s.name) == "processor" and started:
+            row += f"; bars partitions {_share_text(st.shares, s.pid)}"
+        lines.append(row)
         if s.state == "failed" and s.last_lines:
             lines += [f"    | {line}" for line in s.last_lines.splitlines()[-10:]]
     lines += ["", "consumer lag: " + ", ".join(f"{stage} {lag}" for stage, lag in st.lag.items()), ""]

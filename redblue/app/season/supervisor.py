@@ -7,7 +7,10 @@ each within ``healthy_after`` seconds of its start) is marked ``failed`` with it
 and left alone. A consuming service that is alive but stuck (a :class:`Watchdog` sees its
 consumer group behind and its committed offsets unchanged for ``stall_after`` seconds, after it
 had committed something since its start: e.g. the Faust processor after a broker restart) is
-killed, and so restarted like a dead one.
+killed, and so restarted like a dead one. Several workers sharing one consumer group (the
+processor's) are each judged on the partitions the group gave it.
+Each child gets a ready file of its own (``REDBLUE_READY_FILE``, removed before every start; see
+:mod:`redblue.core.readiness`); when the child's pid writes it, the time goes into its state.
 The supervisor writes every service's state to ``state.json`` (atomically) for
 ``season status``; SIGTERM stops every child (SIGTERM, then SIGKILL) and then the supervisor.
 
@@ -18,6 +21,7 @@ state in Kafka, Redis or the broker and rebuilds it on start (see each service's
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -27,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from redblue.core.readiness import read_ready
 from redblue.stack.process import tail
 
 State = Literal["starting", "running", "restarting", "failed", "stopped"]
@@ -47,14 +52,27 @@ class Backoff:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How far a consumer is: offsets committed in total and events behind, on what it reads.
+
+    ``share``: the partitions it holds when several workers share its consumer group (its
+    offsets and backlog are then those of its share); a new share is a new start, not progress.
+    """
+
+    committed: int
+    behind: int
+    share: frozenset[tuple[str, int]] | None = None
+
+
+@dataclass(frozen=True)
 class Watchdog:
     """Restarts a service whose consumer group stays behind without committing anything.
 
-    ``progress(service)``: its (offsets committed in total, events behind), None when it is not
-    a consumer or that cannot be known now (e.g. Kafka is down: nothing is judged then).
+    ``progress(service, pid)``: how far it is (:class:`Progress`), None when it is not a consumer
+    or that cannot be known now (e.g. Kafka is down, a worker not in its group: nothing is judged).
     """
 
-    progress: Callable[[str], tuple[int, int] | None]
+    progress: Callable[[str, int], Progress | None]
     stall_after: float = 120.0
     every: float = 5.0
 
@@ -71,6 +89,7 @@ class ServiceState:
     last_exit: int | None = None
     failures: int = 0  # quick deaths in a row
     last_lines: str = ""
+    ready_at: float | None = None  # epoch seconds when this start (its pid) said it was ready
 
 
 @dataclass(frozen=True)
@@ -98,6 +117,9 @@ class SeasonFiles:
     def log(self, service: str) -> Path:
         return self.root / "logs" / f"{service}.log"
 
+    def ready(self, service: str) -> Path:
+        return self.root / "ready" / f"{service}.json"
+
     def read_states(self) -> list[ServiceState]:
         """The services' states as last written ([] before the supervisor wrote any)."""
         try:
@@ -121,6 +143,7 @@ class _Child:
     started: float = field(default=0.0)
     committed: int = -1  # the watchdog's last look: offsets committed, and since when unchanged while behind
     still_since: float = 0.0
+    share: frozenset[tuple[str, int]] | None = None
     progressed: bool = False  # committed something since its start (one still starting up is never judged)
 
 
@@ -144,6 +167,7 @@ class Supervisor:
         self._watchdog = watchdog
         self._looked = 0.0
         (files.root / "logs").mkdir(parents=True, exist_ok=True)
+        (files.root / "ready").mkdir(parents=True, exist_ok=True)
 
     def run(self, stop: threading.Event, tick: float = 0.2) -> None:
         try:
@@ -171,8 +195,18 @@ class Supervisor:
             if child.state.state == "starting":
                 child.state.state = "running"
                 return True
-            return False
+            return self._ready(child)
         self._died(child, code, now)
+        return True
+
+    def _ready(self, child: _Child) -> bool:
+        """Note when the running child said it was ready; True when that is new."""
+        if child.state.ready_at is not None:
+            return False
+        ready = read_ready(self._files.ready(child.state.name))
+        if ready is None or ready.pid != child.state.pid:
+            return False
+        child.state.ready_at = ready.at
         return True
 
     def _look_for_stalls(self) -> None:
@@ -184,39 +218,51 @@ class Supervisor:
         for child in self._children:
             if child.proc is None or child.state.state != "running":
                 continue
-            seen = dog.progress(child.state.name)
+            try:
+                seen = dog.progress(child.state.name, child.proc.pid)
+            except Exception as err:  # the watchdog's look must never take the supervisor (and the season) down
+                self._note(child.state.name, f"watchdog could not look: {err!r}")
+                continue
             if seen is None:
                 continue
-            committed, behind = seen
+            committed, behind = seen.committed, seen.behind
+            if seen.share != child.share:  # a new share of the group's partitions: a new start
+                child.committed, child.still_since, child.share = -1, now, seen.share
             if child.committed >= 0 and committed != child.committed:
                 child.progressed = True
             if behind == 0 or committed != child.committed:
                 child.committed, child.still_since = committed, now
                 continue
             if child.progressed and now - child.still_since >= dog.stall_after:
-                with self._files.log(child.state.name).open("ab") as sink:
-                    note = f"{behind} events behind, nothing committed for {now - child.still_since:.0f} s"
-                    sink.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} stalled ({note}): killed\n".encode())
+                note = f"{behind} events behind, nothing committed for {now - child.still_since:.0f} s"
+                self._note(child.state.name, f"stalled ({note}): killed")
                 child.proc.kill()
                 child.committed = -1
 
+    def _note(self, service: str, text: str) -> None:
+        with self._files.log(service).open("ab") as sink:
+            sink.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n".encode())
+
     def _start(self, child: _Child, now: float) -> None:
-        log = self._files.log(child.state.name)
+        log, ready = self._files.log(child.state.name), self._files.ready(child.state.name)
+        ready.unlink(missing_ok=True)
+        env = {**os.environ, "REDBLUE_READY_FILE": str(ready)}
         with log.open("ab") as sink:
             sink.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(child.argv)}\n".encode())
             sink.flush()
             child.proc = subprocess.Popen(
-                child.argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=self._cwd
+                child.argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=self._cwd, env=env
             )
         child.started = now
-        child.committed, child.progressed = -1, False
+        child.committed, child.progressed, child.share = -1, False, None
         child.state.pid = child.proc.pid
         child.state.started_at = time.time()
+        child.state.ready_at = None
         child.state.state = "starting"
 
     def _died(self, child: _Child, code: int, now: float) -> None:
         st = child.state
-        st.last_exit, st.pid, child.proc = code, None, None
+        st.last_exit, st.pid, child.proc, st.ready_at = code, None, None, None
         st.last_lines = tail(self._files.log(st.name), 20)
         st.failures = 1 if now - child.started >= self._backoff.healthy_after else st.failures + 1
         if st.failures >= self._backoff.max_failures:
@@ -246,5 +292,5 @@ class Supervisor:
             child.proc = None
             if child.state.state != "failed":
                 child.state.state = "stopped"
-            child.state.pid = None
+            child.state.pid = child.state.ready_at = None
         self._save()

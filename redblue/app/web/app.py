@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 
 from redblue.app.web import views
 from redblue.core.errors import RedblueError
+from redblue.core.readiness import announce_ready
 from redblue.core.settings import Settings
 from redblue.core.store import RunStores, StoreError, StoreUnavailable
 
@@ -177,8 +178,18 @@ def serve(settings: Settings, host: str, port: int, poll_seconds: float = 5.0) -
     from redblue.adapters.redis_store import RedisStores
 
     stores = RedisStores.from_settings(settings)
+    server = uvicorn.Server(uvicorn.Config(create_app(stores, poll_seconds=poll_seconds), host=host, port=port,
+                                           log_level="warning"))  # fmt: skip
+    bind = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        await bind(sockets)
+        if server.started:  # listening: the page answers
+            announce_ready(settings.ready_file)
+
+    server.startup = startup  # type: ignore[method-assign]
     try:
-        uvicorn.run(create_app(stores, poll_seconds=poll_seconds), host=host, port=port, log_level="warning")
+        server.run()
     finally:
         stores.close()
 
