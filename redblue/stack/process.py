@@ -105,16 +105,20 @@ def read_pid(pid_file: Path, marker: str) -> int | None:
     A stale file (garbage, a dead process, or a pid reused by a process whose command line
     lacks ``marker``) is removed.
     """
+    pid = running_pid(pid_file, marker)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+    return pid
+
+
+def running_pid(pid_file: Path, marker: str) -> int | None:
+    """:func:`read_pid` without removing anything: for waiting on a pid file a daemon is writing
+    (read a moment after it was created, it is empty: removing it lost the daemon's pid)."""
     try:
         pid = int(pid_file.read_text().strip())
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):
         return None
-    except ValueError:
-        pid = 0
-    if pid > 0 and pid_alive(pid) and _runs(pid, marker):
-        return pid
-    pid_file.unlink(missing_ok=True)
-    return None
+    return pid if pid > 0 and pid_alive(pid) and _runs(pid, marker) else None
 
 
 def command_line(pid_file: Path) -> list[str] | None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from redblue.core.settings import Settings
 from redblue.stack.credentials import ensure_credentials
-from redblue.stack.process import Out, Service, StackError, read_pid, run_captured, tail, wait_ready, write_private
+from redblue.stack.process import Out, Service, StackError, run_captured, running_pid, tail, wait_ready, write_private
 
 
 def redis_address(url: str) -> tuple[str, int]:
@@ -118,7 +118,7 @@ def start_redis(settings: Settings, out: Out) -> None:
     if done.returncode != 0:
         raise StackError(f"redis: redis-server failed to start:\n{done.stdout[-2000:]}\n{tail(service.log_file)}")
     deadline = time.monotonic() + 10
-    while (pid := read_pid(service.pid_file, service.marker)) is None and time.monotonic() < deadline:
+    while (pid := running_pid(service.pid_file, service.marker)) is None and time.monotonic() < deadline:
         time.sleep(0.1)
     if pid is None:
         raise StackError(f"redis: did not start; see {service.log_file}\n{tail(service.log_file)}")

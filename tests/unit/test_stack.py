@@ -204,3 +204,14 @@ def test_spawn_detached_runs_in_its_own_session(tmp_path: Path) -> None:
     finally:
         process.stop_pid(pid, timeout=5)
     assert not process.pid_alive(pid)
+
+
+def test_waiting_for_a_daemon_s_pid_file_never_removes_it(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """Redis creates its pid file, then writes it: read in between it is empty. The start's wait
+    must not remove it (CI's brand-new stack once failed with "redis: did not start" that way)."""
+    pid_file = tmp_path / "redis.pid"
+    pid_file.write_text("")
+    assert process.running_pid(pid_file, "rb-test-marker") is None
+    assert pid_file.exists()
+    pid_file.write_text(f"{sleeper.pid}\n")  # the daemon finished writing
+    assert process.running_pid(pid_file, "rb-test-marker") == sleeper.pid
