@@ -449,13 +449,15 @@ def clean_replay(rehearsal: Rehearsal) -> CleanReplay:
     from consumers.trading import Trader
     from processors.book import ModelBook
     from processors.forecasting import Horizon, step
+    from redblue.app.simulate import model_sources
     from redblue.core.bars import to_bar_fields
     from schemas import BarProcessed
 
     arena, calendar, season = rehearsal.arena, rehearsal.calendar, rehearsal.season
     moment = ny(season[-1], 20)
     trader = Trader("clean", arena, simulated_gateways("clean", arena, lambda: moment), lambda: moment)
-    models = ModelBook(arena).models
+    sources = model_sources(rehearsal.settings.for_service("processor"), arena)  # e.g. the teams' Ludwig models
+    models = ModelBook(arena, sources).models
     windows: dict[str, list[Bar]] = {}
     forecasts: list[Forecast] = []
     trading: list[Event] = []
