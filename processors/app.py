@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event  # what Faust sets while a stream iterates one event
+from faust.tables import TableManager
 
 from processors import app_id, worker_client_id
 from processors.book import ModelBook, ModelSource
@@ -27,6 +28,7 @@ from processors.forecasting import Horizon, revise, step_many
 from processors.pins import Pin
 from processors.windows import Windows
 from redblue.adapters.kafka import Received, dead_letter
+from redblue.core.access import PROCESSOR_TABLES
 from redblue.core.arena import Arena
 from redblue.core.calendar import get_calendar
 from redblue.core.clock import clock_of
@@ -74,15 +76,20 @@ def create_app(
     horizon: Horizon,
     sources: Mapping[str, ModelSource] | None = None,
     pins: Sequence[Pin] | None = None,
+    prepared: bool = False,
 ) -> faust.App:
     """Build the worker's app for one run (no connection is opened until it starts).
 
     ``sources`` maps model kinds (e.g. ``ludwig``) to where their versions come from; the
     baselines need none. Every ``model_refresh_seconds`` the worker picks up moved versions,
-    unless ``pins`` fix them (a simulation: see :mod:`processors.pins`).
+    unless ``pins`` fix them (a simulation: see :mod:`processors.pins`). ``prepared``: every
+    topic of the run, the table changelogs included, was created before the worker starts and
+    is in the broker's metadata (a simulation's orchestrator does that before it says go), so
+    the worker starts without Faust's pause (see :class:`_PromptTables`).
     """
     datadir = settings.home / "faust" / run
     datadir.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {"TableManager": _PromptTables} if prepared else {}
     app = faust.App(
         app_id(run),
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -96,6 +103,7 @@ def create_app(
         datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
         producer_linger=PRODUCER_LINGER,
+        **options,
     )
     bars = app.topic(topic_name(settings.topic_prefix, run, BARS), value_type=bytes, value_serializer="raw")
     book = ModelBook(arena, sources, pins, background=True)  # models load while the worker starts
@@ -127,6 +135,20 @@ def create_app(
     return app
 
 
+class _PromptTables(TableManager):
+    """Faust's table manager without the fixed one-second pause its ``on_start`` begins with
+    (faust-streaming 0.11: ``await self.sleep(1.0)``, then subscribe to the changelogs and
+    recover). The pause gives a changelog topic that the worker has just created time to reach
+    its consumer's metadata; without it the first table write met ``PartitionsMismatch`` in a
+    season's processor. Used only with ``prepared`` topics (they exist, and the broker's
+    metadata shows them, before the worker's consumer first asks)."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
 class _Batches:
     """What the agent does with a batch of messages of the bars topic."""
 
@@ -136,7 +158,8 @@ class _Batches:
         self._dead = app.topic(
             topic_name(settings.topic_prefix, run, DEADLETTER), value_type=bytes, value_serializer="raw"
         )
-        self._table = app.Table("windows", default=list, partitions=BARS.partitions)
+        [name] = PROCESSOR_TABLES
+        self._table = app.Table(name, default=list, partitions=BARS.partitions)
         self._windows = Windows(self._table)
         self._calendar = get_calendar(arena.calendar)
         self._clock = clock_of(settings)
@@ -219,12 +242,6 @@ def _processing(event: Any) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
-
-
-def changelogs(app: faust.App) -> dict[str, int]:
-    """The app's table changelog topics and their partitions (create them before the worker
-    starts: a first batch right after start-up would otherwise meet one not in the metadata yet)."""
-    return {table.changelog_topic_name: table.partitions or BARS.partitions for table in app.tables.values()}
 
 
 def build_worker(app: faust.App, loglevel: str = "warn") -> faust.Worker:

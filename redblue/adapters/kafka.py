@@ -57,9 +57,23 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+_ADMIN: dict[str, Any] = {}  # the last admin client made, and for what
+_ADMIN_LOCK = threading.Lock()
+
+
 def admin_client(settings: Settings) -> AdminClient:
-    """An admin client as ``settings.service`` (topic and ACL changes need the admin service)."""
-    return AdminClient({**client_config(settings), "log_level": 3})
+    """An admin client as ``settings.service`` (topic and ACL changes need the admin service).
+
+    The last one made is kept and handed out again for the same login: a new client costs a
+    connection and a SCRAM handshake (~0.1 s), and setting a run up asks several times.
+    """
+    config = {**client_config(settings), "log_level": 3}
+    key = repr(sorted(config.items()))
+    with _ADMIN_LOCK:
+        if _ADMIN.get("key") != key:
+            _ADMIN.update(key=key, client=AdminClient(config))
+        client: AdminClient = _ADMIN["client"]
+    return client
 
 
 def check_broker(settings: Settings, timeout: float = 5.0) -> None:
@@ -86,35 +100,56 @@ def run_topics(settings: Settings, run: str, specs: Iterable[TopicSpec] = TOPICS
     return {topic_name(settings.topic_prefix, run, spec): spec for spec in specs}
 
 
-def ensure_topics(settings: Settings, run: str) -> list[str]:
-    """Create the run's topics (explicitly; the broker does not auto-create). Existing ones are kept."""
+def ensure_topics(settings: Settings, run: str, compacted: Mapping[str, int] | None = None) -> list[str]:
+    """Create the run's topics (explicitly; the broker does not auto-create) and the ``compacted``
+    ones (name -> partitions, e.g. the processor's table changelogs). Existing ones are kept."""
     check_broker(settings)
     wanted = run_topics(settings, run)
-    admin = admin_client(settings)  # keep a reference until the futures resolve
     _create(
-        admin, [NewTopic(name, num_partitions=spec.partitions, replication_factor=1) for name, spec in wanted.items()]
+        admin_client(settings),
+        [NewTopic(name, num_partitions=spec.partitions, replication_factor=1) for name, spec in wanted.items()],
+        compacted or {},
     )
-    return list(wanted)
+    return [*wanted, *(compacted or {})]
 
 
-def _create(admin: AdminClient, topics: list[NewTopic]) -> None:
-    """Create ``topics``; those that exist already are kept."""
+def _create(admin: AdminClient, topics: list[NewTopic], compacted: Mapping[str, int]) -> None:
+    """Create ``topics`` and the ``compacted`` ones; those that exist already are kept. Returns once
+    the broker's metadata shows each with every partition led: a client that starts next finds
+    them all (a Faust worker whose consumer missed its changelog failed with PartitionsMismatch)."""
+    config = {"cleanup.policy": "compact"}
+    topics = [
+        *topics,
+        *(NewTopic(n, num_partitions=p, replication_factor=1, config=config) for n, p in compacted.items()),
+    ]
     for name, future in admin.create_topics(topics).items():
         try:
             future.result(timeout=30)
         except KafkaException as err:
             if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaUnavailable(f"cannot create topic {name}: {err}") from err
+    _wait_led(admin, {t.topic: t.num_partitions for t in topics})
+
+
+def _wait_led(admin: AdminClient, wanted: Mapping[str, int], attempts: int = 100) -> None:
+    for _ in range(attempts):
+        topics = admin.list_topics(timeout=10).topics
+        if all(
+            name in topics
+            and topics[name].error is None
+            and len(topics[name].partitions) == n
+            and all(p.leader >= 0 for p in topics[name].partitions.values())
+            for name, n in wanted.items()
+        ):
+            return
+        threading.Event().wait(0.05)
+    raise KafkaUnavailable(f"topics created but not in the broker's metadata after {attempts} looks: {sorted(wanted)}")
 
 
 def ensure_compacted_topics(settings: Settings, partitions: Mapping[str, int]) -> None:
     """Create compacted topics (name -> partitions) unless they exist, e.g. a processor's table
     changelogs, so that its worker never meets one that the cluster metadata does not show yet."""
-    config = {"cleanup.policy": "compact"}
-    _create(
-        admin_client(settings),
-        [NewTopic(n, num_partitions=p, replication_factor=1, config=config) for n, p in partitions.items()],
-    )
+    _create(admin_client(settings), [], partitions)
 
 
 def delete_run(
@@ -498,7 +533,7 @@ def consume(
     work = _Work(producer, handle, batch, commits, consumer if transactional_id is not None else None)
     try:
         while not stop.is_set():
-            messages = consumer.consume(num_messages=1000, timeout=0.2)
+            messages = take(consumer, 1000, timeout=0.2)
             if not messages:
                 commits.settle()
                 if on_ready is not None and _caught_up(consumer, from_start):
@@ -567,6 +602,19 @@ class _Work:
         else:
             self._commits.after(self._offsets)
         self._unit, self._offsets, self._events = [], {}, 0
+
+
+def take(consumer: Consumer, most: int, timeout: float) -> list[Message]:
+    """Up to ``most`` messages (or events), as soon as there is one: waiting at most ``timeout``
+    for the first, then whatever else has already arrived.
+
+    (``Consumer.consume(most, timeout)`` waits until it has ``most`` messages or the timeout
+    passes: with a replay's few large batch messages every call waited the whole timeout.)
+    """
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(num_messages=most - 1, timeout=0)] if most > 1 else [first]
 
 
 def _caught_up(consumer: Consumer, from_start: bool, timeout: float = 5.0) -> bool:
@@ -655,6 +703,9 @@ def read_topics(
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 10,  # a partition already read to its end must not hold up the others
             "enable.partition.eof": True,  # transaction markers take offsets no message is read at
+            # a short read closes while librdkafka still logs in to the group's coordinator (which a
+            # reader never uses) and it logs that as an error: only critical logs; a failed read raises
+            "log_level": 2,
         }
     )
     try:
@@ -684,7 +735,7 @@ def _drain(consumer: Consumer, partitions: set[tuple[str, int]], timeout: float)
     while len(done) < len(partitions):
         if utc_now().timestamp() > deadline:
             raise KafkaUnavailable(f"timed out reading topics; partitions done {sorted(done)} of {sorted(partitions)}")
-        for raw in consumer.consume(num_messages=1000, timeout=0.5):
+        for raw in take(consumer, 1000, timeout=0.5):
             error = raw.error()
             if error is not None and error.code() == KafkaError._PARTITION_EOF:
                 done.add((raw.topic() or "", raw.partition() or 0))

@@ -169,11 +169,12 @@ def leaderboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def process(args: argparse.Namespace, settings: Settings) -> int:
-    from processors.app import changelogs, create_app, run_worker
+    from processors.app import create_app, run_worker
     from processors.forecasting import Horizon
     from processors.pins import read_pins
     from redblue.adapters.kafka import ensure_compacted_topics
     from redblue.app.simulate import model_sources
+    from redblue.core.access import processor_changelogs
     from redblue.core.spans import parse_spans
 
     arena, _ = _arena(args)
@@ -183,10 +184,12 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
     horizon = Horizon(args.first_target, args.last_target, parse_spans(args.spans) if args.spans else None)
     sources = model_sources(settings, arena)  # serving reads: the stack's read-only user
     pins = None if args.pins is None else read_pins(args.pins)
-    app = create_app(settings, args.run, arena, horizon, sources, pins)
-    if args.wait_for_go and not sys.stdin.readline():
-        return 0  # the orchestrator gave up before the run's topics were ready
-    ensure_compacted_topics(settings, changelogs(app))  # the processor may create its own <app id>- topics
+    app = create_app(settings, args.run, arena, horizon, sources, pins, prepared=args.wait_for_go)
+    if args.wait_for_go:  # the orchestrator created every topic of the run, the changelogs too
+        if not sys.stdin.readline():
+            return 0  # it gave up before the run's topics were ready
+    else:  # the processor may create its own <app id>- topics (a service without the admin's password)
+        ensure_compacted_topics(settings, processor_changelogs(args.run))
     run_worker(app, loglevel="info" if args.verbose else "warn")
     return 0
 

@@ -14,7 +14,7 @@ from redblue.adapters.kafka import delete_run, ensure_topics
 from redblue.adapters.kafka_security import grant_run, revoke_run, upsert_users
 from redblue.adapters.mlflow.auth import ensure_user, grant_owned_models
 from redblue.adapters.redis_store import RedisStore
-from redblue.core.access import processor_app_id, run_groups
+from redblue.core.access import processor_app_id, processor_changelogs, run_groups
 from redblue.core.credentials import MLFLOW_READER, Login
 from redblue.core.settings import Settings, team_mlflow_login
 from redblue.stack.credentials import ensure_team_password
@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def prepare_run(settings: Settings, run: str) -> list[str]:
-    """Create the run's topics and (with security) its ACLs, as the admin; return the topic names."""
+    """Create the run's topics, the processor's table changelogs and (with security) the run's
+    ACLs, as the admin; return the topic names."""
     admin = settings.for_service("admin")
-    topics = ensure_topics(admin, run)
+    topics = ensure_topics(admin, run, compacted=processor_changelogs(run))  # its worker then starts promptly
     if admin.security:
         grant_run(admin, run)
     return topics

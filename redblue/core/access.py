@@ -40,6 +40,15 @@ def processor_app_id(run: str) -> str:
     return f"redblue-processor-{run}"
 
 
+PROCESSOR_TABLES = ("windows",)  # the processor's Faust tables (processors.app), each with a changelog topic
+
+
+def processor_changelogs(run: str) -> dict[str, int]:
+    """The changelog topics of the run's processor tables and their partitions (those of the bars
+    topic: a window is stored with the bar that moved it). The admin creates them with the run."""
+    return {f"{processor_app_id(run)}-{table}-changelog": BARS.partitions for table in PROCESSOR_TABLES}
+
+
 def trader_group(run: str) -> str:
     """The trader's consumer group, and the transactional id of its producer."""
     return f"redblue-trader-{run}"

@@ -10,6 +10,7 @@ from unittest import mock
 
 from processors.app import create_app
 from processors.forecasting import Horizon
+from redblue.core.access import processor_changelogs
 from redblue.core.arena import load_arena
 from redblue.core.calendar import get_calendar
 from redblue.core.settings import Settings
@@ -130,3 +131,34 @@ def test_a_batch_of_bars_in_one_message_gives_what_one_bar_per_message_gives(tmp
     together = run_agent(tmp_path / "b", [encode_many(bars[:10]), encode_many(bars[10:])])["forecasts"]
     strip = [e.model_copy(update={"produced_at": T0}) for e in one_by_one]
     assert [e.model_copy(update={"produced_at": T0}) for e in together] == strip
+
+
+def test_the_admin_creates_exactly_the_changelogs_the_worker_uses(tmp_path: Path) -> None:
+    """The orchestrator creates the processor's changelog topics before its worker starts (named
+    without importing Faust); they must be the app's own, with the bars topic's partitions."""
+    settings = Settings(home=tmp_path, stack_dir=tmp_path / "stack", security=False)
+    app = create_app(settings, "t1", load_arena(BASELINES), Horizon())
+    assert {t.changelog_topic_name: t.partitions for t in app.tables.values()} == processor_changelogs("t1")
+
+
+def test_a_prepared_worker_starts_its_tables_without_faust_s_pause(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, stack_dir=tmp_path / "stack", security=False)
+    slept: dict[str, list[float]] = {}
+    for prepared in (False, True):
+        app = create_app(settings, "t1", load_arena(BASELINES), Horizon(), prepared=prepared)
+        tables: Any = app.tables
+        pauses = slept.setdefault(str(prepared), [])
+
+        async def sleep(seconds: float, pauses: list[float] = pauses) -> None:
+            pauses.append(seconds)
+
+        async def nothing() -> None:
+            pass
+
+        with (
+            mock.patch.object(tables, "sleep", sleep),
+            mock.patch.object(tables, "_update_channels", nothing),
+            mock.patch.object(type(tables.recovery), "start", lambda _self: nothing()),
+        ):
+            asyncio.run(tables.on_start())
+    assert slept == {"False": [1.0], "True": []}  # Faust's own manager pauses; the prepared one does not
