@@ -537,7 +537,7 @@ def _team_row(store: LeaderboardStore, arena: Arena, team: str) -> dict[str, Any
     } | _fields(TradingMetrics, team_trading(store, arena, team))
 
 
-def summary(store: LeaderboardStore, arena: Arena) -> dict[str, Any]:
+def summary(store: LeaderboardStore, arena: Arena, ranked: list[ModelStanding] | None = None) -> dict[str, Any]:
     """The whole leaderboard as JSON-ready data: sorted keys and rows, floats rounded, no wall clock.
 
     ``series`` has one row per team/model/symbol, ``models`` one per team/model over all its
@@ -546,10 +546,10 @@ def summary(store: LeaderboardStore, arena: Arena) -> dict[str, Any]:
     tests were made, each symbol's MASE scale and the verdicts in words. Series and model rows
     carry ``rel_mae``, ``mase``, the Diebold-Mariano test against persistence (``dm_*``) and the
     direction test (``direction_*``; model rows add Holm-adjusted p-values). Metrics not known
-    yet are ``null``.
+    yet are ``null``. ``ranked``: the :func:`standings`, if the caller has them already.
     """
     done = progress(store)
-    ranked = standings(store, arena)
+    ranked = standings(store, arena) if ranked is None else ranked
     result = {
         "arena": arena.name,
         "initial_cash": arena.strategy.initial_cash,

@@ -33,6 +33,14 @@ from typing import Any
 
 from redblue.core.metrics import NaiveScale, ScoredForecast
 
+
+def preload() -> None:
+    """Import what the tests compute with (numpy, ``scipy.special``) ahead of time, e.g. in a
+    thread while a simulation runs: the board is then ready as soon as the run is."""
+    import numpy  # noqa: F401
+    import scipy.special  # noqa: F401
+
+
 LOSS = "absolute error"
 HORIZON = 1
 ALPHA = 0.05

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from consumers.leaderboard import summary
+from consumers.leaderboard import standings, summary
 from processors.pins import Pin, sorted_pins
 from producers.replay import ReplayPlan
 from redblue.adapters.kafka import read_topics
@@ -104,6 +104,7 @@ def write(
     per_symbol = symbol_counts(plan, forecasts, scored, fills, calendar)
     with RedisStore.from_settings(settings, run) as store:
         _csv(out / "equity.csv", EQUITY_COLUMNS, _equity_rows(run, store, arena))
+        ranked = standings(store, arena)  # the tests read every scored forecast: once for both
         result = {
             "run": run,
             "start": plan.first_target.isoformat(),
@@ -121,12 +122,12 @@ def write(
             },
             "failed_forecasts": dict(sorted(failed.items())),
             "served": [pin.as_json() for pin in sorted_pins(served)],
-            **summary(store, arena),
+            **summary(store, arena, ranked),
         }
         if not plan.uniform:
             result["coverage"] = per_symbol
         text = report.render_original(store, arena, plan.first_target, plan.days, end=end and plan.last_target)
-        text += "\n\n" + report.leaderboard_text(store, arena)
+        text += "\n\n" + report.render_leaderboard(ranked)
         text += "\n\n" + render_symbol_counts(per_symbol)
         text += "".join(
             f"\nwarning: {series} could not forecast on {n} day(s); see {out / 'logs' / 'processor.log'}"

@@ -229,10 +229,13 @@ def simulate(
         for symbol, span in plan.spans.items():
             say(f"  {symbol}: warm-up from {span.warmup_first}, targets {span.first_target} .. {span.last}")
     with running_pipeline(settings, run, req, plan, out_dir / "logs", pins) as pipeline:
+        ending = threading.Thread(target=_outputs, name="import-outputs", daemon=True)
+        ending.start()  # while the processor's worker starts (this process waits for its first forecasts)
         producer = EventProducer(settings.for_service("producer"), run)
         replay(producer, plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
         pipeline.services.begin_shutdown()  # the services stop while the files are written
+        ending.join()
         written = _outputs().write(
             settings.for_service("leaderboard"), run, req.arena, plan, out_dir, end=req.end, served=pins
         )
@@ -244,9 +247,12 @@ def simulate(
 
 
 def _outputs() -> Any:
-    """:mod:`redblue.app.outputs`, imported when needed: a simulation starts its processor first."""
+    """:mod:`redblue.app.outputs` with what its board's tests compute with, imported when needed
+    (a simulation starts its processor first)."""
+    from consumers.significance import preload
     from redblue.app import outputs
 
+    preload()
     return outputs
 
 
