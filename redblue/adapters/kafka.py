@@ -499,6 +499,7 @@ def consume(
     batch: Callable[[], AbstractContextManager[object]] = nullcontext,
     transactional_id: str | None = None,
     on_ready: Callable[[], None] | None = None,
+    unit: int = 2000,
 ) -> ConsumerStats:
     """Consume ``specs`` until ``stop`` is set: decode, handle, produce the results, commit.
 
@@ -514,6 +515,7 @@ def consume(
     With ``from_start`` every start re-reads the topics from their beginning, for a projection
     that keeps working state in memory and must rebuild it after a restart. ``on_ready`` is
     called once, when the loop has handled everything its topics held (see :func:`_caught_up`).
+    ``unit``: at most this many consumed events are handled, sent and committed together.
     """
     producer = EventProducer(settings, run, transactional_id)
     failed: list[KafkaError] = []
@@ -530,7 +532,7 @@ def consume(
     commits = _Commits(consumer, producer, stage, failed)
     consumer.subscribe([producer.topic(s) for s in specs], on_assign=_rewind if from_start else _keep)
     stats = ConsumerStats()
-    work = _Work(producer, handle, batch, commits, consumer if transactional_id is not None else None)
+    work = _Work(producer, handle, batch, commits, consumer if transactional_id is not None else None, size=unit)
     try:
         while not stop.is_set():
             messages = take(consumer, 1000, timeout=0.2)
