@@ -41,17 +41,20 @@ def champion(settings: Settings) -> Any:
     import mlflow.onnx
     from mlflow import MlflowClient
 
+    from redblue.adapters.mlflow.auth import logged_in
+
     client = MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
-    names = [f"{settings.registry_prefix}.red.mlp.AAPL"] + [
-        m.name for m in client.search_registered_models() if "champion" in m.aliases
-    ]
-    for name in names:
-        try:
-            version = client.get_model_version_by_alias(name, "champion").version
-        except Exception:  # not there: try the next one
-            continue
-        mlflow.set_registry_uri(settings.mlflow_uri)
-        return mlflow.onnx.load_model(f"models:/{name}/{version}"), f"{name} version {version}"
+    with logged_in(settings.for_service("admin").mlflow_login()):  # the stack's server asks who reads
+        names = [f"{settings.registry_prefix}.red.mlp.AAPL"] + [
+            m.name for m in client.search_registered_models() if "champion" in m.aliases
+        ]
+        for name in names:
+            try:
+                version = client.get_model_version_by_alias(name, "champion").version
+            except Exception:  # not there: try the next one
+                continue
+            mlflow.set_registry_uri(settings.mlflow_uri)
+            return mlflow.onnx.load_model(f"models:/{name}/{version}"), f"{name} version {version}"
     sys.exit("no champion in the registry: run bin/redblue train first")
 
 
