@@ -134,6 +134,8 @@ def profile(run: str, out: Path) -> str:
         "print('=== simulate process'); print(s.report(['trader', 'scorer'], top=12))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=False)
+    if done.returncode:
+        return f"(the profiled run failed with exit code {done.returncode}:\n{done.stderr[-2000:]})"
     text = done.stdout[done.stdout.find("=== simulate process") :]
     return "=== processor process\n" + (report.read_text() if report.exists() else "(no report)") + "\n" + text
 
