@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,23 +58,32 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-_ADMIN: dict[str, Any] = {}  # the last admin client made, and for what
-_ADMIN_LOCK = threading.Lock()
+_SHARED_ADMINS: ContextVar[dict[str, AdminClient] | None] = ContextVar("redblue_shared_admins", default=None)
+
+
+@contextmanager
+def shared_admin_clients() -> Iterator[None]:
+    """Inside the block (in this thread), :func:`admin_client` hands out one client per login:
+    a new one costs a connection and a SCRAM handshake (~0.1 s), and setting a run up asks
+    several times. Outside, every call gets a new client (a long-lived process, e.g. a season's
+    supervisor, never keeps one in reconnect back-off across a broker restart)."""
+    token = _SHARED_ADMINS.set({})
+    try:
+        yield
+    finally:
+        _SHARED_ADMINS.reset(token)
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    """An admin client as ``settings.service`` (topic and ACL changes need the admin service).
-
-    The last one made is kept and handed out again for the same login: a new client costs a
-    connection and a SCRAM handshake (~0.1 s), and setting a run up asks several times.
-    """
+    """An admin client as ``settings.service`` (topic and ACL changes need the admin service)."""
     config = {**client_config(settings), "log_level": 3}
+    shared = _SHARED_ADMINS.get()
+    if shared is None:
+        return AdminClient(config)
     key = repr(sorted(config.items()))
-    with _ADMIN_LOCK:
-        if _ADMIN.get("key") != key:
-            _ADMIN.update(key=key, client=AdminClient(config))
-        client: AdminClient = _ADMIN["client"]
-    return client
+    if key not in shared:
+        shared[key] = AdminClient(config)
+    return shared[key]
 
 
 def check_broker(settings: Settings, timeout: float = 5.0) -> None:

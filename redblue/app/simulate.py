@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from processors.book import ModelBook, ModelSource
 from processors.pins import Pin, check_cutoffs, serve_from, walk_forward_cutoffs, write_pins
 from producers.replay import ReplayPlan, plan_replay, replay
-from redblue.adapters.kafka import EventProducer
+from redblue.adapters.kafka import EventProducer, shared_admin_clients
 from redblue.core import runs
 from redblue.core.arena import REPO_ROOT, Arena
 from redblue.core.bars import DATA_DIR, data_fingerprint
@@ -345,8 +345,9 @@ def running_pipeline(
         pipeline.launch()  # the processor imports and loads its models while the run is reset
         from redblue.app.provision import prepare_run, reset_run
 
-        reset_run(settings, run)
-        prepare_run(settings, run)  # topics and, with security, each service's rights on them
+        with shared_admin_clients():
+            reset_run(settings, run)
+            prepare_run(settings, run)  # topics and, with security, each service's rights on them
         store = pipeline.store = RedisStore.from_settings(settings.for_service("admin"), run)
         runs.describe_simulation(store, req.arena, plan.first_target, plan.last_target, plan.days)
         pipeline.start()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from redblue.adapters.kafka import KafkaUnavailable, commit, is_transient
+from redblue.adapters.kafka import KafkaUnavailable, admin_client, commit, is_transient, shared_admin_clients
+from redblue.core.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -147,3 +148,16 @@ def test_a_big_batch_is_handled_in_units_each_sent_and_committed_before_the_next
     work.add(Received("t", 0, 8, None, None), [])  # a dead-lettered message: nothing to handle, still committed
     work.finish()
     assert log[-2:] == ["send 0", "commit [(('t', 0), 9)]"]
+
+
+def test_admin_clients_are_shared_only_inside_the_block() -> None:
+    """Setting a run up shares one admin client per login; anywhere else (a supervisor that lives
+    through broker restarts) each call gets a new one, never one stuck in reconnect back-off."""
+    admin = Settings(kafka_bootstrap="127.0.0.1:1", security=False).for_service("admin")
+    other = admin.model_copy(update={"kafka_bootstrap": "127.0.0.1:2"})
+    assert admin_client(admin) is not admin_client(admin)
+    with shared_admin_clients():
+        first = admin_client(admin)
+        assert admin_client(admin) is first
+        assert admin_client(other) is not first
+    assert admin_client(admin) is not first
