@@ -8,6 +8,7 @@ only error events) and lose nothing.
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -25,7 +26,6 @@ from redblue.core import credentials
 from redblue.core.arena import load_arena
 from redblue.core.settings import Settings
 from redblue.stack import kafka as stack_kafka
-from redblue.stack import process
 from redblue.stack.credentials import with_stack_credentials
 from schemas import Bar, Event, topic_name
 from schemas.topics import BARS
@@ -35,13 +35,19 @@ pytestmark = pytest.mark.integration
 
 
 def _free_port_pair() -> int:
-    """A port p such that p (broker) and p + 1 (controller) are both free."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port < 65535 and not process.port_in_use("127.0.0.1", port + 1):
-            return port
+    """A port p such that p (broker) and p + 1 (controller) can both be listened on: drawn below
+    the kernel's ephemeral range (32768 up), where no outgoing connection takes a local port
+    (one on p + 1 once made the broker's controller fail with 'Address already in use'), and
+    both bound once to be sure."""
+    for _ in range(100):
+        port = random.randrange(20000, 32000)
+        try:
+            with socket.socket() as one, socket.socket() as two:
+                one.bind(("127.0.0.1", port))
+                two.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
     raise RuntimeError("no free pair of ports")
 
 
