@@ -115,23 +115,20 @@ def ensure_topics(settings: Settings, run: str, compacted: Mapping[str, int] | N
     ones (name -> partitions, e.g. the processor's table changelogs). Existing ones are kept."""
     check_broker(settings)
     wanted = run_topics(settings, run)
-    _create(
-        admin_client(settings),
-        [NewTopic(name, num_partitions=spec.partitions, replication_factor=1) for name, spec in wanted.items()],
-        compacted or {},
-    )
+    plain = [NewTopic(name, num_partitions=spec.partitions, replication_factor=1) for name, spec in wanted.items()]
+    _create(admin_client(settings), [*plain, *_compacted(compacted or {})])
     return [*wanted, *(compacted or {})]
 
 
-def _create(admin: AdminClient, topics: list[NewTopic], compacted: Mapping[str, int]) -> None:
-    """Create ``topics`` and the ``compacted`` ones; those that exist already are kept. Returns once
-    the broker's metadata shows each with every partition led: a client that starts next finds
-    them all (a Faust worker whose consumer missed its changelog failed with PartitionsMismatch)."""
+def _compacted(partitions: Mapping[str, int]) -> list[NewTopic]:
     config = {"cleanup.policy": "compact"}
-    topics = [
-        *topics,
-        *(NewTopic(n, num_partitions=p, replication_factor=1, config=config) for n, p in compacted.items()),
-    ]
+    return [NewTopic(n, num_partitions=p, replication_factor=1, config=config) for n, p in partitions.items()]
+
+
+def _create(admin: AdminClient, topics: list[NewTopic]) -> None:
+    """Create ``topics``; those that exist already are kept. Returns once the broker's metadata
+    shows each with every partition led: a client that starts next finds them all (a Faust worker
+    whose consumer missed its changelog failed with PartitionsMismatch)."""
     for name, future in admin.create_topics(topics).items():
         try:
             future.result(timeout=30)
@@ -142,24 +139,30 @@ def _create(admin: AdminClient, topics: list[NewTopic], compacted: Mapping[str, 
 
 
 def _wait_led(admin: AdminClient, wanted: Mapping[str, int], attempts: int = 100) -> None:
+    """Wait until the broker's metadata lists each topic with a leader for every partition; a
+    topic that exists with another number of partitions is an error at once."""
     for _ in range(attempts):
-        topics = admin.list_topics(timeout=10).topics
-        if all(
-            name in topics
-            and topics[name].error is None
-            and len(topics[name].partitions) == n
-            and all(p.leader >= 0 for p in topics[name].partitions.values())
-            for name, n in wanted.items()
-        ):
+        listed = admin.list_topics(timeout=10).topics
+        ready = 0
+        for name, n in wanted.items():
+            meta = listed.get(name)
+            if meta is None or meta.error is not None or not meta.partitions:
+                continue
+            if len(meta.partitions) != n:
+                raise KafkaUnavailable(f"topic {name} exists with {len(meta.partitions)} partitions, not {n}")
+            ready += all(p.leader >= 0 for p in meta.partitions.values())
+        if ready == len(wanted):
             return
         threading.Event().wait(0.05)
-    raise KafkaUnavailable(f"topics created but not in the broker's metadata after {attempts} looks: {sorted(wanted)}")
+    raise KafkaUnavailable(
+        f"topics created but not led in the broker's metadata after {attempts} looks: {sorted(wanted)}"
+    )
 
 
 def ensure_compacted_topics(settings: Settings, partitions: Mapping[str, int]) -> None:
     """Create compacted topics (name -> partitions) unless they exist, e.g. a processor's table
     changelogs, so that its worker never meets one that the cluster metadata does not show yet."""
-    _create(admin_client(settings), [], partitions)
+    _create(admin_client(settings), _compacted(partitions))
 
 
 def delete_run(

@@ -5,7 +5,8 @@ match the *start* of a name, so ``{prefix}.`` cannot say "only the bars topics":
 would give the producer every topic of every run. Each run therefore gets LITERAL grants on
 its own topic names, created by the admin when the run is set up (:func:`run_grants`, applied
 by :func:`redblue.adapters.kafka_security.grant_run`) and removed with the run. The Faust
-processor creates its own changelog and assignor topics: they all start with its app id,
+processor's changelog and assignor topics all start with its app id (the admin creates the
+changelogs with the run; a processor may create them, and creates its assignor topic, itself),
 so it gets a PREFIXED grant on ``<app id>-`` (its group and its own topics only).
 
 Nothing here imports a vendor library: the adapter translates these grants into ACL bindings.

@@ -10,7 +10,15 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 
-from redblue.adapters.kafka import EventProducer, Outgoing, admin_client, client_config, take
+from redblue.adapters.kafka import (
+    EventProducer,
+    KafkaUnavailable,
+    Outgoing,
+    admin_client,
+    client_config,
+    ensure_compacted_topics,
+    take,
+)
 from redblue.app.provision import prepare_run, reset_run
 from redblue.core.access import processor_changelogs, reader_group
 from redblue.core.settings import Settings
@@ -60,5 +68,19 @@ def test_a_consumer_takes_what_has_arrived_without_waiting_for_a_full_batch(sett
             consumer.close()
         assert [m.error() for m in got] == [None]
         assert waited < 15, f"took {waited:.1f}s for one message that was there: it waited for a full batch"
+    finally:
+        reset_run(settings, run_id)
+
+
+def test_a_changelog_left_with_other_partitions_is_a_clear_error(settings: Settings, run_id: str) -> None:
+    """A topic of the run that exists with the wrong number of partitions is named at once (a
+    worker would meet it as Faust's PartitionsMismatch on its first table write)."""
+    [(changelog, partitions)] = processor_changelogs(run_id).items()
+    try:
+        ensure_compacted_topics(settings.for_service("admin"), {changelog: partitions - 1})
+        with pytest.raises(
+            KafkaUnavailable, match=f"{changelog} exists with {partitions - 1} partitions, not {partitions}"
+        ):
+            prepare_run(settings, run_id)
     finally:
         reset_run(settings, run_id)
