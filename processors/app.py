@@ -244,9 +244,22 @@ def _processing(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
+class _Worker(faust.Worker):
+    """Faust's worker, closing its event loop as soon as the tasks it cancelled on stopping have
+    finished: mode's worker runs the loop a fixed second longer for them (``_sentinel_task``),
+    a second every simulation waited for its processor to exit."""
+
+    async def _sentinel_task(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.0
+        current = asyncio.current_task()
+        while loop.time() < deadline and any(t is not current for t in asyncio.all_tasks()):
+            await asyncio.sleep(0.01)
+
+
 def build_worker(app: faust.App, loglevel: str = "warn") -> faust.Worker:
     """The worker of ``app``, logging at ``loglevel`` and above."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker = _Worker(app, loglevel=loglevel, quiet=True)
     # Faust's terminal spinner turns the root logger down to DEBUG so that it can spin on every
     # record: a log record for every message sent. A worker logging to a file needs no spinner.
     worker.spinner = None

@@ -123,6 +123,40 @@ def test_the_worker_does_not_turn_logging_down_to_debug(tmp_path: Path) -> None:
         root.setLevel(before)
 
 
+def test_the_stopped_worker_closes_its_loop_once_its_cancelled_tasks_have_finished(tmp_path: Path) -> None:
+    """mode's worker ran the loop a fixed second after stopping: each simulation waited for it."""
+    import asyncio
+    import time
+
+    from processors.app import build_worker
+
+    app = create_app(
+        Settings(home=tmp_path, stack_dir=tmp_path / "stack", security=False), "t1", load_arena(BASELINES), Horizon()
+    )
+    worker = build_worker(app, "warn")
+    cleaned: list[str] = []
+
+    async def service() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # a cancelled task still cleaning up when the sentinel starts
+            cleaned.append("yes")
+            raise
+
+    async def stop() -> float:
+        task = asyncio.create_task(service())
+        await asyncio.sleep(0)
+        task.cancel()
+        began = time.monotonic()
+        await worker._sentinel_task()
+        return time.monotonic() - began
+
+    took = asyncio.run(stop())
+    assert cleaned == ["yes"]  # waited for it
+    assert took < 0.5  # and no longer (mode's own waits 1 s whatever runs)
+
+
 def test_a_batch_of_bars_in_one_message_gives_what_one_bar_per_message_gives(tmp_path: Path) -> None:
     from schemas import encode_many
 
