@@ -228,10 +228,12 @@ def simulate(
     if not plan.uniform:
         for symbol, span in plan.spans.items():
             say(f"  {symbol}: warm-up from {span.warmup_first}, targets {span.first_target} .. {span.last}")
+    # made now, it has its idempotent producer id by the time the bars go out: made just before
+    # them, librdkafka acquired the id on a half-second retry timer and the first bars waited for it
+    producer = EventProducer(settings.for_service("producer"), run)
     with running_pipeline(settings, run, req, plan, out_dir / "logs", pins) as pipeline:
         ending = threading.Thread(target=_outputs, name="import-outputs", daemon=True)
         ending.start()  # while the processor's worker starts (this process waits for its first forecasts)
-        producer = EventProducer(settings.for_service("producer"), run)
         replay(producer, plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
         pipeline.services.begin_shutdown()  # the services stop while the files are written
