@@ -174,6 +174,31 @@ def test_each_chart_holds_the_expected_points(served: Served, browser: Any) -> N
     page.close()
 
 
+def test_a_late_answer_for_an_earlier_choice_does_not_replace_the_chart(served: Served, browser: Any) -> None:
+    """Choosing a symbol draws the current model's forecast, choosing a model right after draws
+    another's: the first answer, if it comes last, must not paint over the second (a test here
+    once waited 30 s for a chart that a late answer had replaced)."""
+    page = open_page(browser, f"{served.url}/?run={served.run}")
+    first = page.input_value("#model")
+    other = "red/drift" if first != "red/drift" else "blue/trend"
+    page.evaluate(
+        """member => {
+            const real = window.fetch;
+            window.fetch = (url, ...rest) => String(url).includes(`/series/${member}/`)
+                ? new Promise(resolve => setTimeout(resolve, 1000)).then(() => real(url, ...rest))
+                : real(url, ...rest);
+        }""",
+        first,
+    )
+    page.select_option("#symbol", "SAP")  # draws `first`: its answer comes a second late
+    page.select_option("#model", other)  # draws `other` at once
+    page.wait_for_function(f"document.getElementById('forecast').data?.some(t => t.name === '{other} forecast')")
+    page.wait_for_timeout(1500)  # the late answer has come
+    names = page.evaluate("document.getElementById('forecast').data.map(t => t.name)")
+    assert f"{other} forecast" in names and f"{first} forecast" not in names
+    page.close()
+
+
 def test_a_new_score_appears_without_a_reload(served: Served, browser: Any) -> None:
     page = open_page(browser, f"{served.url}/?run={served.run}")
     page.evaluate("window.notReloaded = true")

@@ -174,13 +174,17 @@ function fillSelectors() {
   keep($("model"), models.map((m) => [m, m]), models.includes(preferred) ? preferred : models[0]);
 }
 
+let forecastCalls = 0;  // the newest drawForecast: an older one answered later must not paint over it
+
 async function drawForecast() {
   const symbol = $("symbol").value, member = $("model").value;
   if (!symbol || !member) return;
+  const call = ++forecastCalls;
   const [team, model] = member.split("/");
   const [prices, series] = await Promise.all([
     api(`runs/${state.run}/symbols/${symbol}`), api(`runs/${state.run}/series/${team}/${model}/${symbol}`),
   ]);
+  if (call !== forecastCalls) return;  // the symbol or model changed while this call waited
   const traces = [
     { name: `${symbol} close`, x: prices.closes.map((p) => p.date), y: prices.closes.map((p) => p.close),
       mode: "lines", line: { color: "#2b3340", width: 1.8 } },
