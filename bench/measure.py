@@ -102,6 +102,7 @@ def topic_stats(config: dict[str, str], topic: str) -> TopicStats:
     """``topic``'s messages and their time span, read with the client settings ``config``."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+    from redblue.adapters.kafka import take
     from schemas import decode_all
 
     consumer = Consumer(
@@ -123,7 +124,7 @@ def topic_stats(config: dict[str, str], topic: str) -> TopicStats:
             consumer.assign([TopicPartition(topic, p, lo)])
             done = False
             while not done:
-                for msg in consumer.consume(1000, timeout=5):
+                for msg in take(consumer, 1000, timeout=5):  # not consume(): it waits the whole timeout
                     error = msg.error()
                     if error is not None:
                         done = done or error.code() == KafkaError._PARTITION_EOF

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 Payload = tuple[bytes | None, bytes]
@@ -46,6 +46,13 @@ def _consumer(config: Config, topics: list[str]) -> Consumer:
     return consumer
 
 
+def _take(consumer: Consumer) -> list[Message]:
+    """What has arrived, as soon as one message has: ``consume(1000, timeout)`` would wait the
+    whole timeout whenever fewer than 1,000 messages come (the way redblue's stages read too)."""
+    first = consumer.poll(0.2)
+    return [] if first is None else [first, *consumer.consume(999, timeout=0)]
+
+
 def _send(producer: Producer, topic: str, payloads: Sequence[Payload]) -> None:
     for key, value in payloads:
         while True:
@@ -62,7 +69,7 @@ def relay(config: Config, source: list[str], target: str, outputs: Sequence[Payl
     consumer, producer = _consumer(config, source), _producer(config)
     seen = sent = 0
     while seen < inputs:
-        for msg in consumer.consume(1000, timeout=0.2):
+        for msg in _take(consumer):
             if msg.error() is None:
                 seen += 1
                 due = len(outputs) * seen // inputs
@@ -77,7 +84,7 @@ def drain(config: Config, source: list[str], inputs: int) -> None:
     consumer = _consumer(config, source)
     seen = 0
     while seen < inputs:
-        seen += sum(1 for msg in consumer.consume(1000, timeout=0.2) if msg.error() is None)
+        seen += sum(1 for msg in _take(consumer) if msg.error() is None)
     consumer.close()
 
 
@@ -92,6 +99,7 @@ def run(config: Config, bars: list[Payload], forecasts: list[Payload], trades: l
         future.result(timeout=30)
     with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as handle:
         pickle.dump((config, forecasts, len(bars)), handle)  # a 0600 file, removed below
+    producer = _producer(config)  # made first, as redblue's replay makes its producer before the run starts
     try:
         began = time.perf_counter()
         stage2 = subprocess.Popen(
@@ -105,7 +113,6 @@ def run(config: Config, bars: list[Payload], forecasts: list[Payload], trades: l
         )
         stage3.start()
         stage4.start()
-        producer = _producer(config)
         _send(producer, topics["bars"], bars)
         producer.flush(30)
         stage4.join()
