@@ -25,6 +25,11 @@ class Proc:
     peak_rss_mb: float = 0.0
     cpu_s: float = 0.0
 
+    @property
+    def processor(self) -> bool:
+        """A simulation's processor (``redblue --await-command``, then told to ``process``)."""
+        return "--await-command" in self.cmdline or " process " in self.cmdline
+
 
 def _children(pid: int) -> list[int]:
     try:

@@ -118,7 +118,7 @@ def simulate(folder: Path, models: int, uri: str) -> dict[str, Any]:
     log = (folder / run / "logs" / "processor.log").read_text()
     stamps = [time.mktime(time.strptime(s[:19], "%Y-%m-%d %H:%M:%S")) + int(s[20:23]) / 1000
               for s in re.findall(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})[^\n]*serving t0", log)]  # fmt: skip
-    processor = next(p for p in done.procs if " process " in p.cmdline)
+    processor = next(p for p in done.procs if p.processor)
     return {
         "models": models,
         "sim_s": float(re.search(r"took ([0-9.]+)s", "\n".join(t for _, t in done.lines)).group(1)),  # type: ignore[union-attr]

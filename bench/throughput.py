@@ -111,7 +111,7 @@ def raw(config: dict[str, str], result: dict[str, Any], singles: bool) -> tuple[
 def procs_table(procs: list[measure.Proc]) -> list[str]:
     rows = []
     for p in procs:
-        role = "processor" if " process " in p.cmdline else "simulate (trader, scorer, orchestrator)"
+        role = "processor" if p.processor else "simulate (trader, scorer, orchestrator)"
         if "redblue" in p.cmdline:
             rows.append(f"| {role} | {p.peak_rss_mb:.0f} | {p.cpu_s:.2f} |")
     return rows

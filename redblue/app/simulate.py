@@ -7,8 +7,9 @@ simulation if any of them was trained on data after the run's first as-of day
 processor gets them in a file and never follows a moved alias. The run id, ``summary.json`` and
 the MLflow run record them.
 
-Then it starts the Faust processor as its own process (it imports and loads its models while the
-run is reset: topics, consumer groups, leaderboard keys; then its worker starts), the trader and
+Then it has the Faust processor run as its own process (started before anything else, see
+:mod:`redblue.app.warm`: it imports while the run is planned and loads its models while the run
+is reset: topics, consumer groups, leaderboard keys; then its worker starts), the trader and
 scorer as consumers, replays the bars, waits until the scorer has seen the last bar, every
 forecast and every equity mark, and writes the run's files from the topics and the leaderboard
 while everything stops. The heavier modules are imported only once the processor is on its way.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -34,6 +34,7 @@ from processors.book import ModelBook, ModelSource
 from processors.pins import Pin, check_cutoffs, serve_from, walk_forward_cutoffs, write_pins
 from producers.replay import ReplayPlan, plan_replay, replay
 from redblue.adapters.kafka import EventProducer, shared_admin_clients
+from redblue.app import warm
 from redblue.core import runs
 from redblue.core.arena import REPO_ROOT, Arena
 from redblue.core.bars import DATA_DIR, data_fingerprint
@@ -381,19 +382,17 @@ class Pipeline:
             runs.finish(self.store, runs.COMPLETE)
 
     def launch(self) -> None:
-        """Start the processor process; it gets ready (imports, models) and waits for :meth:`start`."""
-        cmd = [
-            sys.executable, "-m", "redblue", "process", "--run", self.run, "--arena", str(self.req.arena_path),
+        """Give the processor its command (a process started earlier, its imports done or under
+        way, see :mod:`redblue.app.warm`); it gets ready (models) and waits for :meth:`start`."""
+        argv = [
+            "process", "--run", self.run, "--arena", str(self.req.arena_path),
             "--symbols", ",".join(self.req.arena.symbols),
             "--first-target", self.plan.first_target.isoformat(), "--last-target", self.plan.last_target.isoformat(),
             "--spans", format_spans(self.plan.spans), "--wait-for-go",
             *(["--pins", str(self.pins)] if self.pins is not None else []),
         ]  # fmt: skip
-        with self.log.open("wb") as handle:
-            env = {**os.environ, **as_env(self.settings.for_service("processor"))}
-            self.services.processor = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
-            )
+        self.services.processor = warm.claim()
+        warm.order(self.services.processor, argv, self.log, as_env(self.settings.for_service("processor")))
 
     def start(self) -> None:
         """Let the processor's worker start (the run's topics exist now); start the trader and scorer."""
