@@ -31,10 +31,17 @@ class Drift(bt.Strategy):  # type: ignore[misc]
     def __init__(self) -> None:
         self.trades = 0
 
+    def prenext(self) -> None:  # before every symbol has started (spans begin at different dates)
+        self.next()
+
     def next(self) -> None:
-        for data in self.datas:
+        started = [data for data in self.datas if len(data)]
+        today = max(data.datetime.date(0) for data in started)
+        for data in started:
+            if data.datetime.date(0) != today:
+                continue  # no bar of this symbol today: nothing new to decide on
             first_as_of, last = self.p.spans[data._name]
-            day = data.datetime.date(0).isoformat()
+            day = today.isoformat()
             if not first_as_of <= day < last or len(data) < self.p.lookback + 1:
                 continue
             closes = data.close.get(size=self.p.lookback + 1)

@@ -65,7 +65,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     memory = fifths(events, InMemoryStore(), unit=1)
     print("| in memory, one event at a time | " + " | ".join(f"{x:.1f}" for x in memory) + " |")
-    redis = RedisStore(settings.redis_url, "bench", f"scorer-cost-{uuid.uuid4().hex[:6]}")
+    redis = RedisStore.from_settings(settings.for_service("scorer"), f"scorer-cost-{uuid.uuid4().hex[:6]}")
     try:
         batched = fifths(events, redis, unit=2000)
     finally:

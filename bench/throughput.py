@@ -112,7 +112,7 @@ def procs_table(procs: list[measure.Proc]) -> list[str]:
     rows = []
     for p in procs:
         role = "processor" if p.processor else "simulate (trader, scorer, orchestrator)"
-        if "redblue" in p.cmdline:
+        if "redblue" in p.cmdline and "python" in p.cmdline:  # not the bin/redblue shell wrapper
             rows.append(f"| {role} | {p.peak_rss_mb:.0f} | {p.cpu_s:.2f} |")
     return rows
 
@@ -145,6 +145,8 @@ def main() -> None:
     settings = Settings()
     arena = load_arena(DRIFT).with_symbols(FIVE)
     plan = plan_replay(DATA_DIR, FIVE, date(1999, 4, 1), 1000, arena.window, get_calendar())
+    arena7 = load_arena(DRIFT).with_symbols(SEVEN)
+    plan7 = plan_replay(DATA_DIR, SEVEN, date(1999, 4, 1), None, arena7.window, get_calendar(), end=date(2025, 9, 29))
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="redblue-throughput-") as tmp:
         work = Path(tmp)
@@ -155,13 +157,14 @@ def main() -> None:
         ]  # fmt: skip
         five = sorted(fives, key=lambda run: run["sim_s"])[REPEATS // 2]  # the median run: one run is noisy
         bt = backtrader(plan.spans, arena)
+        bt7 = backtrader(plan7.spans, arena7)
         batched_s, batched_n = raw(client_config(settings.for_service("admin")), five, singles=False)
         single_s, single_n = raw(client_config(settings.for_service("admin")), five, singles=True)
         seven = simulate("bench-drift7", work / "seven", "--arena", str(DRIFT), "--symbols", ",".join(SEVEN),
                          "--start", "1999-04-01", "--end", "2025-09-29")  # fmt: skip
         reference = simulate("bench-reference", work / "reference", "--start", "2024-01-02", "--days", "180")
         profiled = profile("bench-drift-profiled", work / "profiled")
-    print_report(load, fives, five, seven, reference, bt, (batched_s, batched_n), (single_s, single_n), profiled)
+    print_report(load, fives, five, seven, reference, (bt, bt7), (batched_s, batched_n), (single_s, single_n), profiled)
 
 
 def print_report(
@@ -170,7 +173,7 @@ def print_report(
     five: dict[str, Any],
     seven: dict[str, Any],
     reference: dict[str, Any],
-    bt: dict[str, Any],
+    bts: tuple[dict[str, Any], dict[str, Any]],
     batched: tuple[float, int],
     single: tuple[float, int],
     profiled: str,
@@ -191,10 +194,11 @@ def print_report(
     ):
         n = run["bars"]
         print(f"| {label} | {n:,} | {run[key]:.2f} | {n / run[key]:,.0f} | {n / run[key] / BASELINE_BARS_PER_S:.1f}x |")
-    print(f"| backtrader, same strategy and bars (cerebro.run) | {bt['bars']:,} | {bt['run_seconds']:.2f} | "
-          f"{bt['bars'] / bt['run_seconds']:,.0f} | |")  # fmt: skip
-    whole = bt["bars"] / bt["command_s"]
-    print(f"| backtrader, whole process | {bt['bars']:,} | {bt['command_s']:.2f} | {whole:,.0f} | |")
+    for label, bt in zip(("5 symbols", "7 symbols 1999-2025"), bts, strict=True):
+        print(f"| backtrader {label}, same strategy and bars (cerebro.run) | {bt['bars']:,} | "
+              f"{bt['run_seconds']:.2f} | {bt['bars'] / bt['run_seconds']:,.0f} | |")  # fmt: skip
+        whole = bt["bars"] / bt["command_s"]
+        print(f"| backtrader {label}, whole process | {bt['bars']:,} | {bt['command_s']:.2f} | {whole:,.0f} | |")
     print()
     print("| raw confluent-kafka, 4 stages | messages | seconds | msg/s | redblue simulation ÷ raw |")
     print("|---|---:|---:|---:|---:|")
@@ -204,10 +208,11 @@ def print_report(
     ):
         print(f"| {label} | {n:,} | {seconds:.2f} | {n / seconds:,.0f} | {five['sim_s'] / seconds:.1f}x |")
     print()
-    final = five["summary"]["teams"][0]["final_equity"]
-    print(f"final equity: redblue {final:.2f}, backtrader {bt['final_equity']:.2f} — "
-          f"{'agree to the cent' if round(final, 2) == round(bt['final_equity'], 2) else 'DIFFER'}; "
-          f"fills {five['summary']['teams'][0]['trades']} vs backtrader's {bt['trades']}")  # fmt: skip
+    for label, run, bt in (("5 symbols", five, bts[0]), ("7 symbols 1999-2025", seven, bts[1])):
+        team = run["summary"]["teams"][0]
+        agree = "agree to the cent" if round(team["final_equity"], 2) == round(bt["final_equity"], 2) else "DIFFER"
+        print(f"final equity, {label}: redblue {team['final_equity']:.2f}, backtrader {bt['final_equity']:.2f} — "
+              f"{agree}; fills {team['trades']} vs backtrader's {bt['trades']}")  # fmt: skip
     print(f"forecasts: {five['forecasts']:,} in {five['processing_s']:.2f}s processing "
           f"= {five['forecasts'] / five['processing_s']:,.0f} forecasts/s")  # fmt: skip
     print()
