@@ -116,6 +116,18 @@ def test_marks_of_a_day(store: LeaderboardStore) -> None:
     assert store.marks("blue", D[0], ["AAPL"]) == {}
 
 
+def test_marks_set_in_a_batch_are_written_once_too(store: LeaderboardStore) -> None:
+    a, b = mark("red", "AAPL", 0, 2, 100.0, -200.0), mark("red", "SAP", 0, 1, 50.0, -50.0)
+    store.set_mark(a)
+    with store.batch():  # the scorer's units: the batch's marks go in one call
+        store.set_mark(mark("red", "AAPL", 0, 0, 100.0, 0.0))  # set before the batch: kept
+        store.set_mark(b)
+        store.set_mark(mark("red", "SAP", 0, 5, 50.0, -250.0))  # set earlier in the batch: kept
+        store.set_mark(mark("blue", "SAP", 0, 1, 50.0, -50.0))
+    assert store.marks("red", D[0], ["AAPL", "SAP"]) == {"AAPL": a, "SAP": b}
+    assert list(store.marks("blue", D[0], ["SAP"])) == ["SAP"]
+
+
 def test_equity_history_and_progress_keep_the_latest_day(store: LeaderboardStore) -> None:
     store.set_equity("red", D[1], 1001.5)
     store.set_equity("red", D[0], 999.25)
