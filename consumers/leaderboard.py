@@ -10,7 +10,7 @@ answer does not depend on how Kafka interleaved the symbols.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import date
@@ -344,18 +344,24 @@ class ModelStanding:
         return metric_value(metric, self.forecasts, self.trading)
 
 
-def standings(store: LeaderboardStore, arena: Arena) -> list[ModelStanding]:
-    """Every arena model (and any other scored one), ordered by ``team/model``, with its tests.
+def scored_forecasts(store: LeaderboardStore) -> dict[Series, list[ScoredForecast]]:
+    """Every scored forecast of the run, per series (what the tests read): a read-time cost,
+    never a per-event one; read it once for :func:`standings` and :func:`summary` both."""
+    return store.scored_many(sorted(store.error_sums()))
 
-    Reads every scored forecast of the run (for the tests): a read-time cost, never a per-event one.
-    """
+
+def standings(
+    store: LeaderboardStore, arena: Arena, scored: Mapping[Series, list[ScoredForecast]] | None = None
+) -> list[ModelStanding]:
+    """Every arena model (and any other scored one), ordered by ``team/model``, with its tests
+    (``scored``: :func:`scored_forecasts`, if the caller has read them already)."""
     grouped: dict[tuple[str, str], dict[str, ErrorSums]] = {}
     for series, value in store.error_sums().items():
         grouped.setdefault((series.team, series.model), {})[series.symbol] = value
     scales = store.naive_scales()
     trading = {team: team_trading(store, arena, team) for team in arena.teams}
     members = sorted({(team, m.name) for team, m in arena.all_models()} | set(grouped))
-    scored = store.scored_many(sorted(Series(t, m, s) for (t, m), sums in grouped.items() for s in sums))
+    scored = scored_forecasts(store) if scored is None else scored
     tests = {
         (team, model): _model_tests(team, model, grouped.get((team, model), {}), scored, scales)
         for team, model in members
@@ -383,7 +389,7 @@ def _model_tests(
     team: str,
     model: str,
     sums: dict[str, ErrorSums],
-    scored: dict[Series, list[ScoredForecast]],
+    scored: Mapping[Series, list[ScoredForecast]],
     scales: dict[str, NaiveScale],
 ) -> Significance:
     mine = {symbol: scored[Series(team, model, symbol)] for symbol in sorted(sums)}
@@ -484,12 +490,13 @@ def _fields(cls: type[Any], metrics: ForecastMetrics | TradingMetrics | None) ->
     return dict.fromkeys(cls.__dataclass_fields__) if metrics is None else asdict(metrics)
 
 
-def _series_rows(store: LeaderboardStore, arena: Arena) -> list[dict[str, Any]]:
+def _series_rows(
+    store: LeaderboardStore, arena: Arena, scored: Mapping[Series, list[ScoredForecast]]
+) -> list[dict[str, Any]]:
     sums = store.error_sums()
     scales = store.naive_scales()
     expected = {Series(t, m.name, s) for t, m in arena.all_models() for s in arena.symbols_of(m)}
     rows = []
-    scored = store.scored_many(sorted(sums))
     for series in sorted(expected | set(sums)):
         value = sums.get(series, ErrorSums())
         scale = scales.get(series.symbol)
@@ -537,7 +544,12 @@ def _team_row(store: LeaderboardStore, arena: Arena, team: str) -> dict[str, Any
     } | _fields(TradingMetrics, team_trading(store, arena, team))
 
 
-def summary(store: LeaderboardStore, arena: Arena, ranked: list[ModelStanding] | None = None) -> dict[str, Any]:
+def summary(
+    store: LeaderboardStore,
+    arena: Arena,
+    ranked: list[ModelStanding] | None = None,
+    scored: Mapping[Series, list[ScoredForecast]] | None = None,
+) -> dict[str, Any]:
     """The whole leaderboard as JSON-ready data: sorted keys and rows, floats rounded, no wall clock.
 
     ``series`` has one row per team/model/symbol, ``models`` one per team/model over all its
@@ -546,14 +558,16 @@ def summary(store: LeaderboardStore, arena: Arena, ranked: list[ModelStanding] |
     tests were made, each symbol's MASE scale and the verdicts in words. Series and model rows
     carry ``rel_mae``, ``mase``, the Diebold-Mariano test against persistence (``dm_*``) and the
     direction test (``direction_*``; model rows add Holm-adjusted p-values). Metrics not known
-    yet are ``null``. ``ranked``: the :func:`standings`, if the caller has them already.
+    yet are ``null``. ``ranked``: the :func:`standings`, ``scored``: the :func:`scored_forecasts`,
+    if the caller has them already.
     """
     done = progress(store)
-    ranked = standings(store, arena) if ranked is None else ranked
+    scored = scored_forecasts(store) if scored is None else scored
+    ranked = standings(store, arena, scored) if ranked is None else ranked
     result = {
         "arena": arena.name,
         "initial_cash": arena.strategy.initial_cash,
-        "series": _series_rows(store, arena),
+        "series": _series_rows(store, arena, scored),
         "models": _model_rows(ranked),
         "statistics": _statistics(store, ranked),
         "teams": [_team_row(store, arena, team) for team in sorted(arena.teams)],

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from consumers.leaderboard import standings, summary
+from consumers.leaderboard import scored_forecasts, standings, summary
 from processors.pins import Pin, sorted_pins
 from producers.replay import ReplayPlan
 from redblue.adapters.kafka import read_topics
@@ -104,7 +104,8 @@ def write(
     per_symbol = symbol_counts(plan, forecasts, scored, fills, calendar)
     with RedisStore.from_settings(settings, run) as store:
         _csv(out / "equity.csv", EQUITY_COLUMNS, _equity_rows(run, store, arena))
-        ranked = standings(store, arena)  # the tests read every scored forecast: once for both
+        tested = scored_forecasts(store)  # what the tests read: once for the board and the summary
+        ranked = standings(store, arena, tested)
         result = {
             "run": run,
             "start": plan.first_target.isoformat(),
@@ -122,7 +123,7 @@ def write(
             },
             "failed_forecasts": dict(sorted(failed.items())),
             "served": [pin.as_json() for pin in sorted_pins(served)],
-            **summary(store, arena, ranked),
+            **summary(store, arena, ranked, tested),
         }
         if not plan.uniform:
             result["coverage"] = per_symbol
