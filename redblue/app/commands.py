@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 import threading
@@ -77,9 +78,18 @@ def stack(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _collect_less_often() -> None:
+    """For a simulation's processes: a young-generation collection every 10,000 allocations, not
+    700. A replay allocates millions of short-lived, acyclic events; with the default every
+    collection also walked the growing heap of kept ones (the 7-symbol history: 11 s -> 9 s)."""
+    gc.set_threshold(10_000, 10, 10)
+
+
 def simulate(args: argparse.Namespace, settings: Settings) -> int:
     from redblue.app.simulate import SimulationRequest, SimulationResult
     from redblue.app.simulate import simulate as run_simulation
+
+    _collect_less_often()
 
     arena, path = _arena(args)
     req = SimulationRequest(
@@ -186,6 +196,7 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
     pins = None if args.pins is None else read_pins(args.pins)
     app = create_app(settings, args.run, arena, horizon, sources, pins, prepared=args.wait_for_go)
     if args.wait_for_go:  # the orchestrator created every topic of the run, the changelogs too
+        _collect_less_often()  # a simulation's processor
         if not sys.stdin.readline():
             return 0  # it gave up before the run's topics were ready
     else:  # the processor may create its own <app id>- topics (a service without the admin's password)
