@@ -227,7 +227,7 @@ def print_report(
         print("|---|---:|---:|")
         print("\n".join(procs_table(run["procs"])))
         print()
-    print("CPU profile (sampled, share of each thread's samples):\n")
+    print("CPU profile (sampled, weighed by CPU time: share of each thread's CPU):\n")
     print(profiled)
 
 
