@@ -8,7 +8,7 @@ admin may do this; the services themselves then run as their own principals.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from redblue.adapters.kafka import delete_run, ensure_topics
 from redblue.adapters.kafka_security import grant_run, revoke_run, upsert_users
@@ -23,14 +23,20 @@ from redblue.stack.process import locked
 log = logging.getLogger(__name__)
 
 
-def prepare_run(settings: Settings, run: str) -> list[str]:
-    """Create the run's topics, the processor's table changelogs and (with security) the run's
-    ACLs, as the admin; return the topic names."""
+def prepare_run(settings: Settings, run: str, granted: Callable[[], object] | None = None) -> list[str]:
+    """Create (with security) the run's ACLs, then its topics and the processor's table
+    changelogs, as the admin; return the topic names.
+
+    ``granted`` is called once the ACLs are in place, before the topics are created: a producer
+    made then acquires its producer id meanwhile (the broker gives an idempotent producer one only
+    if it may write some topic, KIP-679; on a brand-new stack no other run's ACLs exist).
+    """
     admin = settings.for_service("admin")
-    topics = ensure_topics(admin, run, compacted=processor_changelogs(run))  # its worker then starts promptly
     if admin.security:
-        grant_run(admin, run)
-    return topics
+        grant_run(admin, run)  # ACLs name topics: they need not exist yet
+    if granted is not None:
+        granted()
+    return ensure_topics(admin, run, compacted=processor_changelogs(run))  # its worker then starts promptly
 
 
 def can_administer(settings: Settings) -> bool:

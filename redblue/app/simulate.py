@@ -229,13 +229,11 @@ def simulate(
     if not plan.uniform:
         for symbol, span in plan.spans.items():
             say(f"  {symbol}: warm-up from {span.warmup_first}, targets {span.first_target} .. {span.last}")
-    # made now, it has its idempotent producer id by the time the bars go out: made just before
-    # them, librdkafka acquired the id on a half-second retry timer and the first bars waited for it
-    producer = EventProducer(settings.for_service("producer"), run)
     with running_pipeline(settings, run, req, plan, out_dir / "logs", pins) as pipeline:
         ending = threading.Thread(target=_outputs, name="import-outputs", daemon=True)
         ending.start()  # while the processor's worker starts (this process waits for its first forecasts)
-        replay(producer, plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
+        assert pipeline.producer is not None
+        replay(pipeline.producer, plan.rows, calendar, utc_now, progress=_progress("replaying bars"))
         pipeline.wait_until_complete()
         pipeline.services.begin_shutdown()  # the services stop while the files are written
         ending.join()
@@ -350,7 +348,7 @@ def running_pipeline(
 
         with shared_admin_clients():
             reset_run(settings, run)
-            prepare_run(settings, run)  # topics and, with security, each service's rights on them
+            prepare_run(settings, run, granted=pipeline.make_producer)  # each service's rights, topics
         store = pipeline.store = RedisStore.from_settings(settings.for_service("admin"), run)
         runs.describe_simulation(store, req.arena, plan.first_target, plan.last_target, plan.days)
         pipeline.start()
@@ -375,6 +373,13 @@ class Pipeline:
         self.pins = pins
         self.services = _Services()
         self.store: LeaderboardStore | None = None  # the run's leaderboard, once the run is reset
+        self.producer: EventProducer | None = None  # the replay's, once the run's rights exist
+
+    def make_producer(self) -> None:
+        """The replay's producer, made as soon as the producer service may write the run's bars:
+        it has its idempotent producer id by the time they go out (made just before them,
+        librdkafka acquired the id on a half-second retry timer and the first bars waited)."""
+        self.producer = EventProducer(self.settings.for_service("producer"), self.run)
 
     def finished(self) -> None:
         """Note in the run's description that it completed."""

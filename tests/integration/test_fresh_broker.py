@@ -132,3 +132,25 @@ def test_the_first_simulation_on_a_brand_new_broker_completes(
     scored = {(row["team"], row["model"], row["symbol"]): row["count"] for row in result.summary["series"]}
     assert len(scored) == len(arena.symbols) * len(list(arena.all_models())), scored
     assert set(scored.values()) == {5}, scored
+
+
+def test_a_producer_made_once_the_run_is_granted_gets_its_id_on_a_brand_new_broker(
+    fresh_broker: Settings, run_id: str
+) -> None:
+    """A simulation makes its replay's producer inside ``prepare_run`` (``granted``), early, so it
+    has its producer id when the bars go out. The broker gives an idempotent producer an id only if
+    it may write some topic (KIP-679), and a brand-new broker has no other run's ACLs: a producer
+    made before the run's ACLs failed fatally (CI's first ``make demo``, never a warm stack)."""
+    from redblue.app.provision import prepare_run
+
+    made: list[EventProducer] = []
+
+    def make() -> None:
+        producer = EventProducer(fresh_broker.for_service("producer"), run_id)
+        time.sleep(1.5)  # librdkafka asks for the id within this (a half-second retry timer)
+        made.append(producer)
+
+    prepare_run(fresh_broker, run_id, granted=make)
+    [producer] = made
+    producer.send(Outgoing(BARS, "AAPL", bar("AAPL", date(2024, 1, 2), 100.0)))
+    producer.flush(timeout=30)  # raises if the producer failed
