@@ -47,7 +47,7 @@ def _sample(pid: int, into: dict[int, Proc]) -> None:
         return
     rss = next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0.0)
     proc = into.setdefault(pid, Proc(pid, cmd))
-    proc.cmdline = cmd  # the latest: bin/redblue, a shell script, execs Python
+    proc.cmdline = cmd or proc.cmdline  # the latest (bin/redblue, a shell script, execs Python); a zombie's is empty
     proc.peak_rss_mb = max(proc.peak_rss_mb, rss)
     proc.cpu_s = (int(stat[11]) + int(stat[12])) / CLOCK_TICKS  # utime + stime
     for child in _children(pid):
