@@ -24,15 +24,19 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (core.arena's REPO_ROOT, which imports pydantic)
 AWAIT = "--await-command"  # ``python -m redblue --await-command``: see :func:`receive`
 
 _waiting: list[subprocess.Popen[bytes]] = []  # prestarted, not yet claimed
 
 
 def start() -> subprocess.Popen[bytes]:
-    """A new waiting process (in the checkout's root, with this process's environment)."""
-    return subprocess.Popen([sys.executable, "-m", "redblue", AWAIT], stdin=subprocess.PIPE, cwd=ROOT)
+    """A new waiting process, in this process's directory (a relative path in its command, an
+    arena, ``--out``, means what it means here) with this process's environment and the checkout
+    on its Python path."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.Popen([sys.executable, "-m", "redblue", AWAIT], stdin=subprocess.PIPE, env=env)
 
 
 def prestart() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from redblue.app import warm
 
 
@@ -18,6 +20,20 @@ def test_it_runs_the_command_it_is_given_with_its_environment_into_its_log(tmp_p
     assert process.wait(timeout=60) == 0
     kafka = next(line for line in log.read_text().splitlines() if line.startswith("kafka"))
     assert "127.0.0.1:1 " in kafka and str(stack) in kafka  # the ordered environment, not the parent's
+
+
+def test_it_works_in_its_parents_directory_so_relative_paths_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``simulate --out out/x --arena my.yaml`` run outside the checkout: the processor's log,
+    arena and pins are the parent's relative paths (it once ran in the checkout and missed them)."""
+    monkeypatch.chdir(tmp_path)
+    process = warm.start()
+    warm.order(process, ["stack", "status"], Path("relative.log"), {"REDBLUE_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    assert process.stdin is not None
+    process.stdin.close()
+    assert process.wait(timeout=60) == 0
+    assert "127.0.0.1:1" in (tmp_path / "relative.log").read_text()
 
 
 def test_a_failing_command_gives_its_exit_code_and_its_message_in_the_log(tmp_path: Path) -> None:
